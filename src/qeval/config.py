@@ -1,0 +1,36 @@
+"""Frozen configuration records shared by the library, the CLI and the plugin."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """How completions are generated. Decoding is always greedy."""
+
+    max_new_tokens: int = 64
+    stop: tuple[str, ...] = ()
+    """Completion text is cut at the first of these before scoring (token counts are not)."""
+    batch_size: int = 8
+    """Batch size of the accuracy pass (left padding)."""
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """One sweep: which model, precisions and suites, and how much to run."""
+
+    model: str
+    precisions: tuple[str, ...]
+    suites: tuple[str, ...]
+    device: str = "auto"
+    limit: int | None = None
+    """Use the first ``limit`` cases of each suite (``None`` = all)."""
+    latency_samples: int = 8
+    """Timed batch-1 requests per cell, after warm-up."""
+    warmup_requests: int = 2
+    batch_size: int | None = None
+    """Overrides every suite's accuracy-pass batch size when set."""
+    out_dir: str = "reports"
+    run_id: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,101 @@
+"""Pure statistics: intervals for rates and scores, percentiles. No I/O.
+
+All intervals are two-sided 95% unless ``confidence`` says otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from scipy import stats as _st
+
+from qeval.results import MetricValue, Percentiles
+
+
+def proportion_ci(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float] | None:
+    """Wilson score interval for a rate ``successes / n`` (``None`` when n == 0).
+
+    Wilson rather than Wald: it stays inside [0, 1] and keeps its coverage at
+    the small n and extreme rates that per-suite evals often have.
+    """
+    if n <= 0:
+        return None
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes={successes} must lie in [0, n={n}]")
+    ci = _st.binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return (float(ci.low), float(ci.high))
+
+
+def rate(passed: Sequence[bool], confidence: float = 0.95) -> MetricValue:
+    """Pass rate with its Wilson interval."""
+    n = len(passed)
+    k = int(sum(bool(p) for p in passed))
+    return MetricValue(value=(k / n) if n else None, ci=proportion_ci(k, n, confidence), n=n)
+
+
+def bootstrap_ci(
+    columns: Sequence[Sequence[float]],
+    statistic: Callable[..., float],
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float] | None:
+    """Percentile-bootstrap interval of ``statistic(*columns)``, resampling cases (rows).
+
+    ``columns`` are paired per case (e.g. tp, fp, fn counts), so a resample keeps
+    each case's values together. ``None`` when fewer than 2 cases or the
+    statistic is constant (the interval is then the point).
+    """
+    arrays = [np.asarray(c, dtype=float) for c in columns]
+    n = len(arrays[0]) if arrays else 0
+    if n < 2:
+        return None
+    point = float(statistic(*arrays))
+    if all(np.all(a == a[0]) for a in arrays):
+        return (point, point)
+    res = _st.bootstrap(
+        tuple(arrays),
+        lambda *cols, axis=-1: _vectorised(statistic, cols, axis),
+        paired=True,
+        vectorized=True,
+        confidence_level=confidence,
+        n_resamples=n_resamples,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return (float(res.confidence_interval.low), float(res.confidence_interval.high))
+
+
+def _vectorised(statistic: Callable[..., float], cols: tuple[np.ndarray, ...], axis: int) -> np.ndarray:
+    # scipy hands resamples as (..., n); apply the scalar statistic per resample.
+    stacked = np.stack(np.broadcast_arrays(*cols), axis=0)
+    moved = np.moveaxis(stacked, axis if axis >= 0 else stacked.ndim + axis, -1)
+    flat = moved.reshape(moved.shape[0], -1, moved.shape[-1])
+    out = np.array([statistic(*flat[:, i, :]) for i in range(flat.shape[1])], dtype=float)
+    return out.reshape(moved.shape[1:-1])
+
+
+def mean_ci(values: Sequence[float], confidence: float = 0.95, seed: int = 0) -> MetricValue:
+    """Mean of per-case scores with a bootstrap interval."""
+    n = len(values)
+    if n == 0:
+        return MetricValue(value=None, ci=None, n=0)
+    ci = bootstrap_ci([values], lambda v: float(np.mean(v)), confidence=confidence, seed=seed)
+    return MetricValue(value=float(np.mean(values)), ci=ci, n=n)
+
+
+def micro_f1(tp: Sequence[float], fp: Sequence[float], fn: Sequence[float]) -> float:
+    """Micro-averaged F1 from per-case counts (1.0 when there is nothing to find and nothing found)."""
+    t, p, f = float(np.sum(tp)), float(np.sum(fp)), float(np.sum(fn))
+    denom = 2 * t + p + f
+    return 1.0 if denom == 0 else 2 * t / denom
+
+
+def percentiles(samples_ms: Sequence[float]) -> Percentiles:
+    """p50/p95/p99 with linear interpolation (numpy's default), and the sample count."""
+    n = len(samples_ms)
+    if n == 0:
+        return Percentiles(p50=None, p95=None, p99=None, n=0)
+    p50, p95, p99 = np.percentile(np.asarray(samples_ms, dtype=float), [50, 95, 99])
+    return Percentiles(p50=float(p50), p95=float(p95), p99=float(p99), n=n)

@@ -1,0 +1,158 @@
+"""The ``qeval`` command line: translates flags into library calls, nothing more."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from qeval.errors import QevalError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Quantize a model at several precisions, evaluate suites, measure latency and memory, report.",
+    pretty_exceptions_enable=False,
+)
+suites_app = typer.Typer(no_args_is_help=True, help="Work with suite folders.")
+app.add_typer(suites_app, name="suites")
+
+console = Console()
+err_console = Console(stderr=True)
+
+EXIT_USAGE = 2
+
+
+def _user_errors(fn):
+    """Show a user mistake as one paragraph and exit 2, without a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except QevalError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_USAGE) from None
+
+    return wrapper
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+class _RichReporter:
+    def __init__(self, progress) -> None:
+        self._progress = progress
+        self._task = None
+
+    def task(self, description: str, total: int) -> None:
+        if self._task is not None:
+            self._progress.remove_task(self._task)
+        self._task = self._progress.add_task(description, total=total)
+
+    def advance(self, n: int = 1) -> None:
+        if self._task is not None:
+            self._progress.advance(self._task, n)
+
+    def note(self, text: str) -> None:
+        self._progress.console.print(text, highlight=False)
+
+
+@app.command()
+@_user_errors
+def sweep(
+    model: Annotated[str, typer.Option(help="Local HF model folder, or built-in alias (smollm2-135m).")],
+    precisions: Annotated[str, typer.Option(help="Comma-separated, e.g. bf16,int8,int4 (see `qeval precisions`).")],
+    suites: Annotated[str, typer.Option(help="Comma-separated suite folders, or folders holding suites.")],
+    limit: Annotated[Optional[int], typer.Option(min=1, help="First N cases of each suite.")] = None,
+    device: Annotated[str, typer.Option(help="auto (CUDA when available), cpu or cuda.")] = "auto",
+    out: Annotated[Path, typer.Option(help="Reports go to OUT/<run-id>/.")] = Path("reports"),
+    latency_samples: Annotated[int, typer.Option(min=0, help="Timed batch-1 requests per cell (0 = skip timing).")] = 8,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed warm-up requests before each timed pass.")] = 2,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Accuracy-pass batch size (default: the suite's).")] = None,
+) -> None:
+    """Quantize, evaluate and measure MODEL at each precision on each suite; write a report."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from qeval.config import SweepConfig
+    from qeval.quantize import silence_backends
+    from qeval.report import render_console_table
+    from qeval.sweep import run_sweep
+
+    silence_backends()
+    config = SweepConfig(
+        model=model,
+        precisions=_split(precisions),
+        suites=_split(suites),
+        device=device,
+        limit=limit,
+        latency_samples=latency_samples,
+        warmup_requests=warmup,
+        batch_size=batch_size,
+        out_dir=str(out),
+    )
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    with progress:
+        record, path = run_sweep(config, reporter=_RichReporter(progress))
+    console.print(render_console_table(record))
+    console.print(f"Report: [bold]{path}[/] (summary.md, results.json, samples.jsonl, plots)")
+    failed = [c for c in record.cells if c.status == "failed"]
+    if failed:
+        console.print(f"[yellow]{len(failed)} cell(s) failed; their reasons are in the report.[/]")
+
+
+@app.command("precisions")
+@_user_errors
+def list_precisions_cmd(
+    device: Annotated[str, typer.Option(help="Check availability for auto, cpu or cuda.")] = "auto",
+) -> None:
+    """List every precision and whether it can run on this machine."""
+    from rich.table import Table
+
+    from qeval.models import resolve_device
+    from qeval.quantize import list_precisions
+
+    dev = resolve_device(device)
+    table = Table(title=f"Precisions on this machine ({dev})")
+    table.add_column("precision")
+    table.add_column("what")
+    table.add_column("available")
+    for name, description, reason in list_precisions(dev):
+        table.add_row(name, description, "[green]yes[/]" if reason is None else f"[yellow]no[/]: {reason}")
+    console.print(table)
+
+
+@suites_app.command("validate")
+@_user_errors
+def validate_suites(paths: Annotated[list[Path], typer.Argument(help="Suite folders to check.")]) -> None:
+    """Load each suite and report problems (file, line, key)."""
+    from qeval.suites import load_suite
+
+    for path in paths:
+        suite = load_suite(path)
+        console.print(f"[green]ok[/] {path}: {len(suite.cases)} cases, scorer {suite.scorer().name}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err_console.print("interrupted: finished precisions are already in the report folder.")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""The accuracy pass: batched greedy generation over a suite, then scoring."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from qeval.config import GenerationSettings
+from qeval.models import TextModel
+from qeval.results import CaseResult, Score
+
+
+@dataclass(frozen=True)
+class AccuracyPass:
+    cases: tuple[CaseResult, ...]
+    wall_s: float
+    output_tokens: int
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """Text before the earliest stop string (all of it when none occurs)."""
+    cut = len(text)
+    for s in stop:
+        if s:
+            i = text.find(s)
+            if i != -1:
+                cut = min(cut, i)
+    return text[:cut]
+
+
+def build_prompts(model: TextModel, suite) -> list[str]:
+    return [
+        model.format_prompt(suite.render(case), chat_template=suite.chat_template, system_prompt=suite.system_prompt)
+        for case in suite.cases
+    ]
+
+
+def _safe_score(scorer, completion: str, expected) -> Score:
+    # A scorer bug must cost one case, not the sweep; the reason says so.
+    try:
+        return scorer.score(completion, expected)
+    except Exception as exc:  # noqa: BLE001
+        return Score(value=0.0, passed=False, reason=f"scorer error: {type(exc).__name__}: {exc}")
+
+
+def accuracy_pass(model: TextModel, suite, settings: GenerationSettings, progress=None) -> AccuracyPass:
+    """Generate every case of ``suite`` greedily in batches and score it.
+
+    Prompts are grouped by length so a batch carries little padding; results are
+    returned in the suite's case order.
+    """
+    prompts = build_prompts(model, suite)
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    texts: dict[int, tuple[str, int]] = {}
+    start = time.perf_counter()
+    for b in range(0, len(order), settings.batch_size):
+        idx = order[b : b + settings.batch_size]
+        for i, gen in zip(idx, model.generate([prompts[i] for i in idx], settings)):
+            texts[i] = (gen.text, gen.output_tokens)
+        if progress is not None:
+            progress(len(idx))
+    wall_s = time.perf_counter() - start
+    scorer = suite.scorer()
+    results = []
+    for i, case in enumerate(suite.cases):
+        raw, tokens = texts[i]
+        completion = cut_at_stop(raw, settings.stop)
+        score = _safe_score(scorer, completion, case.expected)
+        results.append(
+            CaseResult(
+                case_id=case.id,
+                prompt=prompts[i],
+                completion=completion,
+                expected=case.expected,
+                score=float(score.value),
+                passed=bool(score.passed),
+                reason=score.reason,
+                output_tokens=tokens,
+                tags=dict(case.tags),
+                details=dict(score.details),
+            )
+        )
+    return AccuracyPass(cases=tuple(results), wall_s=wall_s, output_tokens=sum(t for _, t in texts.values()))
+
+
+def effective_settings(suite, batch_size: int | None) -> GenerationSettings:
+    """The suite's generation settings, with the sweep's batch size when one is given."""
+    return suite.generation if batch_size is None else replace(suite.generation, batch_size=batch_size)

@@ -1,0 +1,79 @@
+"""The small interface every model source implements."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from qeval.config import GenerationSettings
+from qeval.results import ModelCard
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One completion of the accuracy pass."""
+
+    text: str
+    output_tokens: int
+    """Generated ids up to and including the first EOS (padding excluded)."""
+
+
+@dataclass(frozen=True)
+class TimedGeneration:
+    """One batch-1 request of the timed pass. Times in ms from the request start.
+
+    The request starts after tokenization; ``tokenize_ms`` is reported apart.
+    """
+
+    text: str
+    output_tokens: int
+    tokenize_ms: float
+    token_times_ms: tuple[float, ...]
+    """When each generated token became available (first = TTFT)."""
+
+
+class TextModel(Protocol):
+    """A loaded model at one precision, on one device."""
+
+    device: str
+
+    def format_prompt(self, user_text: str, *, chat_template: bool, system_prompt: str | None) -> str:
+        """The exact text fed to the tokenizer."""
+        ...
+
+    def generate(self, prompts: Sequence[str], settings: GenerationSettings) -> list[Generation]:
+        """Greedy completions for a batch (left-padded)."""
+        ...
+
+    def generate_timed(self, prompt: str, settings: GenerationSettings) -> TimedGeneration:
+        """Greedy completion of one prompt with per-token timestamps."""
+        ...
+
+    def weights_bytes(self) -> int | None:
+        """Real storage of the weights as held now."""
+        ...
+
+    def close(self) -> None:
+        """Release the weights (and device memory)."""
+        ...
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to evaluate, with what it cost to get there."""
+
+    model: TextModel
+    load_s: float
+    quantize_s: float
+    applied: dict[str, Any] = field(default_factory=dict)
+    """What the precision applied (JSON-ready)."""
+
+
+class ModelSource(Protocol):
+    """Resolved model spec: knows its card and how to load itself at a precision."""
+
+    card: ModelCard
+
+    def load(self, precision: str, device: str) -> LoadedModel:
+        ...

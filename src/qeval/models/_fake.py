@@ -1,0 +1,90 @@
+"""A deterministic fake model for tests: no torch, instant load, scripted answers.
+
+``responder(prompt, precision) -> str`` decides every completion, so a test can
+plant exactly which cases a precision gets wrong. Each token "takes"
+``token_delay_s`` of real time in the timed pass, so timing code is exercised
+with real clocks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from qeval.config import GenerationSettings
+from qeval.models._base import Generation, LoadedModel, TimedGeneration
+from qeval.results import ModelCard
+
+Responder = Callable[[str, str], str]
+
+
+def _default_responder(prompt: str, precision: str) -> str:
+    return "The answer is 42."
+
+
+class FakeTextModel:
+    def __init__(self, responder: Responder, precision: str, token_delay_s: float, weights_bytes: int) -> None:
+        self._responder = responder
+        self._precision = precision
+        self._delay = token_delay_s
+        self._weights_bytes = weights_bytes
+        self.device = "cpu"
+
+    def format_prompt(self, user_text: str, *, chat_template: bool, system_prompt: str | None) -> str:
+        head = f"[system] {system_prompt}\n" if system_prompt else ""
+        return f"{head}[user] {user_text}\n[assistant]" if chat_template else f"{head}{user_text}"
+
+    def _complete(self, prompt: str, settings: GenerationSettings) -> tuple[str, int]:
+        words = self._responder(prompt, self._precision).split(" ")[: settings.max_new_tokens]
+        return " ".join(words), len(words)
+
+    def generate(self, prompts: Sequence[str], settings: GenerationSettings) -> list[Generation]:
+        return [Generation(*self._complete(p, settings)) for p in prompts]
+
+    def generate_timed(self, prompt: str, settings: GenerationSettings) -> TimedGeneration:
+        t0 = time.perf_counter()
+        text, n = self._complete(prompt, settings)
+        start = time.perf_counter()
+        times = []
+        for _ in range(n):
+            time.sleep(self._delay)
+            times.append((time.perf_counter() - start) * 1000.0)
+        return TimedGeneration(text=text, output_tokens=n, tokenize_ms=(start - t0) * 1000.0, token_times_ms=tuple(times))
+
+    def weights_bytes(self) -> int | None:
+        return self._weights_bytes
+
+    def close(self) -> None:
+        pass
+
+
+_FAKE_BITS = {"fp32": 32, "bf16": 16, "fp16": 16, "int8": 8, "w8a8": 8, "fp8": 8}
+
+
+@dataclass
+class FakeSource:
+    """Model spec ``fake``: for tests and dry runs of the pipeline."""
+
+    responder: Responder = _default_responder
+    token_delay_s: float = 0.001
+    parameters: int = 1_000_000
+    card: ModelCard = field(
+        default_factory=lambda: ModelCard(
+            spec="fake",
+            name="fake",
+            source_precision="fp32 (fake model)",
+            parameters=1_000_000,
+            architecture="FakeModel",
+            path=None,
+            notes="Deterministic scripted completions; for tests only.",
+        )
+    )
+
+    def load(self, precision: str, device: str) -> LoadedModel:
+        from qeval.quantize import get_precision
+
+        get_precision(precision)  # unknown names fail the same way as for real models
+        bits = _FAKE_BITS.get(precision, 4)
+        model = FakeTextModel(self.responder, precision, self.token_delay_s, self.parameters * bits // 8)
+        return LoadedModel(model=model, load_s=0.0, quantize_s=0.0, applied={"fake": True, "bits": bits})

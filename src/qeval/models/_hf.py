@@ -1,0 +1,241 @@
+"""Local Hugging Face model directories (transformers), at any registered precision."""
+
+from __future__ import annotations
+
+import gc
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qeval.config import GenerationSettings
+from qeval.errors import ModelError
+from qeval.models._base import Generation, LoadedModel, TimedGeneration
+from qeval.results import ModelCard
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+class _TokenClock:
+    """A transformers streamer that timestamps each generated token.
+
+    ``generate`` calls ``put`` once with the prompt ids, then once per new token,
+    after the token is chosen. On CUDA we synchronise first so the time is when
+    the token really exists, not when the kernel was queued.
+    """
+
+    def __init__(self, device: str, start: float) -> None:
+        self._device = device
+        self._start = start
+        self._seen_prompt = False
+        self.times_ms: list[float] = []
+
+    def put(self, value: Any) -> None:
+        if not self._seen_prompt:
+            self._seen_prompt = True
+            return
+        _sync(self._device)
+        self.times_ms.append((time.perf_counter() - self._start) * 1000.0)
+
+    def end(self) -> None:
+        pass
+
+
+class HFTextModel:
+    """A transformers causal LM + tokenizer behind the :class:`TextModel` interface."""
+
+    def __init__(self, model: Any, tokenizer: Any, device: str) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        eos = model.generation_config.eos_token_id
+        if eos is None:
+            eos = tokenizer.eos_token_id
+        self._eos_ids = set(eos if isinstance(eos, list) else [eos])
+        bos_id = tokenizer.bos_token_id
+        adds_bos = bos_id is not None and tokenizer("a").input_ids[:1] == [bos_id]
+        self._bos_prefix = tokenizer.bos_token if adds_bos else ""
+
+    def format_prompt(self, user_text: str, *, chat_template: bool, system_prompt: str | None) -> str:
+        if not chat_template:
+            text = user_text if system_prompt is None else f"{system_prompt}\n\n{user_text}"
+            # We tokenize with add_special_tokens=False (chat templates carry their own
+            # special tokens), so put back the BOS a raw prompt would normally get.
+            return f"{self._bos_prefix}{text}"
+        if not self.tokenizer.chat_template:
+            raise ModelError(
+                "The suite asks for the chat template (chat_template: true) but this model's "
+                "tokenizer has none. Set `chat_template: false` in suite.yaml, or use an "
+                "instruction-tuned model that ships a chat template."
+            )
+        messages = [{"role": "user", "content": user_text}]
+        if system_prompt is not None:
+            messages.insert(0, {"role": "system", "content": system_prompt})
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def _count_and_decode(self, new_ids: Any) -> tuple[str, int]:
+        ids = new_ids.tolist()
+        n = len(ids)
+        for i, tok in enumerate(ids):
+            if tok in self._eos_ids:
+                n = i + 1
+                break
+        text = self.tokenizer.decode(ids[:n], skip_special_tokens=True)
+        return text, n
+
+    def _gen_kwargs(self, settings: GenerationSettings) -> dict[str, Any]:
+        return {
+            "max_new_tokens": settings.max_new_tokens,
+            "do_sample": False,
+            "num_beams": 1,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            # Explicit so a model's generation_config cannot switch on sampling.
+            "temperature": None,
+            "top_p": None,
+            "top_k": None,
+        }
+
+    def generate(self, prompts: Sequence[str], settings: GenerationSettings) -> list[Generation]:
+        import torch
+
+        # Plain no_grad, not inference_mode: quanto's packed tensors fail under the latter.
+        enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = {k: v.to(self.device) for k, v in enc.items()}
+        with torch.no_grad():
+            out = self.model.generate(**enc, **self._gen_kwargs(settings))
+        prompt_len = enc["input_ids"].shape[1]
+        results = []
+        for row in out[:, prompt_len:].cpu():
+            text, n = self._count_and_decode(row)
+            results.append(Generation(text=text, output_tokens=n))
+        return results
+
+    def generate_timed(self, prompt: str, settings: GenerationSettings) -> TimedGeneration:
+        import torch
+
+        _sync(self.device)
+        t0 = time.perf_counter()
+        enc = self.tokenizer([prompt], return_tensors="pt", add_special_tokens=False)
+        enc = {k: v.to(self.device) for k, v in enc.items()}
+        _sync(self.device)
+        start = time.perf_counter()
+        tokenize_ms = (start - t0) * 1000.0
+        clock = _TokenClock(self.device, start)
+        with torch.no_grad():
+            out = self.model.generate(**enc, streamer=clock, **self._gen_kwargs(settings))
+        text, n = self._count_and_decode(out[0, enc["input_ids"].shape[1] :].cpu())
+        return TimedGeneration(
+            text=text,
+            output_tokens=n,
+            tokenize_ms=tokenize_ms,
+            token_times_ms=tuple(clock.times_ms[:n]),
+        )
+
+    def weights_bytes(self) -> int | None:
+        from qeval.memory import weights_bytes
+
+        return weights_bytes(self.model)
+
+    def close(self) -> None:
+        self.model = None
+        gc.collect()
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+
+
+def _quiet_transformers() -> None:
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    cfg = path / "config.json"
+    try:
+        return json.loads(cfg.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{cfg}: cannot read the model config ({exc}). Is this a Hugging Face model folder?") from None
+
+
+@dataclass
+class HFSource:
+    """A local directory holding a transformers model (config.json + weights + tokenizer)."""
+
+    path: Path
+    card: ModelCard
+
+    @classmethod
+    def from_dir(cls, spec: str, path: Path, source_precision: str | None = None, notes: str = "") -> HFSource:
+        config = read_config(path)
+        archs = config.get("architectures") or [config.get("model_type", "unknown")]
+        dtype = config.get("dtype") or config.get("torch_dtype") or "unknown"
+        quant = config.get("quantization_config")
+        if source_precision is None:
+            source_precision = (
+                f"{quant.get('quant_method', 'quantized')} ({json.dumps(quant, sort_keys=True)[:120]})"
+                if isinstance(quant, dict)
+                else str(dtype)
+            )
+        card = ModelCard(
+            spec=spec,
+            name=config.get("_name_or_path") or path.name,
+            source_precision=source_precision,
+            parameters=None,
+            architecture=archs[0],
+            path=str(path),
+            notes=notes,
+        )
+        return cls(path=path, card=card)
+
+    def load(self, precision: str, device: str) -> LoadedModel:
+        from qeval.quantize import get_precision
+
+        _quiet_transformers()
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        prec = get_precision(precision)
+        _sync(device)
+        t0 = time.perf_counter()
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(self.path)
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{self.path}: cannot load a tokenizer ({exc}). The folder needs tokenizer files.") from None
+        model = AutoModelForCausalLM.from_pretrained(self.path, dtype=prec.load_dtype)
+        model.to(device)
+        model.eval()
+        _sync(device)
+        load_s = time.perf_counter() - t0
+        if self.card.parameters is None:
+            self.card = _with_parameters(self.card, sum(p.numel() for p in model.parameters()))
+        t1 = time.perf_counter()
+        model, applied = prec.apply(model, device)
+        _sync(device)
+        quantize_s = time.perf_counter() - t1
+        return LoadedModel(
+            model=HFTextModel(model, tokenizer, device),
+            load_s=load_s,
+            quantize_s=quantize_s,
+            applied=applied,
+        )
+
+
+def _with_parameters(card: ModelCard, parameters: int) -> ModelCard:
+    from dataclasses import replace
+
+    return replace(card, parameters=parameters)

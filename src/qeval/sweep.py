@@ -1,0 +1,271 @@
+"""A sweep: every precision × every suite, one model load per precision.
+
+Order of work per precision: load (+ quantize), then per suite the accuracy
+pass and the timed pass. A precision that cannot run here becomes ``skipped``
+cells; one that breaks (OOM, backend error) becomes ``failed`` cells with the
+reason, and the sweep goes on. The report is rewritten (atomically) after each
+precision, so an interrupted sweep keeps everything finished so far.
+"""
+
+from __future__ import annotations
+
+import secrets
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from qeval.config import SweepConfig
+from qeval.errors import BackendUnavailable, QevalError
+from qeval.evaluate import AccuracyPass, accuracy_pass, build_prompts, effective_settings
+from qeval.results import CellResult, LatencyStats, MemoryStats, RunRecord, Score
+from qeval.stats import rate
+from qeval.timing import TimedPass, timed_pass
+
+
+class Reporter(Protocol):
+    """What the sweep tells its caller (the CLI draws progress bars from it)."""
+
+    def task(self, description: str, total: int) -> None: ...
+    def advance(self, n: int = 1) -> None: ...
+    def note(self, text: str) -> None: ...
+
+
+class _Silent:
+    def task(self, description: str, total: int) -> None:
+        pass
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        pass
+
+
+@dataclass
+class _SuiteOutcome:
+    suite: Any
+    acc: AccuracyPass | None = None
+    timed: TimedPass | None = None
+    error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+
+
+def _error_text(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def _empty_cell(precision: str, suite: str, status: str, reason: str, config: dict | None = None) -> CellResult:
+    return CellResult(
+        precision=precision,
+        suite=suite,
+        status=status,  # type: ignore[arg-type]
+        reason=reason,
+        n=0,
+        accuracy=None,
+        accuracy_ci=None,
+        precision_config=config or {},
+    )
+
+
+def _cell(precision: str, outcome: _SuiteOutcome, memory: MemoryStats, loaded, applied: dict) -> CellResult:
+    name = outcome.suite.name
+    if outcome.acc is None:
+        cell = _empty_cell(precision, name, "failed", outcome.error or "unknown error", applied)
+        return replace(cell, memory=memory, load_s=loaded.load_s, quantize_s=loaded.quantize_s)
+    cases = outcome.acc.cases
+    acc = rate([c.passed for c in cases])
+    scores = [Score(value=c.score, passed=c.passed, reason=c.reason, details=c.details) for c in cases]
+    try:
+        metrics = dict(outcome.suite.scorer().aggregate(scores))
+    except Exception as exc:  # noqa: BLE001 - a broken aggregate must not sink the cell
+        metrics = {}
+        outcome.error = f"aggregate failed: {_error_text(exc)}"
+    latency: LatencyStats | None = outcome.timed.latency if outcome.timed else None
+    return CellResult(
+        precision=precision,
+        suite=name,
+        status="ok",
+        # An ok cell can still carry a note, e.g. the timed pass failed after accuracy succeeded.
+        reason=outcome.error,
+        n=acc.n,
+        accuracy=acc.value,
+        accuracy_ci=acc.ci,
+        metrics=metrics,
+        latency=latency,
+        memory=memory,
+        load_s=loaded.load_s,
+        quantize_s=loaded.quantize_s,
+        precision_config=applied,
+        accuracy_pass_s=outcome.acc.wall_s,
+        accuracy_pass_output_tokens=outcome.acc.output_tokens,
+        timed_case_ids=outcome.timed.case_ids if outcome.timed else (),
+        cases=cases,
+    )
+
+
+def _run_suite(model, suite, config: SweepConfig, reporter: Reporter) -> _SuiteOutcome:
+    outcome = _SuiteOutcome(suite=suite)
+    settings = effective_settings(suite, config.batch_size)
+    try:
+        reporter.task(f"accuracy  {suite.name}", len(suite.cases))
+        outcome.acc = accuracy_pass(model, suite, settings, progress=reporter.advance)
+    except Exception as exc:  # noqa: BLE001 - recorded, the sweep goes on
+        outcome.error = f"accuracy pass failed: {_error_text(exc)}"
+        return outcome
+    if config.latency_samples <= 0:
+        return outcome
+    try:
+        prompts = build_prompts(model, suite)
+        reporter.task(f"latency   {suite.name}", min(config.latency_samples, len(prompts)))
+        outcome.timed = timed_pass(
+            model,
+            prompts,
+            [c.id for c in suite.cases],
+            settings,
+            samples=config.latency_samples,
+            warmup=config.warmup_requests,
+            progress=reporter.advance,
+        )
+    except Exception as exc:  # noqa: BLE001
+        outcome.error = f"timed pass failed: {_error_text(exc)}"
+    return outcome
+
+
+def _run_precision(source, precision, suites: Sequence, device: str, config: SweepConfig, reporter: Reporter) -> list[CellResult]:
+    from qeval.memory import peak_memory
+
+    reason = precision.unavailable_reason(device)
+    if reason is not None:
+        reporter.note(f"[yellow]skip[/] {precision.name}: {reason}")
+        return [_empty_cell(precision.name, s.name, "skipped", reason) for s in suites]
+    reporter.note(f"[bold]{precision.name}[/]: {precision.description}")
+    try:
+        with peak_memory(device) as peak:
+            loaded = source.load(precision.name, device)
+            weights = loaded.model.weights_bytes()
+            outcomes = [_run_suite(loaded.model, s, config, reporter) for s in suites]
+            loaded.model.close()
+    except BackendUnavailable as exc:
+        reporter.note(f"[yellow]skip[/] {precision.name}: {exc.reason}")
+        return [_empty_cell(precision.name, s.name, "skipped", exc.reason) for s in suites]
+    except QevalError as exc:
+        reporter.note(f"[red]failed[/] {precision.name}: {exc}")
+        return [_empty_cell(precision.name, s.name, "failed", str(exc)) for s in suites]
+    except Exception as exc:  # noqa: BLE001 - OOM, backend bugs: recorded, the sweep goes on
+        reason = _error_text(exc)
+        reporter.note(f"[red]failed[/] {precision.name}: {reason}")
+        tb = traceback.format_exc(limit=8)
+        return [
+            _empty_cell(precision.name, s.name, "failed", reason, {"traceback": tb}) for s in suites
+        ]
+    memory = MemoryStats(
+        weights_bytes=weights,
+        peak_bytes=peak.peak_bytes,
+        peak_kind=peak.peak_kind,
+        cuda_reserved_bytes=peak.cuda_reserved_bytes,
+    )
+    return [_cell(precision.name, o, memory, loaded, loaded.applied) for o in outcomes]
+
+
+def prepare(config: SweepConfig) -> tuple[list, list]:
+    """Validate suites and precisions before anything heavy is loaded."""
+    from qeval.quantize import get_precision
+    from qeval.suites import load_suite
+
+    if not config.precisions:
+        from qeval.errors import UsageError
+
+        raise UsageError("No precision given: pass --precisions, e.g. --precisions bf16,int8 (see `qeval precisions`).")
+    if not config.suites:
+        from qeval.errors import UsageError
+
+        raise UsageError("No suite given: pass --suites, e.g. --suites suites/arithmetic.")
+    precisions = [get_precision(name) for name in config.precisions]
+    suites = [load_suite(path).limited(config.limit) for path in expand_suite_paths(config.suites)]
+    names = [s.name for s in suites]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        from qeval.errors import UsageError
+
+        raise UsageError(f"Suite name(s) {', '.join(dupes)} given more than once: each suite may appear once per sweep.")
+    return precisions, suites
+
+
+def expand_suite_paths(entries: Sequence[str]) -> list[Path]:
+    """Suite folders from the user's list: a suite folder, a folder of suites, or a bare
+    name found under ./suites/."""
+    from qeval.errors import UsageError
+
+    found: list[Path] = []
+    for entry in entries:
+        path = Path(entry)
+        if not path.exists() and (Path("suites") / entry).is_dir():
+            path = Path("suites") / entry
+        if (path / "suite.yaml").is_file():
+            found.append(path)
+            continue
+        children = sorted(p.parent for p in path.glob("*/suite.yaml")) if path.is_dir() else []
+        if children:
+            found.extend(children)
+            continue
+        raise UsageError(
+            f"Suite {entry!r}: {path} is not a suite folder (no suite.yaml) nor a folder of suites. "
+            "Give a folder such as suites/arithmetic, or suites/ for all of them."
+        )
+    return found
+
+
+def run_sweep(config: SweepConfig, source=None, reporter: Reporter | None = None) -> tuple[RunRecord, Path]:
+    """Run the sweep and write its report; returns the record and the report folder."""
+    from qeval.environment import fingerprint
+    from qeval.models import resolve_device, resolve_model
+    from qeval.report import write_report
+
+    reporter = reporter or _Silent()
+    precisions, suites = prepare(config)
+    device = resolve_device(config.device)
+    source = source or resolve_model(config.model)
+    run_id = config.run_id or new_run_id()
+    settings = {
+        "precisions": list(config.precisions),
+        "suites": [str(s.path) for s in suites],
+        "suite_hashes": {s.name: s.content_hash for s in suites},
+        "device": device,
+        "limit": config.limit,
+        "latency_samples": config.latency_samples,
+        "warmup_requests": config.warmup_requests,
+        "batch_size": config.batch_size,
+        "generation": {s.name: _as_dict(s.generation) for s in suites},
+    }
+    record = RunRecord(
+        run_id=run_id,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        model=source.card,
+        environment=fingerprint(device),
+        settings=settings,
+        cells=(),
+    )
+    out = Path(config.out_dir)
+    path = None
+    for precision in precisions:
+        cells = _run_precision(source, precision, suites, device, config, reporter)
+        # source.card may have learnt the parameter count on first load.
+        record = replace(record, model=source.card, cells=record.cells + tuple(cells))
+        path = write_report(record, out)
+    assert path is not None
+    return record, path
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    from qeval.results import to_dict
+
+    return to_dict(obj)

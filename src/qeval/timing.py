@@ -1,0 +1,89 @@
+"""The timed pass: batch-1 greedy requests, warm, separate from the accuracy pass.
+
+Definitions (docs/metrics.md): TTFT = request start (after tokenization) to the
+first generated token; TPOT = (e2e - TTFT) / (tokens - 1) for requests with >= 2
+tokens; ITL = every gap between consecutive tokens, pooled; e2e = start to last
+token; throughput = output tokens of the timed requests / wall time of the pass.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from qeval.config import GenerationSettings
+from qeval.models import TextModel, TimedGeneration
+from qeval.results import LatencyStats
+from qeval.stats import percentiles
+
+
+@dataclass(frozen=True)
+class TimedPass:
+    latency: LatencyStats
+    case_ids: tuple[str, ...]
+
+
+def sample_indices(n_cases: int, samples: int, warmup: int, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Seeded choice of warm-up and timed case indices (timed ones distinct when possible)."""
+    order = list(range(n_cases))
+    random.Random(seed).shuffle(order)
+    timed = order[:samples]
+    rest = order[samples:] or order
+    warm = [rest[i % len(rest)] for i in range(warmup)] if n_cases else []
+    return warm, timed
+
+
+def summarise(requests: Sequence[TimedGeneration], wall_s: float, warmup_requests: int) -> LatencyStats:
+    """Pure: turn per-request token timestamps into latency statistics."""
+    ttft, tpot, itl, e2e, tok = [], [], [], [], []
+    tokens = 0
+    for r in requests:
+        tok.append(r.tokenize_ms)
+        times = r.token_times_ms
+        tokens += r.output_tokens
+        if not times:
+            continue
+        ttft.append(times[0])
+        e2e.append(times[-1])
+        itl.extend(b - a for a, b in zip(times, times[1:]))
+        if len(times) >= 2:
+            tpot.append((times[-1] - times[0]) / (len(times) - 1))
+    return LatencyStats(
+        ttft_ms=percentiles(ttft),
+        tpot_ms=percentiles(tpot),
+        itl_ms=percentiles(itl),
+        e2e_ms=percentiles(e2e),
+        tokenize_ms=percentiles(tok),
+        output_tokens_per_s=(tokens / wall_s) if wall_s > 0 and requests else None,
+        requests=len(requests),
+        warmup_requests=warmup_requests,
+        output_tokens=tokens,
+    )
+
+
+def timed_pass(
+    model: TextModel,
+    prompts: Sequence[str],
+    case_ids: Sequence[str],
+    settings: GenerationSettings,
+    samples: int,
+    warmup: int,
+    progress=None,
+) -> TimedPass:
+    """Run ``warmup`` untimed requests, then ``samples`` timed batch-1 requests."""
+    warm_idx, timed_idx = sample_indices(len(prompts), samples, warmup)
+    for i in warm_idx:
+        model.generate_timed(prompts[i], settings)
+    requests = []
+    start = time.perf_counter()
+    for i in timed_idx:
+        requests.append(model.generate_timed(prompts[i], settings))
+        if progress is not None:
+            progress(1)
+    wall_s = time.perf_counter() - start
+    return TimedPass(
+        latency=summarise(requests, wall_s, warmup_requests=len(warm_idx)),
+        case_ids=tuple(case_ids[i] for i in timed_idx),
+    )

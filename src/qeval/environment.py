@@ -1,0 +1,230 @@
+"""The environment fingerprint recorded in every report.
+
+Two runs are comparable only on the same hardware and library versions;
+:func:`fingerprint_differences` names what differs. Versions are read from
+package metadata, so optional backends (torchao, quanto, bitsandbytes, hqq,
+gptqmodel) are never imported here. The hostname is recorded only as a short
+hash: enough to tell "same machine?" without naming it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import socket
+import subprocess
+import sys
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+NOT_INSTALLED = "not installed"
+
+PACKAGES: tuple[str, ...] = (
+    "qeval",
+    "torch",
+    "transformers",
+    "accelerate",
+    "torchao",
+    "optimum-quanto",
+    "bitsandbytes",
+    "hqq",
+    "gptqmodel",
+    "numpy",
+    "scipy",
+)
+"""Distributions whose versions are recorded (``"not installed"`` when absent)."""
+
+THREAD_ENV_VARS: tuple[str, ...] = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "CUDA_VISIBLE_DEVICES",
+    "GPTQMODEL_CPU_WORKERS",
+)
+"""Environment variables that change performance; recorded when set."""
+
+COMPARED_KEYS: tuple[str, ...] = (
+    "device",
+    "packages",
+    "cpu.model",
+    "cpu.usable_cores",
+    "torch.threads",
+    "cuda.name",
+    "cuda.capability",
+    "host_id",
+)
+"""Dotted keys that must match for two runs' timings to be comparable."""
+
+
+def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
+    """``{distribution: version}`` from installed metadata, without importing anything."""
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = NOT_INSTALLED
+        except Exception as exc:  # noqa: BLE001 - a broken install must not break a report
+            versions[name] = f"unknown ({type(exc).__name__})"
+    return versions
+
+
+def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The CPU model name (``/proc/cpuinfo`` on Linux, ``platform.processor()`` elsewhere)."""
+    try:
+        for line in Path(cpuinfo).read_text(encoding="utf-8", errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip().lower() in ("model name", "hardware", "cpu model") and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _usable_cores() -> int | None:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count()
+
+
+def _memory_total_bytes(meminfo: str | Path = "/proc/meminfo") -> int | None:
+    try:
+        for line in Path(meminfo).read_text(encoding="utf-8").splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def host_id() -> str:
+    """First 12 hex digits of the SHA-256 of the hostname (the name itself is never recorded)."""
+    try:
+        name = socket.gethostname()
+    except OSError:
+        return "unknown"
+    return hashlib.sha256(name.encode("utf-8", errors="replace")).hexdigest()[:12]
+
+
+def _torch_info(device: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """torch threads/build, and the CUDA block when ``device`` is CUDA (``None`` otherwise)."""
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+    else:
+        try:
+            import torch  # noqa: PLC0415 - heavy, and only needed here
+        except Exception:  # noqa: BLE001 - absent or broken torch: record that and go on
+            return {"available": False}, _cuda_info(None, device)
+    info: dict[str, Any] = {"available": True}
+    try:
+        info["threads"] = int(torch.get_num_threads())
+        info["interop_threads"] = int(torch.get_num_interop_threads())
+    except Exception:  # noqa: BLE001
+        pass
+    info["cuda_build"] = getattr(getattr(torch, "version", None), "cuda", None)
+    return info, _cuda_info(torch, device)
+
+
+def _cuda_info(torch: Any, device: str) -> dict[str, Any] | None:
+    if not device.startswith("cuda"):
+        return None
+    cuda: dict[str, Any] = {"available": False}
+    try:
+        if torch is not None and torch.cuda.is_available():
+            index = torch.device(device).index
+            index = torch.cuda.current_device() if index is None else index
+            major, minor = torch.cuda.get_device_capability(index)
+            props = torch.cuda.get_device_properties(index)
+            cuda.update(
+                available=True,
+                name=torch.cuda.get_device_name(index),
+                capability=f"{major}.{minor}",
+                memory_bytes=int(props.total_memory),
+                device_count=int(torch.cuda.device_count()),
+                runtime=getattr(torch.version, "cuda", None),
+            )
+    except Exception as exc:  # noqa: BLE001 - a fingerprint never raises
+        cuda["error"] = f"{type(exc).__name__}: {exc}"
+    cuda["driver"] = _nvidia_driver()
+    return cuda
+
+
+def _nvidia_driver() -> str | None:
+    try:
+        text = Path("/proc/driver/nvidia/version").read_text(encoding="utf-8")
+        for token in text.split():
+            if token.count(".") >= 1 and token.replace(".", "").isdigit():
+                return token
+    except OSError:
+        pass
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=10, check=False,
+        )
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip().splitlines()[0].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return None
+
+
+def fingerprint(device: str) -> dict[str, Any]:
+    """What a report must record about the machine and libraries. Never raises.
+
+    ``device`` is the resolved device the run used (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
+    """
+    torch_info, cuda = _torch_info(device)
+    cpu_name = cpu_model()
+    env: dict[str, Any] = {
+        "device": device,
+        "device_name": (cuda or {}).get("name") or cpu_name,
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "packages": package_versions(),
+        "cpu": {
+            "model": cpu_name,
+            "logical_cores": os.cpu_count(),
+            "usable_cores": _usable_cores(),
+        },
+        "memory_total_bytes": _memory_total_bytes(),
+        "torch": torch_info,
+        "cuda": cuda,
+        "env_vars": {k: os.environ[k] for k in THREAD_ENV_VARS if k in os.environ},
+        "host_id": host_id(),
+    }
+    return env
+
+
+def _lookup(data: Mapping[str, Any], dotted: str) -> Any:
+    value: Any = data
+    for part in dotted.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def fingerprint_differences(
+    a: Mapping[str, Any], b: Mapping[str, Any], keys: tuple[str, ...] = COMPARED_KEYS
+) -> list[str]:
+    """Human-readable differences between two fingerprints on ``keys`` (empty when comparable).
+
+    Package versions are compared one by one: ``"packages.torch: 2.13.0 != 2.12.1"``.
+    """
+    diffs: list[str] = []
+    for key in keys:
+        va, vb = _lookup(a, key), _lookup(b, key)
+        if isinstance(va, Mapping) and isinstance(vb, Mapping):
+            for sub in sorted(set(va) | set(vb)):
+                if va.get(sub) != vb.get(sub):
+                    diffs.append(f"{key}.{sub}: {va.get(sub)} != {vb.get(sub)}")
+        elif va != vb:
+            diffs.append(f"{key}: {va} != {vb}")
+    return diffs

@@ -1,0 +1,82 @@
+"""Atomic file writes: a crash mid-write never leaves a truncated file behind.
+
+The content goes to a temporary file in the destination's own folder (so the
+final rename stays on one filesystem), is flushed and fsynced, and then
+``os.replace`` swaps it in. Readers see either the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from qeval.errors import ReportError
+
+_TMP_PREFIX = ".qeval-tmp-"
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
+    """Open a temporary file that replaces ``path`` only if the ``with`` block succeeds.
+
+    ``mode`` is ``"w"`` (text) or ``"wb"`` (bytes). On any exception the
+    temporary file is removed, ``path`` is left as it was, and the exception
+    propagates (``OSError`` becomes :class:`~qeval.errors.ReportError` naming the path).
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open mode must be 'w' or 'wb', not {mode!r}")
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=_TMP_PREFIX + target.name + ".", dir=target.parent)
+    except OSError as exc:
+        raise ReportError(f"cannot write {target}: {exc.strerror or exc}. Check that the folder is writable.") from exc
+    tmp = Path(tmp_name)
+    try:
+        text_kw = {} if "b" in mode else {"encoding": encoding, "newline": "\n"}
+        with os.fdopen(fd, mode, **text_kw) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError) and not isinstance(exc, ReportError):
+            raise ReportError(
+                f"cannot write {target}: {exc.strerror or exc}. Check free space and permissions."
+            ) from exc
+        raise
+    _fsync_dir(target.parent)
+
+
+def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> Path:
+    """Write ``text`` to ``path`` atomically; return the path."""
+    with atomic_open(path, "w", encoding=encoding) as handle:
+        handle.write(text)
+    return Path(path)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; return the path."""
+    with atomic_open(path, "wb") as handle:
+        handle.write(data)
+    return Path(path)
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Makes the rename itself durable on POSIX; not possible (nor needed) everywhere.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

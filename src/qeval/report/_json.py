@@ -1,0 +1,136 @@
+"""results.json: the run record without its per-case lists (those go to samples.jsonl).
+
+The JSON is strict: NaN and infinities become ``null``, so any JSON parser
+(``jq``, JavaScript, Go) can read it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path, PurePath
+from typing import Any
+
+from qeval.errors import ReportError
+from qeval.report._atomic import atomic_open
+from qeval.results import SCHEMA_VERSION, RunRecord, to_dict
+
+RESULTS_FILE = "results.json"
+SAMPLES_FILE = "samples.jsonl"
+
+
+def jsonable(value: Any) -> Any:
+    """A strict-JSON-ready copy of ``value``.
+
+    Non-finite floats become ``None``; tuples and sets become lists; numpy
+    scalars and arrays become Python numbers and lists; paths and enums become
+    strings; dataclass records go through :func:`qeval.results.to_dict`; any
+    other object becomes its ``str`` (a report must not die on a stray object
+    in ``settings`` after an hour of evaluation).
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        items = [jsonable(v) for v in value]
+        try:
+            return sorted(items)
+        except TypeError:
+            return items
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return jsonable(to_dict(value))
+    if isinstance(value, enum.Enum):
+        return jsonable(value.value)
+    if isinstance(value, PurePath):
+        return str(value)
+    # numpy scalars/arrays without importing numpy here
+    if hasattr(value, "tolist") and callable(value.tolist):
+        try:
+            return jsonable(value.tolist())
+        except Exception:  # noqa: BLE001 - fall through to str()
+            pass
+    if isinstance(value, (bytes, bytearray)):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def results_dict(record: RunRecord) -> dict[str, Any]:
+    """The ``results.json`` content of ``record``: ``to_dict`` minus each cell's ``cases``.
+
+    Each cell gains ``n_samples`` (its lines in ``samples.jsonl``); the top level
+    names the samples file. Key order: schema_version and identity first.
+    """
+    cells = []
+    for cell in record.cells:
+        data = to_dict(cell)
+        data.pop("cases", None)
+        data["n_samples"] = len(cell.cases)
+        cells.append(data)
+    out = {
+        "schema_version": record.schema_version,
+        "run_id": record.run_id,
+        "created_at": record.created_at,
+        "model": to_dict(record.model),
+        "environment": to_dict(record.environment),
+        "settings": to_dict(record.settings),
+        "samples_file": SAMPLES_FILE,
+        "cells": cells,
+    }
+    return jsonable(out)
+
+
+def write_results(record: RunRecord, path: str | Path) -> Path:
+    """Write ``results.json`` for ``record`` to ``path`` atomically; return the path."""
+    data = results_dict(record)
+    with atomic_open(path, "w") as handle:
+        json.dump(data, handle, indent=2, ensure_ascii=False, allow_nan=False)
+        handle.write("\n")
+    return Path(path)
+
+
+def read_results(path: str | Path) -> dict[str, Any]:
+    """Read a ``results.json`` (or the run folder holding one) and check its schema version.
+
+    Raises :class:`~qeval.errors.ReportError` saying what is wrong and what to
+    do when the file is missing, is not JSON, or has another schema version.
+    """
+    target = Path(path)
+    if target.is_dir():
+        target = target / RESULTS_FILE
+    try:
+        text = target.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ReportError(
+            f"{target}: no such file. Pass a run folder (reports/<run-id>/) or its {RESULTS_FILE}."
+        ) from exc
+    except OSError as exc:
+        raise ReportError(f"{target}: cannot read it ({exc.strerror or exc}).") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ReportError(
+            f"{target}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg}). "
+            "The file is damaged or is not a qeval results file; re-run the sweep to regenerate it."
+        ) from exc
+    if not isinstance(data, dict):
+        raise ReportError(f"{target}: expected a JSON object at the top level, found {type(data).__name__}.")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        found = "no schema_version key" if "schema_version" not in data else f"schema_version {version!r}"
+        raise ReportError(
+            f"{target}: has {found}, but this qeval reads schema_version {SCHEMA_VERSION}. "
+            "Read it with the qeval version that wrote it, or re-run the sweep to regenerate it."
+        )
+    if not isinstance(data.get("cells"), list):
+        raise ReportError(f"{target}: key 'cells' must be a list of cell results.")
+    return data

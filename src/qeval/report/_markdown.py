@@ -1,0 +1,187 @@
+"""summary.md: readable in a terminal and as a GitHub Actions step summary."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from qeval.report._atomic import atomic_write_text
+from qeval.report._json import RESULTS_FILE, SAMPLES_FILE, jsonable
+from qeval.report._table import COLUMNS, MISSING, ordered_cells, table_rows
+from qeval.results import ModelCard, RunRecord
+
+SUMMARY_FILE = "summary.md"
+PLOT_FILES = ("accuracy_vs_latency.png", "accuracy_vs_weights.png")
+
+_FULL_PRECISION = re.compile(r"\b(fp32|float32|f32|fp16|float16|f16|bf16|bfloat16|full)\b", re.IGNORECASE)
+_BITS = (
+    re.compile(r"(\d+)\s*-?\s*bits?\b", re.IGNORECASE),  # "4-bit", "8 bit"
+    re.compile(r"\bq(\d)_", re.IGNORECASE),  # GGUF "Q4_1", "Q8_0"
+    re.compile(r"\b(?:int|nf|fp|uint)(\d)\b", re.IGNORECASE),  # "int4", "nf4", "fp8"
+)
+
+
+def source_bits(source_precision: str) -> int | None:
+    """Bit width of already-quantized source weights (``None`` when full precision or unknown)."""
+    for pattern in _BITS:
+        match = pattern.search(source_precision)
+        if match:
+            bits = int(match.group(1))
+            return bits if bits < 16 else None
+    return None
+
+
+def source_precision_note(card: ModelCard) -> str:
+    """A plain sentence about the precision the weights were shipped at."""
+    source = card.source_precision.strip() or "unknown"
+    bits = source_bits(source)
+    if bits is not None:
+        return (
+            f"**Source precision: {source}.** The weights were already {bits}-bit before qeval "
+            f"quantized anything, so every precision here is measured against an already-quantized "
+            f"model: {bits}-bit results (and anything wider) may look falsely lossless. "
+            f"Confirm a 'no loss' verdict on a model shipped in full precision."
+        )
+    if _FULL_PRECISION.search(source):
+        return f"**Source precision: {source}** (full precision weights as shipped)."
+    return (
+        f"**Source precision: {source}.** If these weights were already quantized, precisions at or "
+        f"above that bit width may look falsely lossless."
+    )
+
+
+def _md(text: Any) -> str:
+    """A value safe inside a markdown table cell."""
+    s = MISSING if text is None else str(text)
+    return s.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def _table(headers: tuple[str, ...] | list[str], rows: list[tuple[str, ...]] | list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(_md(h) for h in headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(_md(v) for v in row) + " |" for row in rows]
+    return lines
+
+
+_STATUS_WIDTH = 60
+
+
+def _short_status(cells: tuple[str, ...]) -> tuple[str, ...]:
+    status = cells[2]
+    if len(status) > _STATUS_WIDTH:
+        status = status[: _STATUS_WIDTH - 1].rstrip() + "…"
+    return (*cells[:2], status, *cells[3:])
+
+
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """Nested mapping → ``[("torch.threads", "2"), ...]`` (lists as compact JSON)."""
+    out: list[tuple[str, str]] = []
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out += flatten(value, prefix=name + ".")
+        elif isinstance(value, (list, tuple, Mapping)):
+            out.append((name, json.dumps(jsonable(value), ensure_ascii=False)))
+        else:
+            out.append((name, MISSING if value is None else str(value)))
+    return out
+
+
+def _fmt_params(n: int | None) -> str:
+    if n is None:
+        return MISSING
+    return f"{n / 1e6:,.1f} M ({n:,})" if n >= 1e6 else f"{n:,}"
+
+
+def render_markdown(record: RunRecord) -> str:
+    """The whole summary.md text."""
+    card = record.model
+    lines: list[str] = [f"# qeval run `{record.run_id}`", ""]
+    lines += [f"Created {record.created_at} · schema version {record.schema_version}", ""]
+
+    lines += ["## Model", ""]
+    lines += _table(
+        ("field", "value"),
+        [
+            ("spec", f"`{card.spec}`"),
+            ("name", card.name),
+            ("source precision", card.source_precision),
+            ("parameters", _fmt_params(card.parameters)),
+            ("architecture", card.architecture or MISSING),
+            ("path", f"`{card.path}`" if card.path else MISSING),
+        ],
+    )
+    lines += ["", "> " + source_precision_note(card)]
+    if card.notes.strip():
+        lines += ["", card.notes.strip()]
+    lines.append("")
+
+    lines += ["## Results", ""]
+    rows = table_rows(record)
+    if rows:
+        # full reasons are listed under the table; keep the table itself narrow
+        lines += _table(COLUMNS, [_short_status(row.cells()) for row in rows])
+    else:
+        lines.append("No cells were run.")
+    lines.append("")
+    not_ok = [r for r in rows if not r.ok]
+    if not_ok:
+        lines += [f"{len(not_ok)} of {len(rows)} cells did not produce results:", ""]
+        lines += [f"- **{_md(r.precision)} × {_md(r.suite)}** — {_md(r.status)}" for r in not_ok]
+        lines.append("")
+
+    configs = {}
+    for cell in ordered_cells(record):
+        if cell.precision_config and cell.precision not in configs:
+            configs[cell.precision] = cell.precision_config
+    if configs:
+        lines += ["## What each precision applied", ""]
+        lines += _table(
+            ("precision", "config"),
+            [(f"`{p}`", f"`{json.dumps(jsonable(c), sort_keys=True)}`") for p, c in configs.items()],
+        )
+        lines.append("")
+
+    lines += ["## Environment", ""]
+    env_rows = flatten(record.environment)
+    lines += _table(("key", "value"), env_rows) if env_rows else ["No environment fingerprint recorded."]
+    lines.append("")
+    settings_rows = flatten(record.settings)
+    if settings_rows:
+        lines += ["## Settings", ""]
+        lines += _table(("key", "value"), settings_rows)
+        lines.append("")
+
+    lines += [
+        "## How to read this",
+        "",
+        "- **accuracy** is the pass rate over the suite's cases; `[lo, hi]` is its Wilson 95% interval and "
+        "`n` the number of cases. Two precisions whose intervals overlap may still differ, and may not: "
+        "use the paired comparison (same cases) before calling a drop real.",
+        "- **other metrics** (e.g. `f1`) carry a 95% percentile-bootstrap interval over cases; `n` is shown "
+        "only when it differs from the cell's.",
+        "- **latency** comes from a separate timed pass: batch 1, greedy, after warm-up requests that are "
+        "excluded. `(n=…)` is the number of timed requests (TTFT) or of requests with ≥ 2 output tokens "
+        "(TPOT). Percentiles use linear interpolation; a p95 from n < 20 is close to the maximum.",
+        "- **TTFT**: request start (tokenization excluded) to first generated token. **TPOT**: "
+        "(e2e − TTFT) / (output tokens − 1) per request. **output tok/s**: output tokens of the timed "
+        "pass / its wall time.",
+        "- **weights MB**: real storage of every tensor the model holds (packed where packed), "
+        "MB = 10^6 bytes. **peak mem MB**: `rss` = peak resident memory of the process on CPU, "
+        "`cuda` = peak CUDA allocated memory.",
+        "- Timings on shared machines are noisy: compare precisions from the same run, not across runs.",
+        f"- `{MISSING}` means not measured; skipped and failed cells are listed with their reason, not hidden.",
+        "",
+        f"Files: `{RESULTS_FILE}` (all numbers), `{SAMPLES_FILE}` (every completion and its score), "
+        + ", ".join(f"`{p}`" for p in PLOT_FILES)
+        + ".",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_summary(record: RunRecord, path: str | Path) -> Path:
+    """Write ``summary.md`` for ``record`` to ``path`` atomically; return the path."""
+    return atomic_write_text(path, render_markdown(record))

@@ -1,0 +1,168 @@
+"""PNG plots: accuracy (with its 95% interval) against latency and against weight size.
+
+One subplot per suite, one point per precision. matplotlib is imported only
+when a plot is drawn, and only its Agg canvas is used (no pyplot, no GUI
+backend, no global state).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from qeval.report._atomic import atomic_write_bytes
+from qeval.report._table import BYTES_PER_MB, ordered_cells
+from qeval.results import CellResult, RunRecord
+
+LATENCY_PLOT = "accuracy_vs_latency.png"
+WEIGHTS_PLOT = "accuracy_vs_weights.png"
+
+LATENCY_LABEL = "TTFT p95 (ms; batch 1, warm, tokenization excluded)"
+WEIGHTS_LABEL = "weights as stored (MB = 10^6 bytes)"
+ACCURACY_LABEL = "accuracy (pass rate, Wilson 95% CI)"
+
+_MAX_CAPTION_ITEMS = 8
+
+
+@dataclass(frozen=True)
+class _Point:
+    precision: str
+    x: float
+    y: float
+    lo: float
+    hi: float
+
+
+_MAX_ABS = 1e100
+"""Values beyond this are not measurements; matplotlib's tick locator overflows near float max."""
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _plottable(value: object) -> bool:
+    return _finite(value) and abs(value) <= _MAX_ABS  # type: ignore[arg-type]
+
+
+def _ttft_p95(cell: CellResult) -> float | None:
+    return cell.latency.ttft_ms.p95 if cell.latency is not None else None
+
+
+def _weights_mb(cell: CellResult) -> float | None:
+    if cell.memory is None or not _finite(cell.memory.weights_bytes):
+        return None
+    return cell.memory.weights_bytes / BYTES_PER_MB
+
+
+def _collect(
+    record: RunRecord, x_of: Callable[[CellResult], float | None], x_name: str
+) -> tuple[dict[str, list[_Point]], list[str]]:
+    """Plottable points per suite (suite order kept) and a note per left-out cell."""
+    by_suite: dict[str, list[_Point]] = {}
+    left_out: list[str] = []
+    for cell in ordered_cells(record):
+        points = by_suite.setdefault(cell.suite, [])
+        where = f"{cell.precision} × {cell.suite}"
+        if cell.status != "ok":
+            left_out.append(f"{where}: {cell.status}")
+            continue
+        x = x_of(cell)
+        if not _finite(cell.accuracy):
+            left_out.append(f"{where}: no accuracy")
+            continue
+        if not _finite(x):
+            left_out.append(f"{where}: no {x_name}")
+            continue
+        if not (_plottable(x) and _plottable(cell.accuracy)):
+            left_out.append(f"{where}: value out of range")
+            continue
+        y = float(cell.accuracy)
+        lo, hi = y, y
+        ci = cell.accuracy_ci
+        if ci is not None and len(ci) == 2 and _finite(ci[0]) and _finite(ci[1]):
+            lo, hi = min(float(ci[0]), y), max(float(ci[1]), y)
+        points.append(_Point(cell.precision, float(x), y, lo, hi))
+    return by_suite, left_out
+
+
+def _caption(left_out: list[str]) -> str:
+    if not left_out:
+        return "every cell is shown"
+    shown = left_out[:_MAX_CAPTION_ITEMS]
+    more = len(left_out) - len(shown)
+    text = "left out: " + "; ".join(shown) + (f"; and {more} more" if more else "")
+    return "\n".join(textwrap.wrap(text, width=110))
+
+
+def _draw(
+    record: RunRecord, x_of: Callable[[CellResult], float | None], x_name: str, x_label: str, title: str
+) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    by_suite, left_out = _collect(record, x_of, x_name)
+    suites = list(by_suite) or ["(no cells)"]
+    ncols = min(len(suites), 3)
+    nrows = math.ceil(len(suites) / ncols)
+    fig = Figure(figsize=(4.8 * ncols, 3.8 * nrows + 0.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    precisions = list(dict.fromkeys(c.precision for c in record.cells))
+    colours = {p: f"C{i % 10}" for i, p in enumerate(precisions)}
+
+    for ax, suite in zip(axes, suites):
+        points = by_suite.get(suite, [])
+        ax.set_title(suite, fontsize=10)
+        ax.set_xlabel(x_label, fontsize=8)
+        ax.set_ylabel(ACCURACY_LABEL, fontsize=8)
+        ax.set_ylim(-0.03, 1.03)
+        ax.grid(True, alpha=0.3)
+        if not points:
+            ax.text(0.5, 0.5, "no plottable cells", ha="center", va="center", transform=ax.transAxes, color="0.4")
+            continue
+        for pt in points:
+            below, above = pt.y - pt.lo, pt.hi - pt.y
+            bars = [[below], [above]] if math.isfinite(below) and math.isfinite(above) else None
+            ax.errorbar(
+                [pt.x], [pt.y], yerr=bars,
+                fmt="o", color=colours.get(pt.precision, "C0"), capsize=3, markersize=5,
+            )
+            ax.annotate(pt.precision, (pt.x, pt.y), xytext=(5, 4), textcoords="offset points", fontsize=8)
+        xs = [pt.x for pt in points]
+        right = max(xs) * 1.2
+        if min(xs) >= 0 and math.isfinite(right):  # start at 0 so ratios between precisions read true
+            ax.set_xlim(left=0, right=right if right > 0 else 1.0)
+    for ax in axes[len(suites):]:
+        ax.set_visible(False)
+
+    fig.suptitle(f"{title} — {record.model.name} — run {record.run_id}", fontsize=10)
+    fig.supxlabel(_caption(left_out), fontsize=7, color="0.3")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def plot_accuracy_vs_latency(record: RunRecord, path: str | Path) -> Path:
+    """Accuracy (95% CI bars) against TTFT p95 per precision, one subplot per suite; PNG at ``path``."""
+    png = _draw(record, _ttft_p95, "TTFT p95", LATENCY_LABEL, "accuracy vs TTFT p95")
+    return atomic_write_bytes(path, png)
+
+
+def plot_accuracy_vs_weights(record: RunRecord, path: str | Path) -> Path:
+    """Accuracy (95% CI bars) against weights MB per precision, one subplot per suite; PNG at ``path``."""
+    png = _draw(record, _weights_mb, "weights size", WEIGHTS_LABEL, "accuracy vs weights size")
+    return atomic_write_bytes(path, png)
+
+
+def write_plots(record: RunRecord, out_dir: str | Path) -> list[Path]:
+    """Both plots into ``out_dir``; returns their paths."""
+    folder = Path(out_dir)
+    return [
+        plot_accuracy_vs_latency(record, folder / LATENCY_PLOT),
+        plot_accuracy_vs_weights(record, folder / WEIGHTS_PLOT),
+    ]

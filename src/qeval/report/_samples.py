@@ -1,0 +1,82 @@
+"""samples.jsonl: one JSON line per (precision, case) of the accuracy pass."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from qeval.errors import ReportError
+from qeval.report._atomic import atomic_open
+from qeval.report._json import SAMPLES_FILE, jsonable
+from qeval.results import RunRecord
+
+SAMPLE_KEYS = (
+    "precision",
+    "suite",
+    "case_id",
+    "prompt",
+    "completion",
+    "expected",
+    "score",
+    "passed",
+    "reason",
+    "output_tokens",
+    "tags",
+    "details",
+)
+"""The keys of every line, in order."""
+
+
+def sample_rows(record: RunRecord) -> Iterator[dict[str, Any]]:
+    """One strict-JSON-ready dict per case, cells in record order."""
+    for cell in record.cells:
+        for case in cell.cases:
+            row = {
+                "precision": cell.precision,
+                "suite": cell.suite,
+                "case_id": case.case_id,
+                "prompt": case.prompt,
+                "completion": case.completion,
+                "expected": case.expected,
+                "score": case.score,
+                "passed": case.passed,
+                "reason": case.reason,
+                "output_tokens": case.output_tokens,
+                "tags": case.tags,
+                "details": case.details,
+            }
+            yield jsonable(row)
+
+
+def write_samples(record: RunRecord, path: str | Path) -> Path:
+    """Write ``samples.jsonl`` for ``record`` to ``path`` atomically; return the path."""
+    with atomic_open(path, "w") as handle:
+        for row in sample_rows(record):
+            handle.write(json.dumps(row, ensure_ascii=False, allow_nan=False))
+            handle.write("\n")
+    return Path(path)
+
+
+def read_samples(path: str | Path) -> list[dict[str, Any]]:
+    """Read ``samples.jsonl`` (or the run folder holding one); errors name file and line."""
+    target = Path(path)
+    if target.is_dir():
+        target = target / SAMPLES_FILE
+    try:
+        lines = target.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ReportError(f"{target}: cannot read it ({exc.strerror or exc}).") from exc
+    rows = []
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ReportError(f"{target}:{lineno}: not valid JSON ({exc.msg}).") from exc
+        if not isinstance(row, dict):
+            raise ReportError(f"{target}:{lineno}: expected a JSON object per line.")
+        rows.append(row)
+    return rows

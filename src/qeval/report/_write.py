@@ -1,0 +1,57 @@
+"""write_report: every report file of one run into ``out_dir/<run_id>/``."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+from qeval.errors import ReportError
+from qeval.report._json import RESULTS_FILE, SAMPLES_FILE, write_results
+from qeval.report._markdown import SUMMARY_FILE, write_summary
+from qeval.report._plots import write_plots
+from qeval.report._samples import write_samples
+from qeval.results import RunRecord
+
+class ReportWarning(UserWarning):
+    """A non-essential part of a report (a plot) could not be written."""
+
+
+_SAFE_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def run_dir(record: RunRecord, out_dir: str | Path) -> Path:
+    """``out_dir/<run_id>``; refuses run ids that are not a single safe folder name."""
+    if not _SAFE_RUN_ID.fullmatch(record.run_id or "") or record.run_id in (".", ".."):
+        raise ReportError(
+            f"run id {record.run_id!r} cannot be a folder name: use letters, digits, '.', '_' and '-' "
+            "only, starting with a letter or digit (e.g. 20250101-120000-smollm2)."
+        )
+    return Path(out_dir) / record.run_id
+
+
+def write_report(record: RunRecord, out_dir: str | Path) -> Path:
+    """Write results.json, samples.jsonl, summary.md and the PNG plots into ``out_dir/<run_id>/``.
+
+    Every file is written atomically. results.json is written last, so a run
+    folder with a results.json is complete. A plot that cannot be drawn gives a
+    :class:`ReportWarning` instead of an error. Returns the run folder.
+    """
+    folder = run_dir(record, out_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReportError(f"cannot create report folder {folder}: {exc.strerror or exc}.") from exc
+    write_samples(record, folder / SAMPLES_FILE)
+    write_summary(record, folder / SUMMARY_FILE)
+    try:
+        write_plots(record, folder)
+    except Exception as exc:  # noqa: BLE001 - a plot must never cost the run its results.json
+        warnings.warn(
+            f"qeval: plots for run {record.run_id} were not written ({type(exc).__name__}: {exc}); "
+            "results.json, samples.jsonl and summary.md are complete.",
+            ReportWarning,
+            stacklevel=2,
+        )
+    write_results(record, folder / RESULTS_FILE)
+    return folder

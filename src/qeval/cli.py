@@ -80,11 +80,10 @@ def sweep(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from qeval.config import SweepConfig
-    from qeval.quantize import silence_backends
+    from qeval.quantize import quiet
     from qeval.report import render_console_table
     from qeval.sweep import run_sweep
 
-    silence_backends()
     config = SweepConfig(
         model=model,
         precisions=_split(precisions),
@@ -104,7 +103,7 @@ def sweep(
         console=console,
         transient=True,
     )
-    with progress:
+    with progress, quiet():
         record, path = run_sweep(config, reporter=_RichReporter(progress))
     console.print(render_console_table(record))
     console.print(f"Report: [bold]{path}[/] (summary.md, results.json, samples.jsonl, plots)")

@@ -1,0 +1,61 @@
+"""Precisions: a registry of named quantization schemes and the code that applies them.
+
+    p = get_precision("int4")
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=p.load_dtype)
+    if (reason := p.unavailable_reason("cpu")) is None:
+        model, applied = p.apply(model, "cpu")   # applied: JSON-ready record of the scheme
+
+Adding a precision: one backend module (a frozen config + a ``Precision``
+subclass) and one ``PRECISIONS.register`` line below. Entries are lazy, and
+backend modules import their library only inside ``apply``.
+"""
+
+from __future__ import annotations
+
+from qeval.quantize._base import (
+    GROUP_SIZE_CANDIDATES,
+    Backend,
+    Precision,
+    choose_group_size,
+    quiet,
+    select_linears,
+)
+from qeval.registry import Registry
+
+PRECISIONS: Registry[Precision] = Registry("precision")
+PRECISIONS.register("fp32", "qeval.quantize._dtype:FP32")
+PRECISIONS.register("bf16", "qeval.quantize._dtype:BF16")
+PRECISIONS.register("fp16", "qeval.quantize._dtype:FP16")
+PRECISIONS.register("int8", "qeval.quantize._torchao:INT8")
+PRECISIONS.register("w8a8", "qeval.quantize._torchao:W8A8")
+PRECISIONS.register("fp8", "qeval.quantize._torchao:FP8")
+PRECISIONS.register("int4", "qeval.quantize._quanto:INT4")
+PRECISIONS.register("nf4", "qeval.quantize._bnb:NF4")
+PRECISIONS.register("hqq4", "qeval.quantize._hqq:HQQ4")
+
+
+def get_precision(name: str) -> Precision:
+    """The registered precision called ``name``; UnknownNameError (with did-you-mean) if none."""
+    return PRECISIONS.get(name)
+
+
+def list_precisions(device: str) -> list[tuple[str, str, str | None]]:
+    """(name, description, reason it cannot run on ``device`` or None) for every precision."""
+    rows = []
+    for name in PRECISIONS:
+        precision = PRECISIONS.get(name)
+        rows.append((name, precision.description, precision.unavailable_reason(device)))
+    return rows
+
+
+__all__ = [
+    "GROUP_SIZE_CANDIDATES",
+    "PRECISIONS",
+    "Backend",
+    "Precision",
+    "choose_group_size",
+    "get_precision",
+    "list_precisions",
+    "quiet",
+    "select_linears",
+]

@@ -1,0 +1,104 @@
+"""Shared fixtures: a tiny random LlamaForCausalLM saved as an HF folder.
+
+Widths are multiples of 128 (hidden 256, intermediate 512) so every group-size
+rule of the int4 backends holds; lm_head is tied to the input embedding like the
+bundled SmolLM2. No tokenizer: tests feed token ids. The folder lives in
+pytest's cache (``.pytest_cache/d/``), so later sessions reuse it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+TINY_LLAMA = dict(
+    vocab_size=1000,
+    hidden_size=256,
+    intermediate_size=512,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=4,
+    max_position_embeddings=256,
+    tie_word_embeddings=True,
+    bos_token_id=1,
+    eos_token_id=2,
+    pad_token_id=0,
+)
+_TINY_LLAMA_VERSION = "v1"  # bump when TINY_LLAMA changes
+
+
+def build_tiny_llama(**overrides):
+    """A freshly initialised (seed 0) tiny LlamaForCausalLM, fp32, in memory."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    return LlamaForCausalLM(LlamaConfig(**{**TINY_LLAMA, **overrides})).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(request) -> Path:
+    """Path of a saved tiny random Llama (fp32 safetensors + config.json)."""
+    import shutil
+    import tempfile
+
+    path = Path(request.config.cache.mkdir(f"qeval-tiny-llama-{_TINY_LLAMA_VERSION}")) / "model"
+    if not (path / "config.json").exists():
+        # written next to its final place, then renamed: an interrupted run leaves no half model
+        staging = Path(tempfile.mkdtemp(dir=path.parent))
+        build_tiny_llama().save_pretrained(staging)
+        shutil.rmtree(path, ignore_errors=True)
+        staging.rename(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_builder() -> Callable:
+    """``tiny_llama_builder(**config_overrides)`` -> an in-memory tiny Llama (fp32, seed 0)."""
+    return build_tiny_llama
+
+
+@pytest.fixture(scope="session")
+def load_tiny_llama(tiny_llama_dir) -> Callable:
+    """``load_tiny_llama(dtype)`` -> a fresh LlamaForCausalLM from ``tiny_llama_dir`` in eval mode."""
+    from qeval.quantize import quiet
+
+    def load(dtype):
+        from transformers import LlamaForCausalLM
+
+        with quiet():  # transformers may import torchao, which is noisy on a CPU build
+            model = LlamaForCausalLM.from_pretrained(tiny_llama_dir, dtype=dtype)
+        return model.eval()
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def quantized_tiny_llama(load_tiny_llama) -> Callable:
+    """``quantized_tiny_llama(precision)`` -> (model, applied) on CPU, built once per session.
+
+    Shared between tests: do not modify the returned model.
+    """
+    import torch
+
+    from qeval.quantize import get_precision
+
+    cache: dict[str, tuple] = {}
+
+    def get(name: str) -> tuple:
+        if name not in cache:
+            precision = get_precision(name)
+            model = load_tiny_llama(precision.load_dtype)
+            # One intra-op thread while quantizing: on a shared 2-core machine two threads
+            # thrash on hqq's many small ops (measured 30 s instead of 1 s for this model).
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                cache[name] = precision.apply(model, "cpu")
+            finally:
+                torch.set_num_threads(threads)
+        return cache[name]
+
+    return get

@@ -1,0 +1,83 @@
+"""The precision registry: names, descriptions, configs and availability answers."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+
+import pytest
+import torch
+
+from qeval.errors import BackendUnavailable, UnknownNameError
+from qeval.quantize import PRECISIONS, get_precision, list_precisions
+
+EXPECTED = ["fp32", "bf16", "fp16", "int8", "w8a8", "fp8", "int4", "nf4", "hqq4"]
+
+
+def test_every_expected_precision_is_registered():
+    assert PRECISIONS.names() == EXPECTED
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_precision_shape(name):
+    p = get_precision(name)
+    assert p.name == name
+    assert p.description and "\n" not in p.description
+    assert isinstance(p.load_dtype, torch.dtype)
+    assert dataclasses.is_dataclass(p.config)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.config.compute_dtype = "float64"
+    json.dumps(dataclasses.asdict(p.config))
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_unavailable_reason_on_cpu_is_none_here(name):
+    # every backend is installed in the dev environment and all run on CPU
+    assert get_precision(name).unavailable_reason("cpu") is None
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CUDA-less answer")
+@pytest.mark.parametrize("name", EXPECTED)
+def test_cuda_without_gpu_is_a_reason(name):
+    reason = get_precision(name).unavailable_reason("cuda")
+    assert isinstance(reason, str) and "CUDA is not available" in reason
+
+
+def test_unknown_device_is_a_reason_not_an_error():
+    assert "unknown device" in get_precision("int8").unavailable_reason("tpu")
+
+
+def test_missing_library_names_the_pip_line(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "hqq" else real(name, *a)
+    )
+    reason = get_precision("hqq4").unavailable_reason("cpu")
+    assert "pip install hqq==" in reason and "qeval[hqq]" in reason
+    assert get_precision("int8").unavailable_reason("cpu") is None
+    with pytest.raises(BackendUnavailable, match="pip install hqq"):
+        get_precision("hqq4").apply(torch.nn.Linear(4, 4), "cpu")
+
+
+def test_broken_environment_is_a_reason_not_an_error(monkeypatch):
+    def explode(*args, **kwargs):
+        raise ValueError("broken metadata")
+
+    monkeypatch.setattr(importlib.util, "find_spec", explode)
+    assert "broken metadata" in get_precision("nf4").unavailable_reason("cpu")
+
+
+def test_unknown_name_suggests_and_lists():
+    with pytest.raises(UnknownNameError) as info:
+        get_precision("int5")
+    message = str(info.value)
+    assert "Did you mean 'int8'?" in message
+    assert all(name in message for name in EXPECTED)
+    assert isinstance(info.value, KeyError)
+
+
+def test_list_precisions_rows():
+    rows = list_precisions("cpu")
+    assert [r[0] for r in rows] == EXPECTED
+    assert all(isinstance(desc, str) and reason is None for _, desc, reason in rows)

@@ -21,7 +21,8 @@ app = typer.Typer(
 suites_app = typer.Typer(no_args_is_help=True, help="Work with suite folders.")
 app.add_typer(suites_app, name="suites")
 
-console = Console()
+# Piped output (CI logs, `make demo | tee`) gets a width the results table fits in.
+console = Console() if Console().is_terminal else Console(width=160)
 err_console = Console(stderr=True)
 
 EXIT_USAGE = 2

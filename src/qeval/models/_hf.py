@@ -181,7 +181,9 @@ class HFSource:
     card: ModelCard
 
     @classmethod
-    def from_dir(cls, spec: str, path: Path, source_precision: str | None = None, notes: str = "") -> HFSource:
+    def from_dir(
+        cls, spec: str, path: Path, source_precision: str | None = None, notes: str = "", name: str | None = None
+    ) -> HFSource:
         config = read_config(path)
         archs = config.get("architectures") or [config.get("model_type", "unknown")]
         dtype = config.get("dtype") or config.get("torch_dtype") or "unknown"
@@ -194,7 +196,7 @@ class HFSource:
             )
         card = ModelCard(
             spec=spec,
-            name=config.get("_name_or_path") or path.name,
+            name=name or config.get("_name_or_path") or path.name,
             source_precision=source_precision,
             parameters=None,
             architecture=archs[0],

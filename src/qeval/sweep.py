@@ -189,6 +189,10 @@ def prepare(config: SweepConfig) -> tuple[list, list]:
         from qeval.errors import UsageError
 
         raise UsageError("No suite given: pass --suites, e.g. --suites suites/arithmetic.")
+    if config.limit is not None and config.limit < 1:
+        from qeval.errors import UsageError
+
+        raise UsageError(f"--limit must be at least 1 (got {config.limit}); leave it out to run every case.")
     precisions = [get_precision(name) for name in config.precisions]
     suites = [load_suite(path).limited(config.limit) for path in expand_suite_paths(config.suites)]
     names = [s.name for s in suites]

@@ -1,0 +1,87 @@
+"""Set-overlap counts and micro precision/recall/F1 shared by the extraction scorers.
+
+A case's gold and predicted answers are sets of hashable items (``(field, value)``
+or ``(type, entity)`` pairs). Suite-level metrics are *micro* averages over all
+items of all cases: the point values come from scikit-learn's
+``precision_recall_fscore_support`` over one binary "is it gold / was it
+predicted" label per distinct item of each case; the 95% intervals come from a
+case-level bootstrap of the per-case (tp, fp, fn) counts (``qeval.stats``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence, Set
+
+import numpy as np
+
+from qeval.results import MetricValue, Score
+
+
+def overlap(gold: Set[Hashable], pred: Set[Hashable]) -> tuple[int, int, int]:
+    """(tp, fp, fn) of a predicted set against a gold set."""
+    tp = len(gold & pred)
+    return tp, len(pred) - tp, len(gold) - tp
+
+
+def case_f1(tp: int, fp: int, fn: int) -> float:
+    """F1 of one case; 1.0 when there was nothing to find and nothing was found."""
+    denom = 2 * tp + fp + fn
+    return 1.0 if denom == 0 else 2 * tp / denom
+
+
+def sklearn_prf(tp: Sequence[int], fp: Sequence[int], fn: Sequence[int]) -> tuple[float, float, float]:
+    """Micro (precision, recall, F1) via scikit-learn from per-case counts.
+
+    Each true positive is an item labelled (gold=1, predicted=1), each false
+    positive (0, 1), each false negative (1, 0) -- exactly the binary labels of
+    every distinct item, so this equals sklearn over the raw item lists.
+    """
+    from sklearn.metrics import precision_recall_fscore_support
+
+    t, p, f = int(np.sum(tp)), int(np.sum(fp)), int(np.sum(fn))
+    if t + p + f == 0:
+        return 1.0, 1.0, 1.0
+    y_true = np.array([1] * t + [0] * p + [1] * f)
+    y_pred = np.array([1] * t + [1] * p + [0] * f)
+    prec, rec, f1, _ = precision_recall_fscore_support(
+        y_true, y_pred, average="binary", pos_label=1, zero_division=0.0
+    )
+    return float(prec), float(rec), float(f1)
+
+
+def _precision(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> float:
+    d = tp.sum() + fp.sum()
+    return float(tp.sum() / d) if d else 0.0
+
+
+def _recall(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> float:
+    d = tp.sum() + fn.sum()
+    return float(tp.sum() / d) if d else 0.0
+
+
+def _f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> float:
+    d = 2 * tp.sum() + fp.sum() + fn.sum()
+    return float(2 * tp.sum() / d) if d else 1.0
+
+
+def f1_metrics(scores: Sequence[Score]) -> dict[str, MetricValue]:
+    """``f1``, ``precision``, ``recall`` (micro, bootstrap CI over cases) and
+    ``unparseable_rate`` (Wilson CI) from scores whose details hold tp/fp/fn/parseable."""
+    from qeval.stats import bootstrap_ci, rate
+
+    n = len(scores)
+    tp = [int(s.details.get("tp", 0)) for s in scores]
+    fp = [int(s.details.get("fp", 0)) for s in scores]
+    fn = [int(s.details.get("fn", 0)) for s in scores]
+    unparseable = rate([not s.details.get("parseable", False) for s in scores])
+    if n == 0:
+        empty = MetricValue(value=None, ci=None, n=0)
+        return {"f1": empty, "precision": empty, "recall": empty, "unparseable_rate": unparseable}
+    prec, rec, f1 = sklearn_prf(tp, fp, fn)
+    cols = [tp, fp, fn]
+    return {
+        "f1": MetricValue(value=f1, ci=bootstrap_ci(cols, _f1), n=n),
+        "precision": MetricValue(value=prec, ci=bootstrap_ci(cols, _precision), n=n),
+        "recall": MetricValue(value=rec, ci=bootstrap_ci(cols, _recall), n=n),
+        "unparseable_rate": unparseable,
+    }

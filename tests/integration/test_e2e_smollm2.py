@@ -38,8 +38,9 @@ def test_sweep_on_the_bundled_model(tmp_path):
         cell = cells[name]
         assert cell["status"] == "ok" and cell["n"] == 4
         assert cell["latency"]["ttft_ms"]["n"] == 2
-    # fp32 holds 134.5 M params x 4 bytes; int8 weight-only stores the decoder at 1 byte/weight
-    assert cells["fp32"]["memory"]["weights_bytes"] == 134_515_008 * 4
+    # fp32 holds 134.5 M params x 4 bytes (plus the rotary buffers, a few hundred bytes);
+    # int8 weight-only stores the decoder at 1 byte/weight
+    assert 0 <= cells["fp32"]["memory"]["weights_bytes"] - 134_515_008 * 4 < 4096
     assert cells["int8"]["memory"]["weights_bytes"] < 0.5 * cells["fp32"]["memory"]["weights_bytes"]
     assert (run_dir / "summary.md").read_text().count("arithmetic") >= 2
     assert sorted(p.name for p in run_dir.glob("*.png")) == ["accuracy_vs_latency.png", "accuracy_vs_weights.png"]

@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--suite", default="suites/arithmetic")
     parser.add_argument("--limit", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
 
     suite = load_suite(args.suite).limited(args.limit)
@@ -63,8 +63,13 @@ def main() -> None:
 
     ratios = []
     for r in range(args.rounds):
-        p_tokens, p_s = plain_loop(hf, prompts, settings.batch_size, settings.max_new_tokens)
-        acc = accuracy_pass(hf, suite, settings)
+        # ABBA order: whichever side runs second in a round runs first in the next.
+        if r % 2 == 0:
+            p_tokens, p_s = plain_loop(hf, prompts, settings.batch_size, settings.max_new_tokens)
+            acc = accuracy_pass(hf, suite, settings)
+        else:
+            acc = accuracy_pass(hf, suite, settings)
+            p_tokens, p_s = plain_loop(hf, prompts, settings.batch_size, settings.max_new_tokens)
         p_tps, q_tps = p_tokens / p_s, acc.output_tokens / acc.wall_s
         ratios.append(q_tps / p_tps)
         print(f"round {r + 1}: plain {p_tokens} tok in {p_s:.2f} s = {p_tps:.1f} tok/s | "

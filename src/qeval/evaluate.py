@@ -47,11 +47,14 @@ def _safe_score(scorer, completion: str, expected) -> Score:
 def accuracy_pass(model: TextModel, suite, settings: GenerationSettings, progress=None) -> AccuracyPass:
     """Generate every case of ``suite`` greedily in batches and score it.
 
-    Prompts are grouped by length so a batch carries little padding; results are
-    returned in the suite's case order.
+    Batches follow the suite's case order. (Grouping prompts by length was tried:
+    with greedy decoding a batch runs until its longest completion ends, so the
+    grouping that matters is by *output* length, which is unknown beforehand;
+    on arithmetic, 32 cases, fp32 it measured 0.84x a plain loop against 1.10x
+    without it; see benchmarks/throughput.py.)
     """
     prompts = build_prompts(model, suite)
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    order = list(range(len(prompts)))
     texts: dict[int, tuple[str, int]] = {}
     start = time.perf_counter()
     for b in range(0, len(order), settings.batch_size):

@@ -88,13 +88,22 @@ class HFTextModel:
         n = len(ids)
         for i, tok in enumerate(ids):
             if tok in self._eos_ids:
-                n = i + 1
+                n = i + 1  # the EOS was generated: it counts
+                break
+            if tok == self.tokenizer.pad_token_id:
+                n = i  # padding after a stop string ended this row
                 break
         text = self.tokenizer.decode(ids[:n], skip_special_tokens=True)
         return text, n
 
     def _gen_kwargs(self, settings: GenerationSettings) -> dict[str, Any]:
+        stop: dict[str, Any] = {}
+        if settings.stop:
+            # Stop generating at a stop string (the text is cut there anyway before
+            # scoring): saves the tokens a server would not generate either.
+            stop = {"stop_strings": list(settings.stop), "tokenizer": self.tokenizer}
         return {
+            **stop,
             "max_new_tokens": settings.max_new_tokens,
             "do_sample": False,
             "num_beams": 1,

@@ -4,6 +4,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from qeval.config import GenerationSettings
 from qeval.errors import SuiteError
@@ -53,6 +55,7 @@ def test_good_suite_loads(tmp_path: Path) -> None:
     assert suite.scorer().score("The answer is 3.", 3).passed
     assert len(suite.content_hash) == 64
     assert suite.limited(1).cases == suite.cases[:1] and suite.limited(None) is suite
+    assert suite.limited(5) is suite
     assert len(suite.cases) == 2  # limited() built a new object
 
 
@@ -179,3 +182,20 @@ def test_shipped_expected_answers_pass(shipped: Suite) -> None:
     failures = [(c.id, s.reason) for c in shipped.cases
                 if not (s := scorer.score(_as_completion(shipped, c), c.expected)).passed]
     assert failures == []
+
+
+
+@given(total=st.integers(1, 80), n=st.integers(1, 100))
+def test_limited_spreads_evenly_and_keeps_order(total, n):
+    import dataclasses
+
+    base = load_suite(ROOT / "tests" / "data" / "suites" / "mini")
+    suite = dataclasses.replace(base, cases=tuple(Case(id=f"c{i}", inputs={"a": i, "b": 0}, expected=i) for i in range(total)))
+    picked = [c.expected for c in suite.limited(n).cases]
+    assert len(picked) == min(n, total)
+    assert picked == sorted(set(picked))  # distinct, in file order
+    assert picked[0] == 0
+    if n < total:
+        # evenly spaced: every gap is floor or ceil of total / n
+        gaps = {b - a for a, b in zip(picked, picked[1:])}
+        assert gaps <= {total // n, -(-total // n)}

@@ -114,12 +114,20 @@ class Suite:
         return get_scorer(self.scorer_name, dict(self.scorer_args))
 
     def limited(self, n: int | None) -> Suite:
-        """The first ``n`` cases as a new suite (``None``: this suite)."""
-        if n is None:
+        """``n`` cases evenly spaced through the file, in file order, as a new suite.
+
+        Evenly spaced rather than the first ``n``: suites are often written
+        easy-to-hard, and a quick ``--limit 16`` run should keep the mix of
+        difficulties, not just the easy head. Deterministic; ``None`` (or ``n`` at
+        least the suite size) returns this suite.
+        """
+        if n is None or n >= len(self.cases):
             return self
         if n < 0:
             raise ValueError(f"limit must be >= 0, got {n}")
-        return dataclasses.replace(self, cases=self.cases[:n])
+        total = len(self.cases)
+        picked = [self.cases[(i * total) // n] for i in range(n)]
+        return dataclasses.replace(self, cases=tuple(picked))
 
 
 # --- loading ----------------------------------------------------------------------------------

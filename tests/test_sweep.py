@@ -1,7 +1,6 @@
 """The sweep runner end to end on the fake model: cells, skips, failures, partial reports."""
 
 import json
-from dataclasses import replace
 
 import pytest
 

@@ -5,13 +5,12 @@ Usage: .venv/bin/python suites/_generators/make_arithmetic.py [--seed 1234]
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
 from pathlib import Path
 
+from _common import run
+
 OUT = Path(__file__).resolve().parents[1] / "arithmetic" / "cases.jsonl"
-PER_LEVEL = 22
 
 NAMES = ["Tom", "Ana", "Li", "Sara", "Omar", "Mia", "Ravi", "Eva", "Ken", "Zoe"]
 THINGS = ["apples", "pencils", "stickers", "books", "marbles", "cookies", "stamps", "shells"]
@@ -53,24 +52,10 @@ def hard(rng: random.Random) -> tuple[str, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seed", type=int, default=1234)
-    args = parser.parse_args()
-    rng = random.Random(args.seed)
-    lines, seen = [], set()
-    for level, make in (("easy", easy), ("medium", medium), ("hard", hard)):
-        count = 0
-        while count < PER_LEVEL:
-            question, answer = make(rng)
-            if question in seen:
-                continue
-            seen.add(question)
-            count += 1
-            case = {"id": f"arith-{len(lines) + 1:03d}", "inputs": {"question": question},
-                    "expected": answer, "tags": {"difficulty": level}}
-            lines.append(json.dumps(case, ensure_ascii=False))
-    OUT.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"wrote {len(lines)} cases to {OUT}")
+    run(__doc__, OUT, 1234, "arith", (easy, medium, hard),
+        lambda cid, level, item: {"id": cid, "inputs": {"question": item[0]},
+                                  "expected": item[1], "tags": {"difficulty": level}})
+
 
 
 if __name__ == "__main__":

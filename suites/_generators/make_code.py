@@ -8,14 +8,12 @@ rerun to reproduce byte-for-byte. Usage: .venv/bin/python suites/_generators/mak
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
-from collections.abc import Callable
 from pathlib import Path
 
+from _common import run
+
 OUT = Path(__file__).resolve().parents[1] / "code" / "cases.jsonl"
-PER_LEVEL = 22
 
 Case = tuple[str, str, str, str, str]  # entry_point, signature, spec, reference body, tests
 
@@ -115,31 +113,17 @@ def hard(rng: random.Random) -> Case:
     return e, f"def {e}(x):", f"returns x limited to the range {lo} to {hi} (below {lo} gives {lo}, above {hi} gives {hi})", ref, _tests(e, [((x,), max(lo, min(hi, x))) for x in [-5, lo, 7, hi + 3]])
 
 
+def _to_case(cid: str, level: str, item: Case) -> dict:
+    entry, signature, spec, body, tests = item
+    reference = f"{signature}\n    {body}\n"
+    return {"id": cid, "inputs": {"signature": signature, "spec": spec},
+            "expected": {"entry_point": entry, "tests": tests, "reference": reference},
+            "tags": {"difficulty": level}}
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seed", type=int, default=99)
-    args = parser.parse_args()
-    rng = random.Random(args.seed)
-    lines, seen = [], set()
-    makers: tuple[tuple[str, Callable[[random.Random], Case]], ...] = (("easy", easy), ("medium", medium), ("hard", hard))
-    for level, make in makers:
-        count = tries = 0
-        while count < PER_LEVEL:
-            tries += 1
-            entry, signature, spec, body, tests = make(rng)
-            key = (entry, spec)
-            if key in seen and tries < 10_000:
-                continue
-            seen.add(key)
-            count += 1
-            reference = f"{signature}\n    {body}\n"
-            case = {"id": f"code-{len(lines) + 1:03d}",
-                    "inputs": {"signature": signature, "spec": spec},
-                    "expected": {"entry_point": entry, "tests": tests, "reference": reference},
-                    "tags": {"difficulty": level}}
-            lines.append(json.dumps(case, ensure_ascii=False))
-    OUT.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"wrote {len(lines)} cases to {OUT}")
+    run(__doc__, OUT, 99, "code", (easy, medium, hard), _to_case, key=lambda item: (item[0], item[2]))
+
 
 
 if __name__ == "__main__":

@@ -6,13 +6,12 @@ reproduce byte-for-byte). Usage: .venv/bin/python suites/_generators/make_extrac
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
 from pathlib import Path
 
+from _common import run
+
 OUT = Path(__file__).resolve().parents[1] / "extraction" / "cases.jsonl"
-PER_LEVEL = 22
 
 FIRST = ["Maria", "James", "Aiko", "Pedro", "Fatima", "Lukas", "Grace", "Ivan", "Nadia", "Tomas", "Elena", "Samuel"]
 LAST = ["Lopez", "Carter", "Tanaka", "Silva", "Haddad", "Weber", "Okafor", "Petrov", "Rossi", "Novak", "Meyer", "Dubois"]
@@ -64,25 +63,10 @@ def hard(rng: random.Random) -> tuple[str, dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seed", type=int, default=2024)
-    args = parser.parse_args()
-    rng = random.Random(args.seed)
-    lines, seen = [], set()
-    for level, make in (("easy", easy), ("medium", medium), ("hard", hard)):
-        count = 0
-        while count < PER_LEVEL:
-            text, fields = make(rng)
-            if text in seen:
-                continue
-            seen.add(text)
-            count += 1
-            case = {"id": f"extract-{len(lines) + 1:03d}",
-                    "inputs": {"text": text, "fields": ", ".join(fields)},
-                    "expected": fields, "tags": {"difficulty": level, "n_fields": len(fields)}}
-            lines.append(json.dumps(case, ensure_ascii=False))
-    OUT.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"wrote {len(lines)} cases to {OUT}")
+    run(__doc__, OUT, 2024, "extract", (easy, medium, hard),
+        lambda cid, level, item: {"id": cid, "inputs": {"text": item[0], "fields": ", ".join(item[1])},
+                                  "expected": item[1], "tags": {"difficulty": level, "n_fields": len(item[1])}})
+
 
 
 if __name__ == "__main__":

@@ -8,13 +8,12 @@ Usage: .venv/bin/python suites/_generators/make_medical.py [--seed 7]
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
 from pathlib import Path
 
+from _common import run
+
 OUT = Path(__file__).resolve().parents[1] / "medical" / "cases.jsonl"
-PER_LEVEL = 22
 
 # (medication, possible doses, condition it is written for)
 DRUGS = [
@@ -77,24 +76,10 @@ def hard(rng: random.Random) -> tuple[str, dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
-    rng = random.Random(args.seed)
-    lines, seen = [], set()
-    for level, make in (("easy", easy), ("medium", medium), ("hard", hard)):
-        count = 0
-        while count < PER_LEVEL:
-            text, ents = make(rng)
-            if text in seen:
-                continue
-            seen.add(text)
-            count += 1
-            case = {"id": f"med-{len(lines) + 1:03d}", "inputs": {"note": text},
-                    "expected": ents, "tags": {"difficulty": level}}
-            lines.append(json.dumps(case, ensure_ascii=False))
-    OUT.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"wrote {len(lines)} cases to {OUT}")
+    run(__doc__, OUT, 7, "med", (easy, medium, hard),
+        lambda cid, level, item: {"id": cid, "inputs": {"note": item[0]},
+                                  "expected": item[1], "tags": {"difficulty": level}})
+
 
 
 if __name__ == "__main__":

@@ -45,3 +45,20 @@ def test_raw_prompt_gets_the_bos_the_tokenizer_would_add(fp32_model):
     adds_bos = tok("a").input_ids[:1] == [tok.bos_token_id]
     text = fp32_model.format_prompt("plain", chat_template=False, system_prompt=None)
     assert text == (tok.bos_token + "plain" if adds_bos else "plain")
+
+
+def test_generation_stops_at_a_stop_string(fp32_model):
+    prompt = fp32_model.format_prompt("the answer", chat_template=True, system_prompt=None)
+    plain = fp32_model.generate([prompt], GenerationSettings(max_new_tokens=16))[0]
+    # the seeded random model never emits EOS within 16 tokens; plant its first character as the stop
+    assert plain.output_tokens == 16 and plain.text
+    stop = plain.text[0]
+    settings = GenerationSettings(max_new_tokens=16, stop=(stop,))
+    stopped = fp32_model.generate([prompt, prompt], settings)
+    timed = fp32_model.generate_timed(prompt, settings)
+    for gen in (*stopped, timed):
+        assert stop in gen.text and gen.text.startswith(plain.text[: plain.text.index(stop)])
+        assert gen.output_tokens < plain.output_tokens
+    assert stopped[0].output_tokens == timed.output_tokens == len(timed.token_times_ms)
+    # the vocabulary scan behind stop strings is done once, not per request
+    assert fp32_model._stop_criteria((stop,)) is fp32_model._stop_criteria((stop,))

@@ -65,6 +65,7 @@ class HFTextModel:
         bos_id = tokenizer.bos_token_id
         adds_bos = bos_id is not None and tokenizer("a").input_ids[:1] == [bos_id]
         self._bos_prefix = tokenizer.bos_token if adds_bos else ""
+        self._stops: dict[tuple[str, ...], Any] = {}
 
     def format_prompt(self, user_text: str, *, chat_template: bool, system_prompt: str | None) -> str:
         if not chat_template:
@@ -101,7 +102,7 @@ class HFTextModel:
         if settings.stop:
             # Stop generating at a stop string (the text is cut there anyway before
             # scoring): saves the tokens a server would not generate either.
-            stop = {"stop_strings": list(settings.stop), "tokenizer": self.tokenizer}
+            stop = {"stopping_criteria": self._stop_criteria(tuple(settings.stop))}
         return {
             **stop,
             "max_new_tokens": settings.max_new_tokens,
@@ -113,6 +114,17 @@ class HFTextModel:
             "top_p": None,
             "top_k": None,
         }
+
+    def _stop_criteria(self, stop: tuple[str, ...]) -> Any:
+        # Built once per stop tuple: transformers' StopStringCriteria scans the whole
+        # vocabulary (~0.5 s for 49k tokens), which `stop_strings=` would redo inside
+        # every generate call -- and inside every timed request's TTFT.
+        if stop not in self._stops:
+            from transformers import StoppingCriteriaList
+            from transformers.generation.stopping_criteria import StopStringCriteria
+
+            self._stops[stop] = StoppingCriteriaList([StopStringCriteria(self.tokenizer, list(stop))])
+        return self._stops[stop]
 
     def generate(self, prompts: Sequence[str], settings: GenerationSettings) -> list[Generation]:
         import torch

@@ -8,9 +8,10 @@ STAMP  := $(VENV)/.qeval-installed
 
 # Demo defaults are sized to finish in under 10 minutes on 2 CPU cores (see README).
 DEMO_PRECISIONS ?= fp32,int8,int4
-DEMO_SUITES     ?= suites
-DEMO_LIMIT      ?= 16
-DEMO_LATENCY    ?= 4
+DEMO_SUITES     ?= suites/arithmetic,suites/medical
+DEMO_LIMIT      ?= 12
+DEMO_LATENCY    ?= 3
+DEMO_WARMUP     ?= 1
 DEMO_ARGS       ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -30,7 +31,8 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/qeval sweep --model smollm2-135m --precisions $(DEMO_PRECISIONS) \
-	  --suites $(DEMO_SUITES) --limit $(DEMO_LIMIT) --latency-samples $(DEMO_LATENCY) $(DEMO_ARGS)
+	  --suites $(DEMO_SUITES) --limit $(DEMO_LIMIT) --latency-samples $(DEMO_LATENCY) \
+	  --warmup $(DEMO_WARMUP) $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.qeval-installed
 # Demo defaults are sized to finish in under 10 minutes on 2 CPU cores (see README).
 DEMO_PRECISIONS ?= fp32,int8,int4
 DEMO_SUITES     ?= suites/arithmetic,suites/medical
-DEMO_LIMIT      ?= 12
+DEMO_LIMIT      ?= 10
 DEMO_LATENCY    ?= 3
 DEMO_WARMUP     ?= 1
 DEMO_ARGS       ?=

@@ -8,9 +8,12 @@ rebuild a plain model from its config and save it once as safetensors under
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,17 +80,12 @@ def materialise(builtin: BuiltinModel) -> Path:
     _quiet_transformers()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    # The GGUF reader draws its own tqdm bars; a one-time 30 s step needs no bar.
-    saved = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"
-    try:
+    # The GGUF reader draws its own tqdm bars (not switchable through transformers
+    # or TQDM_DISABLE once tqdm is imported); a one-time step needs one line instead.
+    print(f"qeval: converting {builtin.gguf_file} to safetensors in {target.parent} (once, ~30 s)", file=sys.stderr)
+    with contextlib.redirect_stderr(io.StringIO()):
         tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
         loaded = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-    finally:
-        if saved is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = saved
     # A model loaded from GGUF refuses save_pretrained; rebuild a plain one from its config.
     config = loaded.config
     if hasattr(config, "quantization_config"):

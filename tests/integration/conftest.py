@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import build_tiny_llama
+
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -22,9 +24,8 @@ def _corpus():
 
 @pytest.fixture(scope="session")
 def tiny_chat_model_dir(tmp_path_factory):
-    import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     path = tmp_path_factory.mktemp("tiny-chat-llama")
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
@@ -44,19 +45,15 @@ def tiny_chat_model_dir(tmp_path_factory):
     )
     fast.chat_template = CHAT_TEMPLATE
     fast.save_pretrained(path)
-    torch.manual_seed(0)
-    config = LlamaConfig(
+    model = build_tiny_llama(
         vocab_size=len(fast),
         hidden_size=128,
         intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=512,
-        tie_word_embeddings=True,
         bos_token_id=fast.bos_token_id,
         eos_token_id=fast.eos_token_id,
         pad_token_id=fast.pad_token_id,
     )
-    LlamaForCausalLM(config).save_pretrained(path)
+    model.save_pretrained(path)
     return path

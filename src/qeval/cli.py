@@ -52,9 +52,16 @@ class _RichReporter:
         self._task = None
 
     def task(self, description: str, total: int) -> None:
+        # Started on first use, so a run that fails validation prints only its error.
+        if not self._progress.live.is_started:
+            self._progress.start()
         if self._task is not None:
             self._progress.remove_task(self._task)
         self._task = self._progress.add_task(description, total=total)
+
+    def stop(self) -> None:
+        if self._progress.live.is_started:
+            self._progress.stop()
 
     def advance(self, n: int = 1) -> None:
         if self._task is not None:
@@ -104,8 +111,12 @@ def sweep(
         console=console,
         transient=True,
     )
-    with progress, quiet():
-        record, path = run_sweep(config, reporter=_RichReporter(progress))
+    reporter = _RichReporter(progress)
+    try:
+        with quiet():
+            record, path = run_sweep(config, reporter=reporter)
+    finally:
+        reporter.stop()
     console.print(render_console_table(record))
     console.print(f"Report: [bold]{path}[/] (summary.md, results.json, samples.jsonl, plots)")
     failed = [c for c in record.cells if c.status == "failed"]

@@ -1,0 +1,101 @@
+"""SLO grammar: parsing, canonical text, and clear errors for everything else."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from qeval.gates import SLO, SloError, is_cost_metric, parse_slo
+
+QUALITY = st.sampled_from(["accuracy", "f1", "precision", "recall", "unparseable_rate", "tests_passed"])
+PCT = st.sampled_from(["p50", "p95", "p99"])
+KIND = st.sampled_from(["ttft", "tpot", "itl", "e2e", "tokenize"])
+LATENCY_MS = st.builds(lambda p, k: f"{p}_{k}_ms", PCT, KIND)
+COST_UNITLESS = st.one_of(st.builds(lambda p, k: f"{p}_{k}", PCT, KIND), st.sampled_from(["tokens_per_s", "weights", "peak"]))
+OPS = st.sampled_from([">=", "<=", ">", "<"])
+NUMS = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12)
+REFS = st.one_of(st.just("baseline"), st.from_regex(r"[a-z][a-z0-9]{0,6}(-[a-z0-9]{1,4})?", fullmatch=True))
+
+slos = st.one_of(
+    st.builds(SLO, metric=st.one_of(QUALITY, LATENCY_MS, st.sampled_from(["tokens_per_s", "weights_mb", "peak_mb"])),
+              op=OPS, threshold=NUMS),
+    st.builds(SLO, metric=QUALITY, op=OPS, threshold=NUMS, relation=st.just("drop"), reference=REFS),
+    st.builds(SLO, metric=COST_UNITLESS, op=OPS, threshold=NUMS, relation=st.just("ratio"), reference=REFS),
+)
+
+
+@given(slos)
+def test_canonical_text_round_trips(slo):
+    assert parse_slo(str(slo)) == slo
+
+
+@given(slos, st.text(alphabet=" \t", max_size=3), st.text(alphabet=" \t", max_size=3))
+def test_whitespace_is_free(slo, pad_a, pad_b):
+    text = str(slo)
+    target, op, num = text.split(" ")
+    assert parse_slo(f"{pad_a}{target}{pad_b}{op}{pad_a}{num}{pad_b}") == slo
+
+
+@given(st.text(max_size=40))
+def test_garbage_never_raises_anything_but_slo_error(text):
+    try:
+        slo = parse_slo(text)
+    except SloError as exc:
+        assert str(exc)
+    else:
+        assert parse_slo(str(slo)) == slo
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("accuracy >= 0.92", SLO("accuracy", ">=", 0.92)),
+        ("f1>=0.8", SLO("f1", ">=", 0.8)),
+        ("p95_ttft_ms <= 300", SLO("p95_ttft_ms", "<=", 300.0)),
+        ("p99_e2e_ms <= 2000", SLO("p99_e2e_ms", "<=", 2000.0)),
+        ("tokens_per_s >= 20", SLO("tokens_per_s", ">=", 20.0)),
+        ("weights_mb <= 200", SLO("weights_mb", "<=", 200.0)),
+        ("unparseable_rate <= 0.05", SLO("unparseable_rate", "<=", 0.05)),
+        ("accuracy_drop_vs(bf16) <= 0.02", SLO("accuracy", "<=", 0.02, "drop", "bf16")),
+        ("p95_ttft_ratio_vs(bf16) <= 0.8", SLO("p95_ttft", "<=", 0.8, "ratio", "bf16")),
+        ("accuracy_drop_vs(baseline) <= 0.01", SLO("accuracy", "<=", 0.01, "drop", "baseline")),
+        ("accuracy_drop_vs( gptq-int4 ) < 1e-2", SLO("accuracy", "<", 0.01, "drop", "gptq-int4")),
+    ],
+)
+def test_the_documented_examples(text, expected):
+    assert parse_slo(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("", "Empty"),
+        ("accuracy", "expected METRIC OP NUMBER"),
+        ("accuracy => 0.9", "expected METRIC OP NUMBER"),
+        ("accuracy >= high", "expected METRIC OP NUMBER"),
+        (">= 0.9", "expected METRIC OP NUMBER"),
+        ("p95_ttft >= 3", "needs its unit"),
+        ("p90_ttft_ms <= 300", "unknown latency metric"),
+        ("p95_ttft_ms_ratio_vs(bf16) <= 1", "without the unit"),
+        ("accuracy_ratio_vs(bf16) <= 1", "use accuracy_drop_vs"),
+        ("p95_ttft_ms_drop_vs(bf16) <= 1", "use a ratio"),
+        ("accuracy >= 1e999", "finite"),
+    ],
+)
+def test_bad_expressions_say_what_is_wrong(text, fragment):
+    with pytest.raises(SloError, match=fragment):
+        parse_slo(text)
+
+
+def test_cost_metrics_and_point_comparison():
+    assert is_cost_metric("weights_mb") and not is_cost_metric("f1")
+    assert parse_slo("accuracy >= 0.9").holds(0.9) and not parse_slo("accuracy > 0.9").holds(0.9)
+
+
+def test_shipped_suites_default_slos_parse():
+    from pathlib import Path
+
+    from qeval.suites import load_suite
+
+    for folder in sorted((Path(__file__).parents[1] / "suites").glob("*/suite.yaml")):
+        for text in load_suite(folder.parent).slos:
+            parse_slo(text)

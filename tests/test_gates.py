@@ -99,3 +99,87 @@ def test_shipped_suites_default_slos_parse():
     for folder in sorted((Path(__file__).parents[1] / "suites").glob("*/suite.yaml")):
         for text in load_suite(folder.parent).slos:
             parse_slo(text)
+
+
+# --- verdicts ---------------------------------------------------------------------------
+
+from hypothesis import settings  # noqa: E402
+
+from qeval.gates import decide  # noqa: E402
+from qeval.stats import paired_rate_drop, proportion_ci  # noqa: E402
+
+
+@given(st.integers(0, 300), st.integers(1, 300), st.floats(0, 1), st.sampled_from([">=", "<=", ">", "<"]))
+def test_verdict_agrees_with_its_interval(k, n, t, op):
+    k = min(k, n)
+    slo = SLO("accuracy", op, t)
+    ci = proportion_ci(k, n)
+    v = decide(slo, k / n, ci, n)
+    if v.outcome == "pass":
+        assert slo.holds(ci[0]) and slo.holds(ci[1])
+    elif v.outcome == "fail":
+        assert not slo.holds(ci[0]) and not slo.holds(ci[1])
+    else:
+        assert slo.holds(ci[0]) != slo.holds(ci[1])
+        assert v.needed_n is None or v.needed_n > n
+    assert v.rule
+
+
+def test_inconclusive_says_which_n_would_decide():
+    v = decide(parse_slo("accuracy >= 0.8"), 0.85, proportion_ci(17, 20), 20)
+    assert v.outcome == "inconclusive" and v.needed_n > 100
+    # at that n, the same observed rate decides
+    n = v.needed_n
+    assert decide(parse_slo("accuracy >= 0.8"), 0.85, proportion_ci(round(0.85 * n), n), n).outcome == "pass"
+
+
+def test_paired_drop_counts_flips_both_ways():
+    ref = [True] * 6 + [False] * 4
+    cur = [True, True, True, True, False, False, True, False, False, False]
+    drop, ci, p, lost, gained = paired_rate_drop(ref, cur)
+    assert (lost, gained) == (2, 1) and drop == pytest.approx(0.1)
+    assert ci[0] < drop < ci[1] and 0 < p <= 1
+    assert paired_rate_drop(ref, ref)[:2] == (0.0, (0.0, 0.0))
+
+
+def _simulate(rng, n, base, flip_down, flip_up):
+    import numpy as np
+
+    ref = rng.random(n) < base
+    cur = ref.copy()
+    u = rng.random(n)
+    cur[ref & (u < flip_down)] = False
+    cur[~ref & (u < flip_up)] = True
+    return ref.tolist(), cur.tolist()
+
+
+@settings(max_examples=1, deadline=None)
+@given(st.just(0))
+def test_drop_gate_false_fail_rate_is_at_most_nominal(_):
+    """No true difference (symmetric noise flips): `drop <= 0` must fail <= 2.5% (+ MC slack)."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    slo = parse_slo("accuracy_drop_vs(bf16) <= 0")
+    runs = 2000
+    fails = 0
+    for _ in range(runs):
+        ref, cur = _simulate(rng, 200, 0.7, 0.05, 0.05 * 0.7 / 0.3)  # equal expected flips both ways
+        drop, ci, *_ = paired_rate_drop(ref, cur)
+        fails += decide(slo, drop, ci, len(ref)).outcome == "fail"
+    assert fails / runs <= 0.025 + 3 * (0.025 * 0.975 / runs) ** 0.5
+
+
+def test_drop_gate_catches_a_planted_five_point_drop():
+    """A 5-point drop on n=500 against `drop <= 0` is caught at least 80% of the time."""
+    import numpy as np
+
+    rng = np.random.default_rng(2)
+    slo = parse_slo("accuracy_drop_vs(bf16) <= 0")
+    runs, caught = 500, 0
+    for _ in range(runs):
+        # 0.7 base; 0.05/0.7 of passes lost => 5-point drop; plus 2% symmetric noise both ways
+        ref, cur = _simulate(rng, 500, 0.7, 0.05 / 0.7 + 0.02, 0.02 * 0.7 / 0.3)
+        drop, ci, *_ = paired_rate_drop(ref, cur)
+        caught += decide(slo, drop, ci, len(ref)).outcome == "fail"
+    assert caught / runs >= 0.8

@@ -128,3 +128,55 @@ def _check_metric(text: str, metric: str, relation: Relation) -> None:
             f"SLO {text!r}: a drop compares quality scores; for a cost such as {metric!r} use a ratio, "
             f"e.g. p95_ttft_ratio_vs(bf16) <= 1.2."
         )
+
+
+Outcome = Literal["pass", "fail", "inconclusive"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """An SLO decided on a confidence interval, never on a point estimate alone."""
+
+    slo: SLO
+    outcome: Outcome
+    value: float | None
+    ci: tuple[float, float] | None
+    n: int
+    rule: str
+    """How the outcome follows from the interval, in words."""
+    needed_n: int | None = None
+    """For an inconclusive verdict: roughly the n at which this interval would decide."""
+
+
+def decide(slo: SLO, value: float | None, ci: tuple[float, float] | None, n: int) -> Verdict:
+    """Pass when the whole interval satisfies the SLO, fail when the whole interval
+    violates it, inconclusive when the threshold lies inside the interval.
+
+    With a two-sided 95% interval, a true value sitting exactly on the threshold
+    fails at most 2.5% of the time: the gate does not flake on noise.
+    """
+    t = slo.threshold
+    if value is None or ci is None:
+        return Verdict(slo, "inconclusive", value, ci, n, "no interval (too few samples)", None)
+    lo, hi = ci
+    if slo.op in (">=", ">"):
+        good, bad = slo.holds(lo), not slo.holds(hi)
+        rule = f"pass if the interval's lower bound {slo.op} {t:g}; fail if its upper bound is not"
+    else:
+        good, bad = slo.holds(hi), not slo.holds(lo)
+        rule = f"pass if the interval's upper bound {slo.op} {t:g}; fail if its lower bound is not"
+    if good:
+        return Verdict(slo, "pass", value, ci, n, rule)
+    if bad:
+        return Verdict(slo, "fail", value, ci, n, rule)
+    return Verdict(slo, "inconclusive", value, ci, n, rule, _needed_n(value, ci, n, t))
+
+
+def _needed_n(value: float, ci: tuple[float, float], n: int, threshold: float) -> int | None:
+    # An interval's reach shrinks like 1/sqrt(n): scale n until the side facing the
+    # threshold fits between the value and the threshold (if the value holds still).
+    gap = abs(value - threshold)
+    side = (value - ci[0]) if threshold < value else (ci[1] - value)
+    if gap == 0 or side <= 0 or n <= 0:
+        return None
+    return max(n + 1, math.ceil(n * (side / gap) ** 2))

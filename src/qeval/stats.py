@@ -99,3 +99,30 @@ def percentiles(samples_ms: Sequence[float]) -> Percentiles:
         return Percentiles(p50=None, p95=None, p99=None, n=0)
     p50, p95, p99 = np.percentile(np.asarray(samples_ms, dtype=float), [50, 95, 99])
     return Percentiles(p50=float(p50), p95=float(p95), p99=float(p99), n=n)
+
+
+def paired_rate_drop(reference: Sequence[bool], current: Sequence[bool], confidence: float = 0.95):
+    """Drop of a pass rate between two runs on the same cases: ``rate(reference) - rate(current)``.
+
+    Returns ``(drop, ci, p_value, lost, gained)``. Only discordant cases carry
+    information: ``lost`` passed in the reference and fail now, ``gained`` the
+    reverse. Conditional on ``lost + gained``, ``lost`` is binomial; its exact
+    (Clopper-Pearson) interval maps onto the drop, and the two-sided p-value is
+    McNemar's exact test (the same binomial test at 1/2). ``ci`` is ``None`` when
+    the runs have no cases; with no discordant case the drop is exactly 0.
+    """
+    if len(reference) != len(current):
+        raise ValueError(f"paired runs must have the same cases ({len(reference)} != {len(current)})")
+    n = len(reference)
+    lost = sum(1 for r, c in zip(reference, current) if r and not c)
+    gained = sum(1 for r, c in zip(reference, current) if c and not r)
+    if n == 0:
+        return None, None, 1.0, 0, 0
+    discordant = lost + gained
+    drop = (lost - gained) / n
+    if discordant == 0:
+        return 0.0, (0.0, 0.0), 1.0, 0, 0
+    test = _st.binomtest(lost, discordant, 0.5)
+    ci = test.proportion_ci(confidence_level=confidence, method="exact")
+    scale = discordant / n
+    return drop, ((2 * ci.low - 1) * scale, (2 * ci.high - 1) * scale), float(test.pvalue), lost, gained

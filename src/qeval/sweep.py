@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from qeval.config import SweepConfig
-from qeval.errors import BackendUnavailable, QevalError
-from qeval.evaluate import AccuracyPass, accuracy_pass, build_prompts, effective_settings
-from qeval.results import CellResult, LatencyStats, MemoryStats, RunRecord, Score
+from qeval.errors import BackendUnavailable, QevalError, UsageError
+from qeval.evaluate import AccuracyPass, accuracy_pass, effective_settings
+from qeval.results import CellResult, LatencyStats, MemoryStats, RunRecord, Score, to_dict
 from qeval.stats import rate
 from qeval.timing import TimedPass, timed_pass
 
@@ -124,7 +124,7 @@ def _run_suite(model, suite, config: SweepConfig, reporter: Reporter) -> _SuiteO
     if config.latency_samples <= 0:
         return outcome
     try:
-        prompts = build_prompts(model, suite)
+        prompts = [c.prompt for c in outcome.acc.cases]
         reporter.task(f"latency   {suite.name}", min(config.latency_samples, len(prompts)))
         outcome.timed = timed_pass(
             model,
@@ -182,24 +182,16 @@ def prepare(config: SweepConfig) -> tuple[list, list]:
     from qeval.suites import load_suite
 
     if not config.precisions:
-        from qeval.errors import UsageError
-
         raise UsageError("No precision given: pass --precisions, e.g. --precisions bf16,int8 (see `qeval precisions`).")
     if not config.suites:
-        from qeval.errors import UsageError
-
         raise UsageError("No suite given: pass --suites, e.g. --suites suites/arithmetic.")
     if config.limit is not None and config.limit < 1:
-        from qeval.errors import UsageError
-
         raise UsageError(f"--limit must be at least 1 (got {config.limit}); leave it out to run every case.")
     precisions = [get_precision(name) for name in config.precisions]
     suites = [load_suite(path).limited(config.limit) for path in expand_suite_paths(config.suites)]
     names = [s.name for s in suites]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        from qeval.errors import UsageError
-
         raise UsageError(f"Suite name(s) {', '.join(dupes)} given more than once: each suite may appear once per sweep.")
     return precisions, suites
 
@@ -207,8 +199,6 @@ def prepare(config: SweepConfig) -> tuple[list, list]:
 def expand_suite_paths(entries: Sequence[str]) -> list[Path]:
     """Suite folders from the user's list: a suite folder, a folder of suites, or a bare
     name found under ./suites/."""
-    from qeval.errors import UsageError
-
     found: list[Path] = []
     for entry in entries:
         path = Path(entry)
@@ -248,7 +238,7 @@ def run_sweep(config: SweepConfig, source=None, reporter: Reporter | None = None
         "latency_samples": config.latency_samples,
         "warmup_requests": config.warmup_requests,
         "batch_size": config.batch_size,
-        "generation": {s.name: _as_dict(s.generation) for s in suites},
+        "generation": {s.name: to_dict(s.generation) for s in suites},
     }
     record = RunRecord(
         run_id=run_id,
@@ -268,8 +258,3 @@ def run_sweep(config: SweepConfig, source=None, reporter: Reporter | None = None
     assert path is not None
     return record, path
 
-
-def _as_dict(obj: Any) -> dict[str, Any]:
-    from qeval.results import to_dict
-
-    return to_dict(obj)

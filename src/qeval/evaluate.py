@@ -54,21 +54,18 @@ def accuracy_pass(model: TextModel, suite, settings: GenerationSettings, progres
     without it; see benchmarks/throughput.py.)
     """
     prompts = build_prompts(model, suite)
-    order = list(range(len(prompts)))
-    texts: dict[int, tuple[str, int]] = {}
+    generations = []
     start = time.perf_counter()
-    for b in range(0, len(order), settings.batch_size):
-        idx = order[b : b + settings.batch_size]
-        for i, gen in zip(idx, model.generate([prompts[i] for i in idx], settings)):
-            texts[i] = (gen.text, gen.output_tokens)
+    for b in range(0, len(prompts), settings.batch_size):
+        batch = prompts[b : b + settings.batch_size]
+        generations.extend(model.generate(batch, settings))
         if progress is not None:
-            progress(len(idx))
+            progress(len(batch))
     wall_s = time.perf_counter() - start
     scorer = suite.scorer()
     results = []
-    for i, case in enumerate(suite.cases):
-        raw, tokens = texts[i]
-        completion = cut_at_stop(raw, settings.stop)
+    for i, (case, gen) in enumerate(zip(suite.cases, generations, strict=True)):
+        completion = cut_at_stop(gen.text, settings.stop)
         score = _safe_score(scorer, completion, case.expected)
         results.append(
             CaseResult(
@@ -79,12 +76,12 @@ def accuracy_pass(model: TextModel, suite, settings: GenerationSettings, progres
                 score=float(score.value),
                 passed=bool(score.passed),
                 reason=score.reason,
-                output_tokens=tokens,
+                output_tokens=gen.output_tokens,
                 tags=dict(case.tags),
                 details=dict(score.details),
             )
         )
-    return AccuracyPass(cases=tuple(results), wall_s=wall_s, output_tokens=sum(t for _, t in texts.values()))
+    return AccuracyPass(cases=tuple(results), wall_s=wall_s, output_tokens=sum(g.output_tokens for g in generations))
 
 
 def effective_settings(suite, batch_size: int | None) -> GenerationSettings:

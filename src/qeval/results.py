@@ -82,6 +82,12 @@ class LatencyStats:
     warmup_requests: int
     """Requests run first and excluded from every number above."""
     output_tokens: int
+    samples_ms: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    """The raw values behind the percentiles (``ttft``, ``tpot``, ``itl``, ``e2e``,
+    ``tokenize``), kept so gates and comparisons can bootstrap their intervals."""
+    request_tokens: tuple[int, ...] = ()
+    """Output tokens of each timed request, in order (pairs with ``samples_ms["e2e"]``
+    only where every request produced a token)."""
 
 
 @dataclass(frozen=True)

@@ -39,10 +39,12 @@ def summarise(requests: Sequence[TimedGeneration], wall_s: float, warmup_request
     """Pure: turn per-request token timestamps into latency statistics."""
     ttft, tpot, itl, e2e, tok = [], [], [], [], []
     tokens = 0
+    per_request = []
     for r in requests:
         tok.append(r.tokenize_ms)
         times = r.token_times_ms
         tokens += r.output_tokens
+        per_request.append(int(r.output_tokens))
         if not times:
             continue
         ttft.append(times[0])
@@ -60,6 +62,8 @@ def summarise(requests: Sequence[TimedGeneration], wall_s: float, warmup_request
         requests=len(requests),
         warmup_requests=warmup_requests,
         output_tokens=tokens,
+        samples_ms={"ttft": tuple(ttft), "tpot": tuple(tpot), "itl": tuple(itl), "e2e": tuple(e2e), "tokenize": tuple(tok)},
+        request_tokens=tuple(per_request),
     )
 
 

@@ -3,6 +3,7 @@
 from qeval.report._atomic import atomic_open, atomic_write_bytes, atomic_write_text
 from qeval.report._json import RESULTS_FILE, SAMPLES_FILE, read_results, results_dict, write_results
 from qeval.report._markdown import SUMMARY_FILE, render_markdown, write_summary
+from qeval.report._record import cell_from_dict, read_record, record_dict, record_from_dict, write_record
 from qeval.report._plots import LATENCY_PLOT, WEIGHTS_PLOT, plot_accuracy_vs_latency, plot_accuracy_vs_weights
 from qeval.report._samples import read_samples, write_samples
 from qeval.report._table import render_console_table, table_rows
@@ -16,6 +17,11 @@ __all__ = [
     "SUMMARY_FILE",
     "WEIGHTS_PLOT",
     "atomic_open",
+    "cell_from_dict",
+    "read_record",
+    "record_dict",
+    "record_from_dict",
+    "write_record",
     "atomic_write_bytes",
     "atomic_write_text",
     "plot_accuracy_vs_latency",

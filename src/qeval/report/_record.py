@@ -1,0 +1,81 @@
+"""A whole run record as one JSON file (cases included), and reading any stored run back.
+
+This is the format of ``--qeval-save-baseline`` files and of the plugin's cell
+cache. :func:`read_record` also accepts a sweep's run folder (``results.json``
+plus ``samples.jsonl``), so ``qeval compare`` works on either.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from qeval.errors import ReportError
+from qeval.report._atomic import atomic_open
+from qeval.report._json import RESULTS_FILE, SAMPLES_FILE, jsonable, read_results
+from qeval.report._samples import read_samples
+from qeval.results import CellResult, RunRecord, to_dict
+
+_RECORD = TypeAdapter(RunRecord)
+_CELL = TypeAdapter(CellResult)
+
+
+def record_dict(record: RunRecord) -> dict[str, Any]:
+    """Strict-JSON form of the whole record, per-case results included."""
+    return jsonable(to_dict(record))
+
+
+def write_record(record: RunRecord, path: str | Path) -> Path:
+    """Write the whole record (cases included) to one JSON file, atomically."""
+    with atomic_open(path, "w") as handle:
+        json.dump(record_dict(record), handle, indent=1, ensure_ascii=False, allow_nan=False)
+        handle.write("\n")
+    return Path(path)
+
+
+def record_from_dict(data: dict[str, Any], where: str = "record") -> RunRecord:
+    """Rebuild a frozen :class:`RunRecord` from its JSON form (extra keys are ignored)."""
+    try:
+        return _RECORD.validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise ReportError(
+            f"{where}: key {loc!r}: {first['msg']}. The file is damaged or was not written by qeval; "
+            "re-run to regenerate it."
+        ) from exc
+
+
+def cell_from_dict(data: dict[str, Any], where: str = "cell") -> CellResult:
+    """Rebuild one frozen :class:`CellResult` from its JSON form."""
+    try:
+        return _CELL.validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise ReportError(f"{where}: key {loc!r}: {first['msg']}.") from exc
+
+
+def read_record(path: str | Path) -> RunRecord:
+    """Read a stored run: a record file (``write_record``), a ``results.json``, or a run folder.
+
+    For ``results.json`` the per-case results come from ``samples.jsonl`` beside it
+    when present; without it, cells have no cases (paired comparisons then say so).
+    """
+    target = Path(path)
+    data = read_results(target)
+    results_path = target / RESULTS_FILE if target.is_dir() else target
+    cells = data["cells"]
+    if cells and all("cases" not in c for c in cells):
+        samples = results_path.parent / SAMPLES_FILE
+        if samples.is_file():
+            by_cell: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            for row in read_samples(samples):
+                case = {k: v for k, v in row.items() if k not in ("precision", "suite")}
+                by_cell.setdefault((row.get("precision"), row.get("suite")), []).append(case)
+            for cell in cells:
+                cell["cases"] = by_cell.get((cell.get("precision"), cell.get("suite")), [])
+    return record_from_dict(data, where=str(results_path))

@@ -16,7 +16,8 @@ its unit (``p95_ttft_ratio_vs``), since a ratio has none. A drop is
 ``reference − this`` (positive = worse) and applies to quality metrics only; a ratio is
 ``this / reference`` and applies to cost metrics only.
 
-Verdicts (pass / fail / inconclusive on confidence bounds) come with the pytest plugin.
+Verdicts: :func:`decide` turns a measured value and its interval (``qeval.measure``) into
+pass / fail / inconclusive.
 """
 
 from __future__ import annotations
@@ -148,12 +149,16 @@ class Verdict:
     """For an inconclusive verdict: roughly the n at which this interval would decide."""
 
 
-def decide(slo: SLO, value: float | None, ci: tuple[float, float] | None, n: int) -> Verdict:
+def decide(
+    slo: SLO, value: float | None, ci: tuple[float, float] | None, n: int, min_n: int | None = None
+) -> Verdict:
     """Pass when the whole interval satisfies the SLO, fail when the whole interval
     violates it, inconclusive when the threshold lies inside the interval.
 
     With a two-sided 95% interval, a true value sitting exactly on the threshold
-    fails at most 2.5% of the time: the gate does not flake on noise.
+    fails at most 2.5% of the time: the gate does not flake on noise. A bound may
+    be infinite (a p95 from 8 samples has no upper bound); ``min_n`` is then the
+    fewest samples that can bound it, reported as the n needed.
     """
     t = slo.threshold
     if value is None or ci is None:
@@ -169,7 +174,10 @@ def decide(slo: SLO, value: float | None, ci: tuple[float, float] | None, n: int
         return Verdict(slo, "pass", value, ci, n, rule)
     if bad:
         return Verdict(slo, "fail", value, ci, n, rule)
-    return Verdict(slo, "inconclusive", value, ci, n, rule, _needed_n(value, ci, n, t))
+    needed = _needed_n(value, ci, n, t)
+    if min_n is not None and (needed is None or needed < min_n) and not all(map(math.isfinite, ci)):
+        needed = min_n
+    return Verdict(slo, "inconclusive", value, ci, n, rule, needed)
 
 
 def _needed_n(value: float, ci: tuple[float, float], n: int, threshold: float) -> int | None:
@@ -177,6 +185,9 @@ def _needed_n(value: float, ci: tuple[float, float], n: int, threshold: float) -
     # threshold fits between the value and the threshold (if the value holds still).
     gap = abs(value - threshold)
     side = (value - ci[0]) if threshold < value else (ci[1] - value)
-    if gap == 0 or side <= 0 or n <= 0:
+    if gap == 0 or side <= 0 or n <= 0 or not math.isfinite(side):
         return None
-    return max(n + 1, math.ceil(n * (side / gap) ** 2))
+    scale = side / gap
+    if scale > 1e6:  # the value sits on the threshold: no realistic n decides it
+        return None
+    return max(n + 1, math.ceil(n * scale**2))

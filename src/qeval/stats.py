@@ -126,3 +126,47 @@ def paired_rate_drop(reference: Sequence[bool], current: Sequence[bool], confide
     ci = test.proportion_ci(confidence_level=confidence, method="exact")
     scale = discordant / n
     return drop, ((2 * ci.low - 1) * scale, (2 * ci.high - 1) * scale), float(test.pvalue), lost, gained
+
+
+def quantile_ci(samples: Sequence[float], q: float, confidence: float = 0.95) -> tuple[float, float] | None:
+    """Distribution-free interval for the population ``q``-quantile (``q`` in (0, 1)).
+
+    The bounds are order statistics chosen with the binomial distribution
+    (``scipy.stats.quantile_test``), so the coverage holds for any latency
+    distribution. A bound that ``n`` samples cannot support is infinite: with 8
+    samples nothing bounds the p95 from above, which is the truth. A percentile
+    bootstrap would instead never reach past the sample maximum and pass a
+    ``p95 <= T`` gate on 8 lucky samples. ``None`` when there are no samples.
+    """
+    x = np.asarray(samples, dtype=float)
+    if x.size == 0:
+        return None
+    ci = _st.quantile_test(x, q=float(np.median(x)), p=q).confidence_interval(confidence_level=confidence)
+    lo = float(ci.low) if np.isfinite(ci.low) else -np.inf
+    hi = float(ci.high) if np.isfinite(ci.high) else np.inf
+    return (lo, hi)
+
+
+def min_samples_for_quantile(q: float, confidence: float = 0.95, limit: int = 100_000) -> int:
+    """Fewest samples for which :func:`quantile_ci` has both bounds finite
+    (72 for the p95, 368 for the p99 and 6 for the median at 95%)."""
+    # Both bounds exist iff the binomial tails beyond the extreme order statistics are small enough.
+    alpha = (1 - confidence) / 2
+    n = 1
+    while n < limit:
+        if _st.binom.cdf(0, n, q) <= alpha and _st.binom.sf(n - 1, n, q) <= alpha:
+            return n
+        n += 1
+    return limit
+
+
+def ratio_from_intervals(num: tuple[float, float], den: tuple[float, float]) -> tuple[float, float]:
+    """Bounds of ``a / b`` for positive ``a`` in ``num`` and ``b`` in ``den`` (intervals may be infinite)."""
+    lo = num[0] / den[1] if den[1] > 0 else 0.0
+    hi = num[1] / den[0] if den[0] > 0 else np.inf
+    return (float(max(lo, 0.0)), float(hi))
+
+
+def joint_confidence(confidence: float = 0.95, parts: int = 2) -> float:
+    """Per-part confidence so that ``parts`` independent intervals hold together at ``confidence``."""
+    return 1 - (1 - confidence) / parts

@@ -125,7 +125,7 @@ def _run_suite(model, suite, config: SweepConfig, reporter: Reporter) -> _SuiteO
         return outcome
     try:
         prompts = [c.prompt for c in outcome.acc.cases]
-        reporter.task(f"latency   {suite.name}", min(config.latency_samples, len(prompts)))
+        reporter.task(f"latency   {suite.name}", config.latency_samples if prompts else 0)
         outcome.timed = timed_pass(
             model,
             prompts,

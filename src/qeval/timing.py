@@ -26,10 +26,15 @@ class TimedPass:
 
 
 def sample_indices(n_cases: int, samples: int, warmup: int, seed: int = 0) -> tuple[list[int], list[int]]:
-    """Seeded choice of warm-up and timed case indices (timed ones distinct when possible)."""
+    """Seeded choice of warm-up and timed case indices.
+
+    Timed cases are distinct while there are enough; past ``n_cases`` the same
+    shuffled order repeats, so a tail percentile can get the samples it needs
+    (a p95 needs 72 to be bounded at all) from a short suite.
+    """
     order = list(range(n_cases))
     random.Random(seed).shuffle(order)
-    timed = order[:samples]
+    timed = [order[i % n_cases] for i in range(samples)] if n_cases else []
     rest = order[samples:] or order
     warm = [rest[i % len(rest)] for i in range(warmup)] if n_cases else []
     return warm, timed

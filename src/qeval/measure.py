@@ -1,0 +1,277 @@
+"""What an SLO measures on a cell: a value, its 95% interval, n, and how the interval was made.
+
+Pure: takes frozen cell results, returns frozen measurements. Three kinds:
+
+- **absolute** (``accuracy >= 0.9``, ``p95_ttft_ms <= 300``): the cell's own number.
+  Rates get Wilson intervals, F1 a case bootstrap (both computed by the scorers),
+  latency percentiles distribution-free order-statistic intervals, throughput a
+  request bootstrap; weights and peak memory are exact.
+- **drop** (``accuracy_drop_vs(bf16) <= 0.02``): ``reference - current`` on the
+  cases both share, *paired*: exact McNemar-conditional interval for pass rates, a
+  paired case bootstrap for F1 / precision / recall, and the cases that flipped.
+- **ratio** (``p95_ttft_ratio_vs(bf16) <= 0.8``): ``current / reference`` of a cost.
+  Percentile ratios combine the two order-statistic intervals at 97.5% each (so
+  both hold together at 95%); throughput ratios bootstrap both runs.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from qeval import stats
+from qeval.errors import QevalError
+from qeval.results import CaseResult, CellResult
+
+BYTES_PER_MB = 1_000_000
+DROP_METRICS = ("accuracy", "f1", "precision", "recall")
+"""Quality metrics a drop can be measured for (they have a paired test)."""
+_LATENCY = re.compile(r"^p(50|95|99)_(ttft|tpot|itl|e2e|tokenize)(_ms)?$")
+
+
+class MeasureError(QevalError, ValueError):
+    """The cell cannot give the number an SLO asks for (metric absent, no cases, no timing)."""
+
+
+@dataclass(frozen=True)
+class Flip:
+    """A case whose pass/fail differs between the reference and the current run."""
+
+    case_id: str
+    expected: Any
+    reference_completion: str
+    completion: str
+    reason: str | None
+    """Why the failing side failed (the scorer's reason)."""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    value: float | None
+    ci: tuple[float, float] | None
+    """95% interval; a bound may be infinite when the samples cannot support it."""
+    n: int
+    method: str
+    """How the interval was made, in words (shown in failure messages)."""
+    min_n: int | None = None
+    """Fewest samples for which this method can bound the value at all (tail percentiles)."""
+    lost: tuple[Flip, ...] = ()
+    """Passed in the reference, fail now (drops only)."""
+    gained: tuple[Flip, ...] = ()
+    """Failed in the reference, pass now (drops only)."""
+    p_value: float | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+# --- absolute --------------------------------------------------------------------------------
+
+
+def absolute(cell: CellResult, metric: str) -> Measurement:
+    """The cell's own value of ``metric`` with its interval."""
+    if metric == "accuracy":
+        return Measurement(cell.accuracy, cell.accuracy_ci, cell.n, "Wilson interval of the pass rate")
+    lat = _LATENCY.match(metric)
+    if lat:
+        pct, kind = int(lat[1]), lat[2]
+        samples = _latency_samples(cell, kind)
+        value = getattr(getattr(cell.latency, f"{kind}_ms"), f"p{pct}")
+        return Measurement(
+            value, stats.quantile_ci(samples, pct / 100), len(samples),
+            f"distribution-free order-statistic interval of the p{pct} over {len(samples)} timed {kind} samples",
+            min_n=stats.min_samples_for_quantile(pct / 100),
+        )
+    if metric == "tokens_per_s":
+        tokens, _ = _throughput_columns(cell)
+        value = cell.latency.output_tokens_per_s if cell.latency else None
+        return Measurement(value, _bootstrap_throughput(cell, 0.95), len(tokens), "bootstrap over timed requests")
+    if metric in ("weights_mb", "peak_mb", "weights", "peak"):
+        value = _memory_mb(cell, metric)
+        return Measurement(value, (value, value), 1, "exact (a single deterministic measurement)")
+    if metric in cell.metrics:
+        mv = cell.metrics[metric]
+        return Measurement(mv.value, mv.ci, mv.n, "the scorer's interval (Wilson for rates, case bootstrap otherwise)")
+    known = ", ".join(["accuracy", *sorted(cell.metrics)])
+    raise MeasureError(
+        f"Suite {cell.suite!r} at {cell.precision} has no metric {metric!r}; it has: {known}, "
+        "plus latency (p95_ttft_ms ...), tokens_per_s, weights_mb and peak_mb."
+    )
+
+
+def _latency_samples(cell: CellResult, kind: str) -> tuple[float, ...]:
+    if cell.latency is None or cell.latency.requests == 0:
+        raise MeasureError(
+            f"Suite {cell.suite!r} at {cell.precision} has no timed pass (latency samples 0, or it failed: "
+            f"{cell.reason or 'no reason recorded'}); raise --qeval-latency-samples to gate on latency."
+        )
+    samples = cell.latency.samples_ms.get(kind)
+    if samples is None:
+        raise MeasureError(
+            f"Suite {cell.suite!r} at {cell.precision} was stored without raw {kind} samples "
+            "(an older record); re-run it to gate on its latency."
+        )
+    return tuple(samples)
+
+
+def _throughput_columns(cell: CellResult) -> tuple[list[float], list[float]]:
+    """Per timed request that produced tokens: (output tokens, seconds incl. tokenization)."""
+    if cell.latency is None or cell.latency.requests == 0:
+        raise MeasureError(f"Suite {cell.suite!r} at {cell.precision} has no timed pass to measure throughput on.")
+    per_request = cell.latency.request_tokens
+    e2e = cell.latency.samples_ms.get("e2e", ())
+    tok = cell.latency.samples_ms.get("tokenize", ())
+    keep = [i for i, t in enumerate(per_request) if t > 0]
+    if len(keep) != len(e2e) or len(tok) != len(per_request):
+        return [], []  # an older record or a model that streams differently: no interval
+    return [float(per_request[i]) for i in keep], [(e2e[j] + tok[i]) / 1000.0 for j, i in enumerate(keep)]
+
+
+def _memory_mb(cell: CellResult, metric: str) -> float:
+    field_name = "weights_bytes" if metric.startswith("weights") else "peak_bytes"
+    value = getattr(cell.memory, field_name, None) if cell.memory else None
+    if value is None:
+        raise MeasureError(f"Suite {cell.suite!r} at {cell.precision} has no {field_name} recorded.")
+    return value / BYTES_PER_MB
+
+
+# --- drop ------------------------------------------------------------------------------------
+
+
+def paired_cases(reference: CellResult, current: CellResult) -> tuple[list[CaseResult], list[CaseResult], list[str]]:
+    """The cases both cells share, in the current cell's order, and notes on what was left out."""
+    if not reference.cases or not current.cases:
+        which = "reference" if not reference.cases else "current"
+        raise MeasureError(
+            f"Suite {current.suite!r}: the {which} run ({reference.precision if which == 'reference' else current.precision}) "
+            "has no per-case results, and a paired comparison needs them. Compare against a record "
+            "saved with --qeval-save-baseline, or a run folder that still has samples.jsonl."
+        )
+    ref_by_id = {c.case_id: c for c in reference.cases}
+    cur = [c for c in current.cases if c.case_id in ref_by_id]
+    notes = []
+    if len(cur) != len(current.cases) or len(cur) != len(reference.cases):
+        notes.append(
+            f"paired on the {len(cur)} cases both runs share "
+            f"({len(current.cases)} now, {len(reference.cases)} in the reference)"
+        )
+    if not cur:
+        raise MeasureError(f"Suite {current.suite!r}: the two runs share no case ids, so they cannot be paired.")
+    return [ref_by_id[c.case_id] for c in cur], cur, notes
+
+
+def flips(ref: Sequence[CaseResult], cur: Sequence[CaseResult]) -> tuple[tuple[Flip, ...], tuple[Flip, ...]]:
+    """(lost, gained): cases that went pass→fail and fail→pass, in case order."""
+    lost = tuple(
+        Flip(c.case_id, c.expected, r.completion, c.completion, c.reason)
+        for r, c in zip(ref, cur) if r.passed and not c.passed
+    )
+    gained = tuple(
+        Flip(c.case_id, c.expected, r.completion, c.completion, r.reason)
+        for r, c in zip(ref, cur) if c.passed and not r.passed
+    )
+    return lost, gained
+
+
+def drop(reference: CellResult, current: CellResult, metric: str) -> Measurement:
+    """``reference - current`` of a quality metric on paired cases (positive = worse now)."""
+    if metric not in DROP_METRICS:
+        raise MeasureError(
+            f"A drop can be measured for {', '.join(DROP_METRICS)} (they have paired tests); "
+            f"{metric!r} has none. Gate it with an absolute threshold instead."
+        )
+    ref, cur, notes = paired_cases(reference, current)
+    lost, gained = flips(ref, cur)
+    if metric == "accuracy":
+        value, ci, p, _, _ = stats.paired_rate_drop([r.passed for r in ref], [c.passed for c in cur])
+        return Measurement(
+            value, ci, len(cur), f"exact paired test (McNemar) on {len(lost) + len(gained)} discordant cases",
+            lost=lost, gained=gained, p_value=p, notes=tuple(notes),
+        )
+    columns = [_counts(ref, k) for k in ("tp", "fp", "fn")] + [_counts(cur, k) for k in ("tp", "fp", "fn")]
+    stat = _MICRO[metric]
+
+    def difference(tp1, fp1, fn1, tp2, fp2, fn2) -> float:
+        return stat(tp1, fp1, fn1) - stat(tp2, fp2, fn2)
+
+    arrays = [np.asarray(c, dtype=float) for c in columns]
+    value = difference(*arrays)
+    ci = stats.bootstrap_ci(columns, difference)
+    return Measurement(value, ci, len(cur), "paired bootstrap over cases (2000 resamples)",
+                       lost=lost, gained=gained, notes=tuple(notes))
+
+
+def _counts(cases: Sequence[CaseResult], key: str) -> list[float]:
+    missing = [c.case_id for c in cases if key not in c.details]
+    if missing:
+        raise MeasureError(
+            f"Case {missing[0]!r} has no {key!r} count in its details: its scorer does not produce F1, "
+            "so an F1 drop cannot be measured for this suite."
+        )
+    return [float(c.details[key]) for c in cases]
+
+
+def _micro_precision(tp, fp, fn) -> float:
+    d = tp.sum() + fp.sum()
+    return float(tp.sum() / d) if d else 0.0
+
+
+def _micro_recall(tp, fp, fn) -> float:
+    d = tp.sum() + fn.sum()
+    return float(tp.sum() / d) if d else 0.0
+
+
+_MICRO = {"f1": stats.micro_f1, "precision": _micro_precision, "recall": _micro_recall}
+
+
+# --- ratio -----------------------------------------------------------------------------------
+
+
+def ratio(reference: CellResult, current: CellResult, metric: str) -> Measurement:
+    """``current / reference`` of a cost (``p95_ttft``, ``tokens_per_s``, ``weights``, ``peak``)."""
+    lat = _LATENCY.match(metric)
+    if lat:
+        pct, kind = int(lat[1]), lat[2]
+        q, conf = pct / 100, stats.joint_confidence()
+        a, b = _latency_samples(current, kind), _latency_samples(reference, kind)
+        va = getattr(getattr(current.latency, f"{kind}_ms"), f"p{pct}")
+        vb = getattr(getattr(reference.latency, f"{kind}_ms"), f"p{pct}")
+        value = va / vb if va is not None and vb else None
+        ca, cb = stats.quantile_ci(a, q, conf), stats.quantile_ci(b, q, conf)
+        ci = stats.ratio_from_intervals(ca, cb) if ca and cb else None
+        return Measurement(
+            value, ci, min(len(a), len(b)),
+            f"ratio of two order-statistic intervals of the p{pct} (97.5% each; {len(a)} and {len(b)} samples)",
+            min_n=stats.min_samples_for_quantile(q, conf),
+        )
+    if metric == "tokens_per_s":
+        cur, ref = absolute(current, metric), absolute(reference, metric)
+        value = cur.value / ref.value if cur.value and ref.value else None
+        conf = stats.joint_confidence()
+        ca = _bootstrap_throughput(current, conf)
+        cb = _bootstrap_throughput(reference, conf)
+        ci = stats.ratio_from_intervals(ca, cb) if ca and cb and value is not None else None
+        return Measurement(value, ci, min(cur.n, ref.n), "ratio of two request-bootstrap intervals (97.5% each)")
+    if metric in ("weights", "peak", "weights_mb", "peak_mb"):
+        a, b = _memory_mb(current, metric), _memory_mb(reference, metric)
+        value = a / b if b else None
+        return Measurement(value, (value, value) if value is not None else None, 1, "exact (deterministic sizes)")
+    raise MeasureError(f"No ratio is defined for {metric!r}; use p50/p95/p99 of a latency, tokens_per_s, weights or peak.")
+
+
+def _bootstrap_throughput(cell: CellResult, confidence: float) -> tuple[float, float] | None:
+    tokens, seconds = _throughput_columns(cell)
+    value = cell.latency.output_tokens_per_s if cell.latency else None
+    if not tokens or not value or sum(seconds) <= 0:
+        return None
+    # Bootstrap tokens / request time, then scale onto tokens / pass wall time (the reported value).
+    point = sum(tokens) / sum(seconds)
+    ci = stats.bootstrap_ci([tokens, seconds], lambda t, s: float(t.sum() / s.sum()), confidence=confidence)
+    return (ci[0] * value / point, ci[1] * value / point) if ci else None
+
+
+def finite(ci: tuple[float, float] | None) -> bool:
+    return ci is not None and all(math.isfinite(b) for b in ci)

@@ -140,7 +140,12 @@ def _run_suite(model, suite, config: SweepConfig, reporter: Reporter) -> _SuiteO
     return outcome
 
 
-def _run_precision(source, precision, suites: Sequence, device: str, config: SweepConfig, reporter: Reporter) -> list[CellResult]:
+def run_precision(source, precision, suites: Sequence, device: str, config: SweepConfig, reporter: Reporter) -> list[CellResult]:
+    """Load ``source`` at ``precision`` once and evaluate every suite on it: one cell per suite.
+
+    Never raises for a precision that cannot run or breaks: those become ``skipped``
+    or ``failed`` cells carrying the reason.
+    """
     from qeval.memory import peak_memory
 
     reason = precision.unavailable_reason(device)
@@ -229,7 +234,28 @@ def run_sweep(config: SweepConfig, source=None, reporter: Reporter | None = None
     device = resolve_device(config.device)
     source = source or resolve_model(config.model)
     run_id = config.run_id or new_run_id()
-    settings = {
+    record = RunRecord(
+        run_id=run_id,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        model=source.card,
+        environment=fingerprint(device),
+        settings=run_settings(config, suites, device),
+        cells=(),
+    )
+    out = Path(config.out_dir)
+    path = None
+    for precision in precisions:
+        cells = run_precision(source, precision, suites, device, config, reporter)
+        # source.card may have learnt the parameter count on first load.
+        record = replace(record, model=source.card, cells=record.cells + tuple(cells))
+        path = write_report(record, out)
+    assert path is not None
+    return record, path
+
+
+def run_settings(config: SweepConfig, suites: Sequence, device: str) -> dict[str, Any]:
+    """The ``settings`` block of a run record: what was asked for, as run."""
+    return {
         "precisions": list(config.precisions),
         "suites": [str(s.path) for s in suites],
         "suite_hashes": {s.name: s.content_hash for s in suites},
@@ -240,21 +266,3 @@ def run_sweep(config: SweepConfig, source=None, reporter: Reporter | None = None
         "batch_size": config.batch_size,
         "generation": {s.name: to_dict(s.generation) for s in suites},
     }
-    record = RunRecord(
-        run_id=run_id,
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        model=source.card,
-        environment=fingerprint(device),
-        settings=settings,
-        cells=(),
-    )
-    out = Path(config.out_dir)
-    path = None
-    for precision in precisions:
-        cells = _run_precision(source, precision, suites, device, config, reporter)
-        # source.card may have learnt the parameter count on first load.
-        record = replace(record, model=source.card, cells=record.cells + tuple(cells))
-        path = write_report(record, out)
-    assert path is not None
-    return record, path
-

@@ -28,13 +28,16 @@ __all__ = [
 
 
 def resolve_model(spec: str) -> ModelSource:
-    """A model spec is a built-in alias, ``fake``, or a local HF folder."""
+    """A model spec is a built-in alias, ``fake``, a local HF folder, or ``module:attr``
+    naming a Python :class:`ModelSource` (or a function returning one)."""
     if spec in BUILTINS:
         builtin = BUILTINS[spec]
         return HFSource.from_dir(spec, materialise(builtin), builtin.source_precision, builtin.notes, builtin.name)
     if spec == "fake":
         return FakeSource()
     path = Path(spec).expanduser()
+    if not path.exists() and ":" in spec:
+        return _python_source(spec)
     if not path.exists():
         aliases = ", ".join(BUILTINS)
         raise ModelError(
@@ -63,3 +66,27 @@ def resolve_device(device: str) -> str:
     if device == "cuda":
         raise UsageError("--device cuda was asked for, but torch sees no CUDA GPU here. Use --device cpu or auto.")
     return "cpu"
+
+
+def _python_source(spec: str) -> ModelSource:
+    import importlib
+
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ModelError(
+            f"Model {spec!r}: cannot import module {module_name!r} ({exc}). A Python model source is "
+            "written module:attr and its module must be importable (e.g. on PYTHONPATH)."
+        ) from exc
+    obj = getattr(module, attr, None)
+    if obj is None:
+        raise ModelError(f"Model {spec!r}: module {module_name!r} has no attribute {attr!r}.")
+    if isinstance(obj, type) or (callable(obj) and not hasattr(obj, "load")):
+        obj = obj()
+    if not (hasattr(obj, "card") and hasattr(obj, "load")):
+        raise ModelError(
+            f"Model {spec!r} is a {type(obj).__name__}, not a model source: it needs a `card` "
+            "(qeval.results.ModelCard) and a `load(precision, device)` method (see qeval.models.FakeSource)."
+        )
+    return obj

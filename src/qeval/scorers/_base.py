@@ -18,6 +18,8 @@ class Scorer(Protocol):
     """
 
     name: str
+    metric_names: tuple[str, ...]
+    """The keys ``aggregate`` returns, known before anything is scored."""
 
     def score(self, completion: str, expected: Any) -> Score: ...
 

@@ -15,7 +15,7 @@ import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from qeval.results import MetricValue, Score
 from qeval.scorers._base import fail
@@ -94,6 +94,8 @@ class CodeExecScorer:
     timeout_s: float = 5.0
     memory_mb: int = 512
     name: str = "code_exec"
+    metric_names: ClassVar[tuple[str, ...]] = ("tests_passed", "timeout_rate", "syntax_error_rate")
+    """What ``aggregate`` returns (SLOs are checked against it before anything runs)."""
 
     def __post_init__(self) -> None:
         for arg in ("timeout_s", "memory_mb"):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from qeval.results import MetricValue, Score
 from qeval.scorers._f1 import case_f1, f1_metrics, overlap
@@ -131,6 +131,8 @@ class EntitiesScorer:
     pass_f1: float = 1.0
     types: tuple[str, ...] = field(default=DEFAULT_TYPES)
     name: str = "entities"
+    metric_names: ClassVar[tuple[str, ...]] = ("f1", "precision", "recall", "unparseable_rate")
+    """What ``aggregate`` returns (SLOs are checked against it before anything runs)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.pass_f1, bool) or not isinstance(self.pass_f1, (int, float)) or not 0 <= self.pass_f1 <= 1:

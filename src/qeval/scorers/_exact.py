@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from qeval.results import MetricValue, Score
 from qeval.scorers._base import fail
@@ -23,6 +23,8 @@ class ExactScorer:
 
     first_line: bool = True
     name: str = "exact"
+    metric_names: ClassVar[tuple[str, ...]] = ()
+    """What ``aggregate`` returns (SLOs are checked against it before anything runs)."""
 
     def score(self, completion: str, expected: Any) -> Score:
         text = completion.strip().splitlines()[0] if (self.first_line and completion.strip()) else completion

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from qeval.results import MetricValue, Score
 from qeval.scorers._f1 import case_f1, f1_metrics, overlap
@@ -39,6 +39,8 @@ class JsonFieldsScorer:
     """Field-level comparison of the first JSON object in the completion with ``expected`` (a dict)."""
 
     name: str = "json_fields"
+    metric_names: ClassVar[tuple[str, ...]] = ("f1", "precision", "recall", "unparseable_rate")
+    """What ``aggregate`` returns (SLOs are checked against it before anything runs)."""
 
     def score(self, completion: str, expected: Any) -> Score:
         if not isinstance(expected, Mapping) or not expected:

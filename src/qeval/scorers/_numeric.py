@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, ClassVar
 
 from qeval.results import MetricValue, Score
 from qeval.scorers._base import fail
@@ -69,6 +69,8 @@ class NumericScorer:
     tolerance: float = 0.0
     rel_tolerance: float = 0.0
     name: str = "numeric"
+    metric_names: ClassVar[tuple[str, ...]] = ("unparseable_rate",)
+    """What ``aggregate`` returns (SLOs are checked against it before anything runs)."""
 
     def __post_init__(self) -> None:
         for arg in ("tolerance", "rel_tolerance"):

@@ -156,6 +156,34 @@ def validate_suites(paths: Annotated[list[Path], typer.Argument(help="Suite fold
         console.print(f"[green]ok[/] {path}: {len(suite.cases)} cases, scorer {suite.scorer().name}")
 
 
+@app.command()
+@_user_errors
+def compare(
+    baseline: Annotated[Path, typer.Argument(help="Baseline run: a record file, a run folder or its results.json.")],
+    current: Annotated[Path, typer.Argument(help="Current run: a record file, a run folder or its results.json.")],
+    allow_env_mismatch: Annotated[
+        bool, typer.Option(help="Compare latency even when the environment fingerprints differ.")
+    ] = False,
+    latency_tolerance: Annotated[
+        float, typer.Option(min=0.0, help="Relative slow-down (0.1 = 10%) a significant latency change must exceed to regress.")
+    ] = 0.10,
+    out: Annotated[Optional[Path], typer.Option(help="Also write regression.md and regression.json into this folder.")] = None,
+) -> None:
+    """Compare CURRENT against BASELINE; exit 1 on a regression, 0 otherwise."""
+    from qeval.compare import compare_runs
+    from qeval.report import read_record, render_comparison_text, write_comparison
+
+    comparison = compare_runs(
+        read_record(baseline), read_record(current),
+        allow_env_mismatch=allow_env_mismatch, latency_tolerance=latency_tolerance,
+    )
+    typer.echo(render_comparison_text(comparison), nl=False)
+    if out is not None:
+        md_path, json_path = write_comparison(comparison, out)
+        typer.echo(f"Report: {md_path}, {json_path}")
+    raise typer.Exit(1 if comparison.regressed else 0)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

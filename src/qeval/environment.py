@@ -237,3 +237,8 @@ def fingerprint_differences(
         elif va != vb:
             diffs.append(f"{key}: {va} != {vb}")
     return diffs
+
+
+def fingerprint_subset(env: Mapping[str, Any], keys: tuple[str, ...] = COMPARED_KEYS) -> dict[str, Any]:
+    """``{dotted key: value}`` for ``keys``: the part of a fingerprint that decides comparability."""
+    return {key: _lookup(env, key) for key in keys}

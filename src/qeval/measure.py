@@ -275,3 +275,15 @@ def _bootstrap_throughput(cell: CellResult, confidence: float) -> tuple[float, f
 
 def finite(ci: tuple[float, float] | None) -> bool:
     return ci is not None and all(math.isfinite(b) for b in ci)
+
+
+def for_slo(slo: Any, cell: CellResult, reference: CellResult | None = None) -> Measurement:
+    """What ``slo`` (a :class:`qeval.gates.SLO`) measures on ``cell``; ``reference`` is the
+    cell it is compared with for drops and ratios."""
+    if slo.relation == "absolute":
+        return absolute(cell, slo.metric)
+    if reference is None:
+        raise MeasureError(f"SLO {slo} compares against {slo.reference}, but no reference cell was given.")
+    if slo.relation == "drop":
+        return drop(reference, cell, slo.metric)
+    return ratio(reference, cell, slo.metric)

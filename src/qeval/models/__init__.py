@@ -22,6 +22,7 @@ __all__ = [
     "TextModel",
     "TimedGeneration",
     "cache_dir",
+    "check_model_spec",
     "resolve_model",
     "resolve_device",
 ]
@@ -51,6 +52,14 @@ def resolve_model(spec: str) -> ModelSource:
             "Point --model at the folder that save_pretrained wrote."
         )
     return HFSource.from_dir(spec, path.resolve())
+
+
+def check_model_spec(spec: str) -> None:
+    """Raise :class:`ModelError` now if ``spec`` cannot name a model, without loading
+    weights (a built-in alias is converted on first use, not here)."""
+    if spec in BUILTINS or spec == "fake":
+        return
+    resolve_model(spec)
 
 
 def resolve_device(device: str) -> str:

@@ -1,0 +1,227 @@
+"""The plugin's options: declared once, read from the command line, the pytest ini or
+``[tool.qeval]`` in pyproject.toml (in that order of precedence), validated up front.
+
+Importing this module imports neither torch nor the heavy parts of qeval.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qeval.gates import SLO, SloError, parse_slo
+
+ENABLE = "--qeval"
+INCONCLUSIVE_POLICIES = ("fail", "skip", "pass")
+
+
+@dataclass(frozen=True)
+class _Option:
+    name: str
+    """Command-line flag without ``--qeval-`` (also the ini key ``qeval_<name>`` and
+    the ``[tool.qeval]`` key ``<name>``, with dashes as underscores)."""
+    help: str
+    default: Any = None
+    kind: str = "str"  # str | int | list | flag | slos
+
+
+OPTIONS: tuple[_Option, ...] = (
+    _Option("model", "model: built-in alias (smollm2-135m), local HF folder, `fake`, or module:attr", "smollm2-135m"),
+    _Option("precisions", "comma-separated precisions to gate, e.g. bf16,int8,int4", ("bf16",), "list"),
+    _Option("device", "auto (CUDA when available), cpu or cuda", "auto"),
+    _Option("limit", "evaluate N cases of each suite, evenly spaced (default: all)", None, "int"),
+    _Option("slo", "SLO expression, repeatable; replaces the suites' own SLOs. Prefix SUITE: to scope "
+            "it, e.g. 'medical: f1 >= 0.8'", (), "slos"),
+    _Option("baseline", "stored run to compare against (record file or run folder)"),
+    _Option("save-baseline", "write this run's record (cases included) to PATH"),
+    _Option("report", "folder for reports (a run folder is made inside)", "reports"),
+    _Option("inconclusive", "what an inconclusive verdict does: fail, skip or pass", "fail"),
+    _Option("allow-env-mismatch", "compare latency against a baseline from other hardware/libraries", False, "flag"),
+    _Option("latency-samples", "timed batch-1 requests per cell (a p95 needs >= 72 to be bounded)", 8, "int"),
+    _Option("warmup", "untimed warm-up requests before each timed pass", 2, "int"),
+    _Option("batch-size", "accuracy-pass batch size (default: each suite's)", None, "int"),
+    _Option("no-cache", "re-evaluate every cell instead of reusing cached results", False, "flag"),
+)
+
+
+@dataclass(frozen=True)
+class ScopedSlo:
+    """An SLO from the command line or configuration, optionally for one suite only."""
+
+    slo: SLO
+    suite: str | None
+    text: str
+
+
+@dataclass(frozen=True)
+class Options:
+    model: str
+    precisions: tuple[str, ...]
+    device: str
+    limit: int | None
+    slos: tuple[ScopedSlo, ...]
+    baseline: Path | None
+    save_baseline: Path | None
+    report: Path
+    inconclusive: str
+    allow_env_mismatch: bool
+    latency_samples: int
+    warmup: int
+    batch_size: int | None
+    no_cache: bool
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("qeval", "qeval: accuracy and latency SLOs per precision")
+    group.addoption(ENABLE, action="store_true", default=False,
+                    help="collect suite folders (with suite.yaml) as SLO items and evaluate them")
+    for opt in OPTIONS:
+        flag = f"--qeval-{opt.name}"
+        if opt.kind == "flag":
+            group.addoption(flag, action="store_true", default=None, help=opt.help)
+        elif opt.kind == "slos":
+            group.addoption(flag, action="append", default=None, metavar="EXPR", help=opt.help)
+        else:
+            group.addoption(flag, default=None, metavar=opt.name.split("-")[-1].upper(), help=opt.help)
+        ini_type = {"flag": "bool", "slos": "linelist"}.get(opt.kind, "string")
+        parser.addini(_ini_name(opt), f"qeval: {opt.help}", type=ini_type, default=None)
+
+
+def _ini_name(opt: _Option) -> str:
+    return "qeval_" + opt.name.replace("-", "_")
+
+
+def _pyproject_table(config: pytest.Config) -> tuple[dict[str, Any], str]:
+    path = Path(config.rootpath) / "pyproject.toml"
+    if not path.is_file():
+        return {}, str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise pytest.UsageError(f"{path}: cannot read [tool.qeval] ({exc}).") from exc
+    table = data.get("tool", {}).get("qeval", {})
+    if not isinstance(table, dict):
+        raise pytest.UsageError(f"{path}: [tool.qeval] must be a table.")
+    known = {o.name.replace("-", "_") for o in OPTIONS} | {"slos"}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise pytest.UsageError(
+            f"{path}: unknown key(s) in [tool.qeval]: {', '.join(unknown)}. Known keys: {', '.join(sorted(known))}."
+        )
+    return table, str(path)
+
+
+def _raw(config: pytest.Config, opt: _Option, table: dict[str, Any], where_toml: str) -> tuple[Any, str]:
+    """The first value set: command line, then pytest ini, then [tool.qeval]; with where it came from."""
+    value = config.getoption(f"--qeval-{opt.name}")
+    if value is not None:
+        return value, f"--qeval-{opt.name}"
+    ini = config.getini(_ini_name(opt))
+    if ini not in (None, [], ""):
+        return ini, f"ini option {_ini_name(opt)}"
+    key = opt.name.replace("-", "_")
+    for k in (key, "slos") if opt.kind == "slos" else (key,):
+        if k in table:
+            return table[k], f"[tool.qeval] {k} in {where_toml}"
+    return opt.default, "default"
+
+
+def read_options(config: pytest.Config) -> Options:
+    """Every option resolved and checked; a bad value is a :class:`pytest.UsageError`
+    saying which option (and where it was set), what is wrong and what to write."""
+    table, where_toml = _pyproject_table(config)
+    values: dict[str, Any] = {}
+    for opt in OPTIONS:
+        raw, where = _raw(config, opt, table, where_toml)
+        values[opt.name.replace("-", "_")] = _convert(opt, raw, where)
+    _check(values)
+    return Options(**values)
+
+
+def _convert(opt: _Option, raw: Any, where: str) -> Any:
+    if raw is None:
+        return None
+    if opt.kind == "flag":
+        if isinstance(raw, str):
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+        return bool(raw)
+    if opt.kind == "int":
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            raise pytest.UsageError(f"{where}: expected a whole number, got {raw!r}.") from None
+        low = 0 if opt.name in ("latency-samples", "warmup") else 1
+        if value < low:
+            raise pytest.UsageError(f"{where}: must be at least {low}, got {value}.")
+        return value
+    if opt.kind == "list":
+        items = raw.split(",") if isinstance(raw, str) else list(raw)
+        items = tuple(str(i).strip() for i in items if str(i).strip())
+        if not items:
+            raise pytest.UsageError(f"{where}: give at least one name, e.g. bf16,int8.")
+        return items
+    if opt.kind == "slos":
+        texts = [raw] if isinstance(raw, str) else list(raw)
+        return tuple(parse_scoped_slo(str(t), where) for t in texts if str(t).strip())
+    if opt.name in ("baseline", "save-baseline", "report"):
+        return Path(str(raw)).expanduser()
+    return str(raw).strip()
+
+
+def parse_scoped_slo(text: str, where: str) -> ScopedSlo:
+    """``"f1 >= 0.8"`` or ``"medical: f1 >= 0.8"`` (the SLO applies to suite ``medical`` only)."""
+    suite, sep, expr = text.partition(":")
+    if not sep:
+        suite, expr = "", text
+    try:
+        slo = parse_slo(expr)
+    except SloError as exc:
+        raise pytest.UsageError(f"{where}: {exc}") from None
+    return ScopedSlo(slo=slo, suite=suite.strip() or None, text=text.strip())
+
+
+def _check(values: dict[str, Any]) -> None:
+    from qeval.errors import QevalError
+    from qeval.models import check_model_spec
+    from qeval.quantize import PRECISIONS  # the registry only; no backend is imported
+
+    for name in values["precisions"]:
+        try:
+            PRECISIONS.get(name)
+        except QevalError as exc:
+            raise pytest.UsageError(f"--qeval-precisions: {exc}") from None
+    try:
+        check_model_spec(values["model"])
+    except QevalError as exc:
+        raise pytest.UsageError(f"--qeval-model: {exc}") from None
+    dupes = sorted({p for p in values["precisions"] if values["precisions"].count(p) > 1})
+    if dupes:
+        raise pytest.UsageError(f"--qeval-precisions: {', '.join(dupes)} given more than once.")
+    if values["device"] not in ("auto", "cpu", "cuda"):
+        raise pytest.UsageError(f"--qeval-device: unknown device {values['device']!r}; use auto, cpu or cuda.")
+    if values["inconclusive"] not in INCONCLUSIVE_POLICIES:
+        raise pytest.UsageError(
+            f"--qeval-inconclusive: {values['inconclusive']!r} is not one of {', '.join(INCONCLUSIVE_POLICIES)}."
+        )
+    baseline = values["baseline"]
+    if baseline is not None and not baseline.exists():
+        raise pytest.UsageError(
+            f"--qeval-baseline: {baseline} does not exist. Save one first with --qeval-save-baseline PATH."
+        )
+    for scoped in values["slo"]:
+        ref = scoped.slo.reference
+        if ref == "baseline" and baseline is None:
+            raise pytest.UsageError(f"--qeval-slo {scoped.text!r} compares against the baseline: pass --qeval-baseline PATH.")
+        if ref not in (None, "baseline") and ref not in values["precisions"]:
+            raise pytest.UsageError(
+                f"--qeval-slo {scoped.text!r} compares against {ref}, which is not in --qeval-precisions "
+                f"({','.join(values['precisions'])}). Add it, e.g. --qeval-precisions {ref},{','.join(values['precisions'])}."
+            )
+    report = values["report"]
+    if report.exists() and not report.is_dir():
+        raise pytest.UsageError(f"--qeval-report: {report} exists and is not a folder.")
+    values["slos"] = values.pop("slo")

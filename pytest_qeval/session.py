@@ -1,0 +1,252 @@
+"""Run state of one pytest session: suites collected, cells evaluated once, verdicts.
+
+A cell (suite × precision) is evaluated at most once per session, on first need,
+and every suite of the session is evaluated on the same model load. Cells are
+reused across sessions through :class:`qeval.cache.CellCache` when nothing that
+matters changed. Heavy imports (torch, transformers) happen only when a cell
+actually has to be evaluated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pytest_qeval.options import Options
+from qeval.results import CellResult, RunRecord
+
+
+@dataclass(frozen=True)
+class VerdictRow:
+    """One SLO item's outcome, as shown in the summary and written to slo.json."""
+
+    nodeid: str
+    suite: str
+    precision: str
+    slo: str
+    outcome: str
+    """pass, fail, inconclusive, skipped or error."""
+    value: float | None = None
+    ci: tuple[float, float] | None = None
+    n: int = 0
+    rule: str = ""
+    method: str = ""
+    needed_n: int | None = None
+    message: str = ""
+    lost: tuple[Any, ...] = ()
+    gained: tuple[Any, ...] = ()
+    cached: bool = False
+
+
+@dataclass
+class QevalSession:
+    options: Options
+    cache_dir: Path | None
+    write_line: Any = print
+    """Progress lines go here (the terminal reporter's write_line)."""
+    suites: dict[str, Any] = field(default_factory=dict)
+    """Suite name → loaded (and limited) Suite, in collection order."""
+    cells: dict[tuple[str, str], CellResult] = field(default_factory=dict)
+    cached: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(suite, precision) → run id of the cached cell reused."""
+    verdicts: list[VerdictRow] = field(default_factory=list)
+    baseline: RunRecord | None = None
+    run_id: str = ""
+    created_at: str = ""
+    _source: Any = None
+    _device: str | None = None
+    _environment: dict[str, Any] | None = None
+    _models: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from qeval.sweep import new_run_id
+
+        self.run_id = new_run_id()
+        self.created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        if self.options.baseline is not None:
+            from qeval.report import read_record
+
+            self.baseline = read_record(self.options.baseline)
+
+    # --- suites ----------------------------------------------------------------------------
+
+    def add_suite(self, path: Path) -> Any:
+        """Load the suite at ``path`` (limited by --qeval-limit) once; return it."""
+        from qeval.errors import UsageError
+        from qeval.suites import load_suite
+
+        suite = load_suite(path).limited(self.options.limit)
+        known = self.suites.get(suite.name)
+        if known is not None and Path(known.path).resolve() != Path(suite.path).resolve():
+            raise UsageError(
+                f"Two suites are named {suite.name!r}: {known.path} and {suite.path}. Suite names must be unique "
+                "in one run (results and baselines are keyed by name); rename one in its suite.yaml."
+            )
+        self.suites.setdefault(suite.name, suite)
+        return self.suites[suite.name]
+
+    def suite_named(self, name_or_path: str) -> Any:
+        """A suite by name (already collected) or by folder path (loaded now)."""
+        if name_or_path in self.suites:
+            return self.suites[name_or_path]
+        from qeval.sweep import expand_suite_paths
+
+        paths = expand_suite_paths([name_or_path])
+        if len(paths) != 1:
+            from qeval.errors import UsageError
+
+            raise UsageError(f"{name_or_path!r} names {len(paths)} suites; give one suite folder or name.")
+        return self.add_suite(paths[0])
+
+    # --- evaluation ------------------------------------------------------------------------
+
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            from qeval.models import resolve_device
+
+            self._device = resolve_device(self.options.device)
+        return self._device
+
+    @property
+    def source(self) -> Any:
+        if self._source is None:
+            from qeval.models import resolve_model
+
+            self._source = resolve_model(self.options.model)
+        return self._source
+
+    @property
+    def environment(self) -> dict[str, Any]:
+        if self._environment is None:
+            from qeval.environment import fingerprint
+
+            self._environment = fingerprint(self.device)
+        return self._environment
+
+    def sweep_config(self) -> Any:
+        from qeval.config import SweepConfig
+
+        o = self.options
+        return SweepConfig(
+            model=o.model, precisions=o.precisions, suites=tuple(str(s.path) for s in self.suites.values()),
+            device=o.device, limit=o.limit, latency_samples=o.latency_samples, warmup_requests=o.warmup,
+            batch_size=o.batch_size, out_dir=str(o.report), run_id=self.run_id,
+        )
+
+    def cell(self, suite_name: str, precision: str) -> CellResult:
+        """The cell for (suite, precision): from this session, the cache, or evaluated now
+        together with every other pending suite at that precision (one model load)."""
+        key = (suite_name, precision)
+        if key not in self.cells:
+            self._evaluate(precision)
+        return self.cells[key]
+
+    def _evaluate(self, precision_name: str) -> None:
+        from qeval.quantize import get_precision, quiet
+        from qeval.sweep import run_precision
+
+        precision = get_precision(precision_name)
+        pending = [s for s in self.suites.values() if (s.name, precision_name) not in self.cells]
+        keys = {s.name: self._cache_key(s, precision) for s in pending}
+        cache = self._cache()
+        todo = []
+        for suite in pending:
+            hit = cache.get(keys[suite.name]) if cache else None
+            if hit is not None:
+                self.cells[(suite.name, precision_name)] = hit.cell
+                self.cached[(suite.name, precision_name)] = hit.run_id
+            else:
+                todo.append(suite)
+        if not todo:
+            return
+        names = ", ".join(f"{s.name} ({len(s.cases)} cases)" for s in todo)
+        self.write_line(f"qeval: evaluating {self.options.model} at {precision_name} on {names} ...")
+        with quiet():
+            cells = run_precision(self.source, precision, todo, self.device, self.sweep_config(), _Lines(self.write_line))
+        for suite, cell in zip(todo, cells):
+            self.cells[(suite.name, precision_name)] = cell
+            if cache:
+                cache.put(keys[suite.name], cell, self.run_id, self.created_at)
+        self.write_line(f"qeval: {precision_name} done: " + ", ".join(f"{c.suite} {c.status}" for c in cells))
+
+    def _cache(self) -> Any:
+        if self.options.no_cache or self.cache_dir is None:
+            return None
+        from qeval.cache import CellCache
+
+        return CellCache(self.cache_dir)
+
+    def _cache_key(self, suite: Any, precision: Any) -> str:
+        from qeval.cache import cell_key, code_identity, model_identity
+        from qeval.environment import COMPARED_KEYS, fingerprint_subset
+        from qeval.evaluate import effective_settings
+        from qeval.results import to_dict
+
+        o = self.options
+        return cell_key({
+            "model": model_identity(o.model, self.source),
+            "precision": precision.name,
+            "precision_config": to_dict(precision.config),
+            "suite": suite.name,
+            "suite_hash": suite.content_hash,
+            "cases": [c.id for c in suite.cases],
+            "generation": to_dict(effective_settings(suite, o.batch_size)),
+            "timing": {"latency_samples": o.latency_samples, "warmup": o.warmup},
+            "machine": fingerprint_subset(self.environment, COMPARED_KEYS),
+            "code": code_identity(),
+        })
+
+    def model(self, precision: str) -> Any:
+        """A loaded model at ``precision`` for hand-written tests (loaded once per session)."""
+        if precision not in self._models:
+            from qeval.quantize import get_precision, quiet
+
+            get_precision(precision)
+            with quiet():
+                self._models[precision] = self.source.load(precision, self.device).model
+        return self._models[precision]
+
+    def close(self) -> None:
+        for model in self._models.values():
+            model.close()
+        self._models.clear()
+
+    # --- the run as a record ---------------------------------------------------------------
+
+    def record(self) -> RunRecord | None:
+        """Every cell this session holds, as one run record (None when nothing was evaluated)."""
+        if not self.cells:
+            return None
+        from qeval.sweep import run_settings
+
+        order = {p: i for i, p in enumerate(self.options.precisions)}
+        cells = sorted(self.cells.values(), key=lambda c: (order.get(c.precision, len(order)), c.suite))
+        settings = run_settings(self.sweep_config(), list(self.suites.values()), self.device)
+        settings["cached_cells"] = {f"{s}/{p}": run for (s, p), run in self.cached.items()}
+        settings["slos"] = [v.slo for v in self.verdicts]
+        record = RunRecord(
+            run_id=self.run_id, created_at=self.created_at, model=self.source.card,
+            environment=self.environment, settings=settings, cells=tuple(cells),
+        )
+        return replace(record, model=self.source.card)
+
+
+class _Lines:
+    """Sweep progress as plain lines (pytest owns the terminal; no progress bars)."""
+
+    def __init__(self, write_line: Any) -> None:
+        self._write = write_line
+
+    def task(self, description: str, total: int) -> None:
+        self._write(f"qeval:   {' '.join(description.split())} ({total})")
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        import re
+
+        self._write("qeval: " + re.sub(r"\[/?[a-z ]*\]", "", text))

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["pytester"]  # the plugin tests (tests/plugin) run pytest in subprocesses
+
 TINY_LLAMA = dict(
     vocab_size=1000,
     hidden_size=256,

@@ -162,7 +162,7 @@ def compare(
     baseline: Annotated[Path, typer.Argument(help="Baseline run: a record file, a run folder or its results.json.")],
     current: Annotated[Path, typer.Argument(help="Current run: a record file, a run folder or its results.json.")],
     allow_env_mismatch: Annotated[
-        bool, typer.Option(help="Compare latency even when the environment fingerprints differ.")
+        bool, typer.Option("--allow-env-mismatch", help="Compare latency even when the environment fingerprints differ.")
     ] = False,
     latency_tolerance: Annotated[
         float, typer.Option(min=0.0, help="Relative slow-down (0.1 = 10%) a significant latency change must exceed to regress.")

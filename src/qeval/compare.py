@@ -19,6 +19,7 @@ every verdict is decided on an interval, never on a point value alone:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,8 +29,10 @@ from qeval.environment import fingerprint_differences
 from qeval.errors import UsageError
 from qeval.results import CellResult, RunRecord
 
-if TYPE_CHECKING:  # measure and stats pull in numpy and scipy: imported where used, so
-    from qeval.measure import Flip, Measurement  # that importing qeval.report stays light
+# measure and stats pull in numpy and scipy: they are imported where used, so that
+# importing qeval.report (which renders comparisons) stays light.
+if TYPE_CHECKING:
+    from qeval.measure import Flip, Measurement
 
 QUALITY_METRICS: tuple[str, ...] = ("accuracy", "f1", "precision", "recall")
 """Quality metrics with a paired test; higher is better."""
@@ -220,14 +223,14 @@ def _compare_cell(
 ) -> CellComparison:
     suite, precision = key
     where = f"{suite} / {precision}"
-    status = dict(
-        suite=suite,
-        precision=precision,
-        baseline_status=base.status if base else MISSING_STATUS,
-        current_status=cur.status if cur else MISSING_STATUS,
-        baseline_reason=base.reason if base else None,
-        current_reason=cur.reason if cur else None,
-    )
+    status: dict[str, Any] = {
+        "suite": suite,
+        "precision": precision,
+        "baseline_status": base.status if base else MISSING_STATUS,
+        "current_status": cur.status if cur else MISSING_STATUS,
+        "baseline_reason": base.reason if base else None,
+        "current_reason": cur.reason if cur else None,
+    }
     if base is None:
         return CellComparison(**status, notes=("new in the current run; nothing to compare against",))
     if cur is None or base.status != "ok" or cur.status != "ok":
@@ -241,8 +244,8 @@ def _compare_cell(
     base_hash, cur_hash = hashes[0].get(suite), hashes[1].get(suite)
     if base_hash is not None and cur_hash is not None and base_hash != cur_hash:
         notes.append(
-            f"the suite's content changed (hash {base_hash} -> {cur_hash}): cases were edited, added or removed; "
-            "quality is paired on the case ids both runs share."
+            f"the suite's content changed (hash {base_hash} -> {cur_hash}): cases were edited, added or removed, "
+            "so a quality change may come from the suite, not the model (pairing is on case ids only)."
         )
     quality, lost, gained = _quality(base, cur, notes)
     costs = _costs(base, cur, latency_compared, tolerance, notes)
@@ -384,7 +387,7 @@ def _latency_delta(base: CellResult, cur: CellResult, kind: str, pct: int, toler
         f"difference of two distribution-free order-statistic intervals of the p{pct} "
         f"(97.5% each; {len(b_samples)} and {len(c_samples)} samples)"
     )
-    need = stats.min_samples_for_quantile(q, confidence)
+    need = _min_samples_for_quantile(q, confidence)
     if min(len(b_samples), len(c_samples)) < need:
         method += f"; bounding a p{pct} on both sides at 97.5% needs >= {need} samples per run"
     return MetricDelta(
@@ -402,6 +405,13 @@ def _latency_delta(base: CellResult, cur: CellResult, kind: str, pct: int, toler
     )
 
 
+@functools.cache
+def _min_samples_for_quantile(q: float, confidence: float) -> int:
+    from qeval import stats
+
+    return stats.min_samples_for_quantile(q, confidence)  # a search over n: worth caching
+
+
 def _throughput_delta(base: CellResult, cur: CellResult, tolerance: float) -> MetricDelta:
     from qeval import measure, stats
 
@@ -409,10 +419,11 @@ def _throughput_delta(base: CellResult, cur: CellResult, tolerance: float) -> Me
     b, c = base.latency.output_tokens_per_s, cur.latency.output_tokens_per_s
     if b is None or c is None:
         return _point_delta(metric, b, c, +1, "point values only (throughput not recorded)")
-    # 97.5% each (not measure.absolute's 95%) so that the difference holds at 95%, like latency.
+    # 97.5% each (measure.absolute gives 95%) so that the difference holds at 95%, like latency;
+    # measure has no public way to ask its throughput bootstrap for another level.
     confidence = stats.joint_confidence()
-    b_ci = measure._bootstrap_throughput(base, confidence)  # noqa: SLF001 - measure's own interval, at our level
-    c_ci = measure._bootstrap_throughput(cur, confidence)  # noqa: SLF001
+    b_ci = measure._bootstrap_throughput(base, confidence)
+    c_ci = measure._bootstrap_throughput(cur, confidence)
     if b_ci is None or c_ci is None:
         return _point_delta(metric, b, c, +1, "point values only (per-request token counts not stored)")
     ci = (c_ci[0] - b_ci[1], c_ci[1] - b_ci[0])
@@ -496,10 +507,10 @@ def regression_line(where: str, row: MetricDelta, tolerance: float) -> str:
         extra.append(f"p={fmt_p(row.p_value)}")
     if row.n is not None:
         extra.append(f"n={row.n}")
-    if row.metric.endswith("_ms") or row.metric == "tokens_per_s":
-        if row.baseline and row.current is not None:
-            change = (row.current / row.baseline - 1) * 100
-            extra.append(f"{change:+.0f}%, tolerance {tolerance * 100:.0f}%")
+    is_cost = row.metric.endswith("_ms") or row.metric == "tokens_per_s"
+    if is_cost and row.baseline and row.current is not None:
+        change = (row.current / row.baseline - 1) * 100
+        extra.append(f"{change:+.0f}%, tolerance {tolerance * 100:.0f}%")
     tail = ", ".join([f"95% CI {fmt_ci(row.metric, row.ci)}", *extra])
     return (
         f"{where}: {row.metric} {fmt_value(row.metric, row.baseline)} -> {fmt_value(row.metric, row.current)}, "

@@ -7,7 +7,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qeval.compare import CellComparison, Comparison, MetricDelta, fmt_ci, fmt_p, fmt_value
+from qeval.compare import (
+    CellComparison,
+    Comparison,
+    MetricDelta,
+    fmt_ci,
+    fmt_p,
+    fmt_value,
+)
 from qeval.environment import COMPARED_KEYS
 from qeval.report._atomic import atomic_open, atomic_write_text
 from qeval.report._json import jsonable
@@ -138,9 +145,11 @@ def _md_cell(cell: CellComparison, tolerance: float) -> list[str]:
     lines = [f"## {_md_text(cell.suite)} / {_md_text(cell.precision)}{mark}", ""]
     base, cur = _status(cell.baseline_status, cell.baseline_reason), _status(cell.current_status, cell.current_reason)
     lines += [f"Status: baseline {_md_text(base)} · current {_md_text(cur)}", ""]
-    lines += [f"- **regression**: {_md(r)}" for r in cell.regressions]
+    # metric regressions show in the table's verdict column; a lost cell has no table
+    status_regressions = () if cell.metrics else cell.regressions
+    lines += [f"- **regression**: {_md(r)}" for r in status_regressions]
     lines += [f"- {_md(n)}" for n in cell.notes]
-    if cell.regressions or cell.notes:
+    if status_regressions or cell.notes:
         lines.append("")
     if cell.metrics:
         lines += _table(METRIC_COLUMNS, [_row(m, tolerance) for m in cell.metrics]) + [""]
@@ -156,21 +165,16 @@ def render_comparison_markdown(cmp: Comparison) -> str:
     """The whole regression.md text: verdict, caveats, environments, then every cell."""
     tol = cmp.latency_tolerance
     lines = [f"# qeval comparison: {headline(cmp)}", ""]
-    lines += [
+    runs = (
         f"Baseline `{_md_text(cmp.baseline_run_id)}` ({_md_text(cmp.baseline_created_at)}) → "
-        f"current `{_md_text(cmp.current_run_id)}` ({_md_text(cmp.current_created_at)})",
-        "",
-    ]
+        f"current `{_md_text(cmp.current_run_id)}` ({_md_text(cmp.current_created_at)})"
+    )
+    lines += [runs, ""]
     if cmp.regressed:
         lines += [f"**REGRESSION**: {len(cmp.regressions)} regression(s).", ""]
         lines += [f"- {_md(r)}" for r in cmp.regressions] + [""]
     else:
-        lines += [
-            "**No regression detected**: no cell was lost and no metric got worse with its whole 95% "
-            "interval on the bad side (beyond the tolerance for latency). A change that is not significant "
-            "is not proof of no change: read the intervals.",
-            "",
-        ]
+        lines += [NO_REGRESSION_MD, ""]
     if cmp.notes:
         lines += ["## Caveats", ""] + [f"- {_md(n)}" for n in cmp.notes] + [""]
 
@@ -183,22 +187,39 @@ def render_comparison_markdown(cmp: Comparison) -> str:
     for cell in cmp.cells:
         lines += _md_cell(cell, tol)
 
-    lines += [
-        "## How to read this",
-        "",
-        "- **delta** = current − baseline. Quality metrics are **paired** on the cases both runs share: "
-        "accuracy by McNemar's exact test (interval from the discordant cases, conditional on their number), "
-        "F1 / precision / recall by a paired case bootstrap. A quality regression is a drop whose whole 95% "
-        "interval is below 0.",
-        "- **latency**: each run's percentile gets a distribution-free order-statistic interval at 97.5%, so "
-        "the interval of their difference holds at 95%. `unbounded` means too few samples to bound that side. "
-        f"A latency regression is significantly slower **and** more than {tol * 100:.0f}% slower; "
-        "throughput likewise (request bootstrap).",
+    lines += ["## How to read this", "", *_how_to_read(tol), ""]
+    return "\n".join(lines)
+
+
+NO_REGRESSION_MD = (
+    "**No regression detected**: no cell was lost and no metric got worse with its whole 95% "
+    "interval on the bad side (beyond the tolerance for latency). A change that is not significant "
+    "is not proof of no change: read the intervals."
+)
+
+
+def _how_to_read(tolerance: float) -> list[str]:
+    pct = f"{tolerance * 100:.0f}%"
+    return [
+        (
+            "- **delta** = current − baseline. Quality metrics are **paired** on the cases both runs share: "
+            "accuracy by McNemar's exact test, F1 / precision / recall by a paired case bootstrap. A quality "
+            "regression is a delta whose whole 95% interval is below 0."
+        ),
+        (
+            "- The accuracy interval is built from the flipped cases and is conditional on how many flipped: "
+            "whether it excludes 0 is an exact test, but when (nearly) all flips go one way its far bound "
+            "understates how large the change may be."
+        ),
+        (
+            "- **latency**: each run's percentile gets a distribution-free order-statistic interval at 97.5%, "
+            "so the interval of their difference holds at 95%. `unbounded` means too few samples to bound "
+            f"that side. A latency regression is significantly slower **and** more than {pct} slower; "
+            f"throughput likewise (significantly and more than {pct} lower; request bootstrap)."
+        ),
         "- **weights_mb / peak_mb** are exact single measurements: shown, never a regression.",
         "- **not significant** means the interval includes 0: the data cannot tell, not that nothing changed.",
-        "",
     ]
-    return "\n".join(lines)
 
 
 # --- terminal text ---------------------------------------------------------------------------

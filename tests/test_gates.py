@@ -137,7 +137,15 @@ def test_paired_drop_counts_flips_both_ways():
     drop, ci, p, lost, gained = paired_rate_drop(ref, cur)
     assert (lost, gained) == (2, 1) and drop == pytest.approx(0.1)
     assert ci[0] < drop < ci[1] and 0 < p <= 1
-    assert paired_rate_drop(ref, ref)[:2] == (0.0, (0.0, 0.0))
+    same, ci, p, *_ = paired_rate_drop(ref, ref)
+    assert same == 0.0 and p == 1.0
+    assert ci[0] < -0.1 and ci[1] > 0.1  # ten identical cases do not prove "no change"
+
+
+def test_paired_drop_interval_is_not_conditional_on_the_flip_count():
+    """All 6 flips one way: the interval must reach past the observed 0.5 drop."""
+    drop, ci, *_ = paired_rate_drop([True] * 6 + [False] * 6, [False] * 12)
+    assert drop == 0.5 and ci[1] > 0.7
 
 
 def _simulate(rng, n, base, flip_down, flip_up):
@@ -177,3 +185,20 @@ def test_drop_gate_catches_a_planted_five_point_drop():
         drop, ci, *_ = paired_rate_drop(ref, cur)
         caught += decide(slo, drop, ci, len(ref)).outcome == "fail"
     assert caught / runs >= 0.8
+
+
+def test_drop_gate_does_not_pass_a_real_drop_above_its_threshold():
+    """True drop 3 points (flips one way only), gate `drop <= 0.02`: passes at most 2.5% (+ MC slack).
+
+    An interval conditional on the number of flips passed this 28% of the time.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    slo = parse_slo("accuracy_drop_vs(bf16) <= 0.02")
+    runs, passed = 2000, 0
+    for _ in range(runs):
+        ref, cur = _simulate(rng, 200, 0.7, 0.03 / 0.7, 0.0)
+        drop, ci, *_ = paired_rate_drop(ref, cur)
+        passed += decide(slo, drop, ci, len(ref)).outcome == "pass"
+    assert passed / runs <= 0.025 + 3 * (0.025 * 0.975 / runs) ** 0.5

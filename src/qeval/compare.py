@@ -19,7 +19,6 @@ every verdict is decided on an interval, never on a point value alone:
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -387,7 +386,7 @@ def _latency_delta(base: CellResult, cur: CellResult, kind: str, pct: int, toler
         f"difference of two distribution-free order-statistic intervals of the p{pct} "
         f"(97.5% each; {len(b_samples)} and {len(c_samples)} samples)"
     )
-    need = _min_samples_for_quantile(q, confidence)
+    need = stats.min_samples_for_quantile(q, confidence)
     if min(len(b_samples), len(c_samples)) < need:
         method += f"; bounding a p{pct} on both sides at 97.5% needs >= {need} samples per run"
     return MetricDelta(
@@ -403,13 +402,6 @@ def _latency_delta(base: CellResult, cur: CellResult, kind: str, pct: int, toler
         method=method,
         n=min(len(b_samples), len(c_samples)),
     )
-
-
-@functools.cache
-def _min_samples_for_quantile(q: float, confidence: float) -> int:
-    from qeval import stats
-
-    return stats.min_samples_for_quantile(q, confidence)  # a search over n: worth caching
 
 
 def _throughput_delta(base: CellResult, cur: CellResult, tolerance: float) -> MetricDelta:

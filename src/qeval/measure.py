@@ -7,7 +7,7 @@ Pure: takes frozen cell results, returns frozen measurements. Three kinds:
   latency percentiles distribution-free order-statistic intervals, throughput a
   request bootstrap; weights and peak memory are exact.
 - **drop** (``accuracy_drop_vs(bf16) <= 0.02``): ``reference - current`` on the
-  cases both share, *paired*: exact McNemar-conditional interval for pass rates, a
+  cases both share, *paired*: Tango's score interval for pass rates, a
   paired case bootstrap for F1 / precision / recall, and the cases that flipped.
 - **ratio** (``p95_ttft_ratio_vs(bf16) <= 0.8``): ``current / reference`` of a cost.
   Percentile ratios combine the two order-statistic intervals at 97.5% each (so
@@ -188,7 +188,7 @@ def drop(reference: CellResult, current: CellResult, metric: str) -> Measurement
     if metric == "accuracy":
         value, ci, p, _, _ = stats.paired_rate_drop([r.passed for r in ref], [c.passed for c in cur])
         return Measurement(
-            value, ci, len(cur), f"exact paired test (McNemar) on {len(lost) + len(gained)} discordant cases",
+            value, ci, len(cur), f"paired score interval (Tango) over {len(cur)} cases, {len(lost) + len(gained)} of them flipped",
             lost=lost, gained=gained, p_value=p, notes=tuple(notes),
         )
     columns = [_counts(ref, k) for k in ("tp", "fp", "fn")] + [_counts(cur, k) for k in ("tp", "fp", "fn")]

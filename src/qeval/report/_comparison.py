@@ -203,13 +203,9 @@ def _how_to_read(tolerance: float) -> list[str]:
     return [
         (
             "- **delta** = current − baseline. Quality metrics are **paired** on the cases both runs share: "
-            "accuracy by McNemar's exact test, F1 / precision / recall by a paired case bootstrap. A quality "
+            "accuracy by Tango's paired score interval (p from McNemar's exact test), F1 / precision / recall by "
+            "a paired case bootstrap. A quality "
             "regression is a delta whose whole 95% interval is below 0."
-        ),
-        (
-            "- The accuracy interval is built from the flipped cases and is conditional on how many flipped: "
-            "whether it excludes 0 is an exact test, but when (nearly) all flips go one way its far bound "
-            "understates how large the change may be."
         ),
         (
             "- **latency**: each run's percentile gets a distribution-free order-statistic interval at 97.5%, "

@@ -40,6 +40,7 @@ def model_identity(spec: str, source: Any) -> dict[str, Any]:
     (name, size, mtime) of every file in its folder, or the source file of a
     ``module:attr`` model source."""
     card = to_dict(source.card)
+    card.pop("parameters", None)  # learnt on first load: it must not change the key mid-session
     identity: dict[str, Any] = {"spec": spec, "card": card}
     path = card.get("path")
     if path and Path(path).is_dir():

@@ -411,11 +411,10 @@ def _throughput_delta(base: CellResult, cur: CellResult, tolerance: float) -> Me
     b, c = base.latency.output_tokens_per_s, cur.latency.output_tokens_per_s
     if b is None or c is None:
         return _point_delta(metric, b, c, +1, "point values only (throughput not recorded)")
-    # 97.5% each (measure.absolute gives 95%) so that the difference holds at 95%, like latency;
-    # measure has no public way to ask its throughput bootstrap for another level.
+    # 97.5% each so that the difference holds at 95%, like latency.
     confidence = stats.joint_confidence()
-    b_ci = measure._bootstrap_throughput(base, confidence)
-    c_ci = measure._bootstrap_throughput(cur, confidence)
+    b_ci = measure.throughput_ci(base, confidence)
+    c_ci = measure.throughput_ci(cur, confidence)
     if b_ci is None or c_ci is None:
         return _point_delta(metric, b, c, +1, "point values only (per-request token counts not stored)")
     ci = (c_ci[0] - b_ci[1], c_ci[1] - b_ci[0])

@@ -211,7 +211,8 @@ def fingerprint(device: str) -> dict[str, Any]:
     return env
 
 
-def _lookup(data: Mapping[str, Any], dotted: str) -> Any:
+def lookup(data: Mapping[str, Any], dotted: str) -> Any:
+    """``data["a"]["b"]`` for ``"a.b"``; ``None`` where any step is missing."""
     value: Any = data
     for part in dotted.split("."):
         if not isinstance(value, Mapping) or part not in value:
@@ -229,7 +230,7 @@ def fingerprint_differences(
     """
     diffs: list[str] = []
     for key in keys:
-        va, vb = _lookup(a, key), _lookup(b, key)
+        va, vb = lookup(a, key), lookup(b, key)
         if isinstance(va, Mapping) and isinstance(vb, Mapping):
             for sub in sorted(set(va) | set(vb)):
                 if va.get(sub) != vb.get(sub):
@@ -241,4 +242,4 @@ def fingerprint_differences(
 
 def fingerprint_subset(env: Mapping[str, Any], keys: tuple[str, ...] = COMPARED_KEYS) -> dict[str, Any]:
     """``{dotted key: value}`` for ``keys``: the part of a fingerprint that decides comparability."""
-    return {key: _lookup(env, key) for key in keys}
+    return {key: lookup(env, key) for key in keys}

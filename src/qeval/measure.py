@@ -88,7 +88,7 @@ def absolute(cell: CellResult, metric: str) -> Measurement:
     if metric == "tokens_per_s":
         tokens, _ = _throughput_columns(cell)
         value = cell.latency.output_tokens_per_s if cell.latency else None
-        return Measurement(value, _bootstrap_throughput(cell, 0.95), len(tokens), "bootstrap over timed requests")
+        return Measurement(value, throughput_ci(cell, 0.95), len(tokens), "bootstrap over timed requests")
     if metric in ("weights_mb", "peak_mb", "weights", "peak"):
         value = _memory_mb(cell, metric)
         return Measurement(value, (value, value), 1, "exact (a single deterministic measurement)")
@@ -251,8 +251,8 @@ def ratio(reference: CellResult, current: CellResult, metric: str) -> Measuremen
         cur, ref = absolute(current, metric), absolute(reference, metric)
         value = cur.value / ref.value if cur.value and ref.value else None
         conf = stats.joint_confidence()
-        ca = _bootstrap_throughput(current, conf)
-        cb = _bootstrap_throughput(reference, conf)
+        ca = throughput_ci(current, conf)
+        cb = throughput_ci(reference, conf)
         ci = stats.ratio_from_intervals(ca, cb) if ca and cb and value is not None else None
         return Measurement(value, ci, min(cur.n, ref.n), "ratio of two request-bootstrap intervals (97.5% each)")
     if metric in ("weights", "peak", "weights_mb", "peak_mb"):
@@ -262,7 +262,8 @@ def ratio(reference: CellResult, current: CellResult, metric: str) -> Measuremen
     raise MeasureError(f"No ratio is defined for {metric!r}; use p50/p95/p99 of a latency, tokens_per_s, weights or peak.")
 
 
-def _bootstrap_throughput(cell: CellResult, confidence: float) -> tuple[float, float] | None:
+def throughput_ci(cell: CellResult, confidence: float = 0.95) -> tuple[float, float] | None:
+    """Interval of the cell's tokens/s from a bootstrap over its timed requests (``None`` without them)."""
     tokens, seconds = _throughput_columns(cell)
     value = cell.latency.output_tokens_per_s if cell.latency else None
     if not tokens or not value or sum(seconds) <= 0:

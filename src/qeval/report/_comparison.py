@@ -15,7 +15,7 @@ from qeval.compare import (
     fmt_p,
     fmt_value,
 )
-from qeval.environment import COMPARED_KEYS
+from qeval.environment import COMPARED_KEYS, lookup
 from qeval.report._atomic import atomic_open, atomic_write_text
 from qeval.report._json import jsonable
 from qeval.report._markdown import _md, _table
@@ -104,20 +104,11 @@ def _md_text(value: Any, limit: int | None = None) -> str:
     return text.replace("\r\n", " ↵ ").replace("\n", " ↵ ").replace("\r", " ↵ ")
 
 
-def _lookup(data: Mapping[str, Any], dotted: str) -> Any:
-    value: Any = data
-    for part in dotted.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return None
-        value = value[part]
-    return value
-
-
 def env_rows(cmp: Comparison) -> list[tuple[str, str, str, str]]:
     """``(key, baseline, current, "same"/"DIFFERS")`` for every compared fingerprint key."""
     rows = []
     for key in COMPARED_KEYS:
-        a, b = _lookup(cmp.baseline_environment, key), _lookup(cmp.current_environment, key)
+        a, b = lookup(cmp.baseline_environment, key), lookup(cmp.current_environment, key)
         pairs = (
             [(f"{key}.{sub}", a.get(sub), b.get(sub)) for sub in sorted(set(a) | set(b))]
             if isinstance(a, Mapping) and isinstance(b, Mapping)

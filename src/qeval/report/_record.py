@@ -38,8 +38,17 @@ def write_record(record: RunRecord, path: str | Path) -> Path:
 
 def record_from_dict(data: dict[str, Any], where: str = "record") -> RunRecord:
     """Rebuild a frozen :class:`RunRecord` from its JSON form (extra keys are ignored)."""
+    return _validate(_RECORD, data, where)
+
+
+def cell_from_dict(data: dict[str, Any], where: str = "cell") -> CellResult:
+    """Rebuild one frozen :class:`CellResult` from its JSON form."""
+    return _validate(_CELL, data, where)
+
+
+def _validate(adapter: TypeAdapter, data: Any, where: str) -> Any:
     try:
-        return _RECORD.validate_python(data)
+        return adapter.validate_python(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
@@ -47,16 +56,6 @@ def record_from_dict(data: dict[str, Any], where: str = "record") -> RunRecord:
             f"{where}: key {loc!r}: {first['msg']}. The file is damaged or was not written by qeval; "
             "re-run to regenerate it."
         ) from exc
-
-
-def cell_from_dict(data: dict[str, Any], where: str = "cell") -> CellResult:
-    """Rebuild one frozen :class:`CellResult` from its JSON form."""
-    try:
-        return _CELL.validate_python(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise ReportError(f"{where}: key {loc!r}: {first['msg']}.") from exc
 
 
 def read_record(path: str | Path) -> RunRecord:

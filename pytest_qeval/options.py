@@ -45,6 +45,9 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("warmup", "untimed warm-up requests before each timed pass", 2, "int"),
     _Option("batch-size", "accuracy-pass batch size (default: each suite's)", None, "int"),
     _Option("no-cache", "re-evaluate every cell instead of reusing cached results", False, "flag"),
+    _Option("calibration", "calibration set for GPTQ precisions: a name under calibration/ or a .jsonl path"),
+    _Option("calibration-samples", "calibration texts to sample", 128, "int"),
+    _Option("calibration-seed", "seed of the calibration sample", 0, "int"),
 )
 
 
@@ -73,6 +76,9 @@ class Options:
     warmup: int
     batch_size: int | None
     no_cache: bool
+    calibration: str | None
+    calibration_samples: int
+    calibration_seed: int
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -154,7 +160,7 @@ def _convert(opt: _Option, raw: Any, where: str) -> Any:
             value = int(raw)
         except (TypeError, ValueError):
             raise pytest.UsageError(f"{where}: expected a whole number, got {raw!r}.") from None
-        low = 0 if opt.name in ("latency-samples", "warmup") else 1
+        low = 0 if opt.name in ("latency-samples", "warmup", "calibration-seed") else 1
         if value < low:
             raise pytest.UsageError(f"{where}: must be at least {low}, got {value}.")
         return value
@@ -221,6 +227,12 @@ def _check(values: dict[str, Any]) -> None:
                 f"--qeval-slo {scoped.text!r} compares against {ref}, which is not in --qeval-precisions "
                 f"({','.join(values['precisions'])}). Add it, e.g. --qeval-precisions {ref},{','.join(values['precisions'])}."
             )
+    needing = [p for p in values["precisions"] if PRECISIONS.get(p).needs_calibration]
+    if needing and not values["calibration"]:
+        raise pytest.UsageError(
+            f"--qeval-precisions: {', '.join(needing)} need(s) calibration text: pass --qeval-calibration NAME "
+            "(generic, medical, code, arithmetic) or a calibration.jsonl path."
+        )
     report = values["report"]
     if report.exists() and not report.is_dir():
         raise pytest.UsageError(f"--qeval-report: {report} exists and is not a folder.")

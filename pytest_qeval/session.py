@@ -59,6 +59,7 @@ class QevalSession:
     _device: str | None = None
     _environment: dict[str, Any] | None = None
     _models: dict[str, Any] = field(default_factory=dict)
+    _calibration: Any = None
 
     def __post_init__(self) -> None:
         from qeval.sweep import new_run_id
@@ -134,7 +135,18 @@ class QevalSession:
             model=o.model, precisions=o.precisions, suites=tuple(str(s.path) for s in self.suites.values()),
             device=o.device, limit=o.limit, latency_samples=o.latency_samples, warmup_requests=o.warmup,
             batch_size=o.batch_size, out_dir=str(o.report), run_id=self.run_id,
+            calibration=o.calibration, calibration_samples=o.calibration_samples, calibration_seed=o.calibration_seed,
         )
+
+    @property
+    def calibration(self) -> Any:
+        """The calibration sample, loaded on first need (only calibrated precisions need it)."""
+        if self._calibration is None and self.options.calibration:
+            from qeval.calibration import load_calibration
+
+            o = self.options
+            self._calibration = load_calibration(o.calibration, samples=o.calibration_samples, seed=o.calibration_seed)
+        return self._calibration
 
     def cell(self, suite_name: str, precision: str) -> CellResult:
         """The cell for (suite, precision): from this session, the cache, or evaluated now
@@ -165,7 +177,9 @@ class QevalSession:
         names = ", ".join(f"{s.name} ({len(s.cases)} cases)" for s in todo)
         self.write_line(f"qeval: evaluating {self.options.model} at {precision_name} on {names} ...")
         with quiet():
-            cells = run_precision(self.source, precision, todo, self.device, self.sweep_config(), _Lines(self.write_line))
+            calibration = self.calibration if precision.needs_calibration else None
+            cells = run_precision(self.source, precision, todo, self.device, self.sweep_config(), _Lines(self.write_line),
+                                  calibration)
         for suite, cell in zip(todo, cells):
             self.cells[(suite.name, precision_name)] = cell
             if cache:
@@ -195,6 +209,7 @@ class QevalSession:
             "cases": [c.id for c in suite.cases],
             "generation": to_dict(effective_settings(suite, o.batch_size)),
             "timing": {"latency_samples": o.latency_samples, "warmup": o.warmup},
+            "calibration": self.calibration.record() if precision.needs_calibration else None,
             "machine": fingerprint_subset(self.environment, COMPARED_KEYS),
             "code": code_identity(),
         })
@@ -206,7 +221,11 @@ class QevalSession:
 
             get_precision(precision)
             with quiet():
-                self._models[precision] = self.source.load(precision, self.device).model
+                if get_precision(precision).needs_calibration:
+                    loaded = self.source.load(precision, self.device, self.calibration)
+                else:
+                    loaded = self.source.load(precision, self.device)
+                self._models[precision] = loaded.model
         return self._models[precision]
 
     def close(self) -> None:
@@ -224,7 +243,9 @@ class QevalSession:
 
         order = {p: i for i, p in enumerate(self.options.precisions)}
         cells = sorted(self.cells.values(), key=lambda c: (order.get(c.precision, len(order)), c.suite))
-        settings = run_settings(self.sweep_config(), list(self.suites.values()), self.device)
+        needs = any(p in self.cells_precisions() for p in self._calibrated())
+        settings = run_settings(self.sweep_config(), list(self.suites.values()), self.device,
+                                self.calibration if needs else None)
         settings["cached_cells"] = {f"{s}/{p}": run for (s, p), run in self.cached.items()}
         settings["slos"] = [v.slo for v in self.verdicts]
         record = RunRecord(
@@ -232,6 +253,15 @@ class QevalSession:
             environment=self.environment, settings=settings, cells=tuple(cells),
         )
         return replace(record, model=self.source.card)
+
+
+    def cells_precisions(self) -> set[str]:
+        return {p for _, p in self.cells}
+
+    def _calibrated(self) -> list[str]:
+        from qeval.quantize import PRECISIONS
+
+        return [p for p in self.options.precisions if p in PRECISIONS and PRECISIONS.get(p).needs_calibration]
 
 
 class _Lines:

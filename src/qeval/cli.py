@@ -83,6 +83,9 @@ def sweep(
     latency_samples: Annotated[int, typer.Option(min=0, help="Timed batch-1 requests per cell (0 = skip timing).")] = 8,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed warm-up requests before each timed pass.")] = 2,
     batch_size: Annotated[Optional[int], typer.Option(min=1, help="Accuracy-pass batch size (default: the suite's).")] = None,
+    calibration: Annotated[Optional[str], typer.Option(help="Calibration set for GPTQ: a name under calibration/ (generic, medical, code, arithmetic) or a .jsonl path.")] = None,
+    calibration_samples: Annotated[int, typer.Option(min=1, help="Calibration texts to sample.")] = 128,
+    calibration_seed: Annotated[int, typer.Option(help="Seed of the calibration sample.")] = 0,
 ) -> None:
     """Quantize, evaluate and measure MODEL at each precision on each suite; write a report."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -102,6 +105,9 @@ def sweep(
         warmup_requests=warmup,
         batch_size=batch_size,
         out_dir=str(out),
+        calibration=calibration,
+        calibration_samples=calibration_samples,
+        calibration_seed=calibration_seed,
     )
     progress = Progress(
         TextColumn("{task.description}"),

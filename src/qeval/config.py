@@ -32,5 +32,9 @@ class SweepConfig:
     batch_size: int | None = None
     """Overrides every suite's accuracy-pass batch size when set."""
     out_dir: str = "reports"
+    calibration: str | None = None
+    """Calibration set name or path, for calibrated precisions (GPTQ)."""
+    calibration_samples: int = 128
+    calibration_seed: int = 0
     run_id: str | None = None
     extra: dict[str, str] = field(default_factory=dict)

@@ -140,7 +140,9 @@ def _run_suite(model, suite, config: SweepConfig, reporter: Reporter) -> _SuiteO
     return outcome
 
 
-def run_precision(source, precision, suites: Sequence, device: str, config: SweepConfig, reporter: Reporter) -> list[CellResult]:
+def run_precision(
+    source, precision, suites: Sequence, device: str, config: SweepConfig, reporter: Reporter, calibration=None
+) -> list[CellResult]:
     """Load ``source`` at ``precision`` once and evaluate every suite on it: one cell per suite.
 
     Never raises for a precision that cannot run or breaks: those become ``skipped``
@@ -155,7 +157,10 @@ def run_precision(source, precision, suites: Sequence, device: str, config: Swee
     reporter.note(f"[bold]{precision.name}[/]: {precision.description}")
     try:
         with peak_memory(device) as peak:
-            loaded = source.load(precision.name, device)
+            if precision.needs_calibration:
+                loaded = source.load(precision.name, device, calibration)
+            else:
+                loaded = source.load(precision.name, device)
             weights = loaded.model.weights_bytes()
             outcomes = [_run_suite(loaded.model, s, config, reporter) for s in suites]
             loaded.model.close()
@@ -201,6 +206,21 @@ def prepare(config: SweepConfig) -> tuple[list, list]:
     return precisions, suites
 
 
+def load_calibration_for(config: SweepConfig, precisions: Sequence):
+    """The calibration sample the calibrated precisions need (``None`` when none does)."""
+    needing = [p.name for p in precisions if p.needs_calibration]
+    if not needing:
+        return None
+    if not config.calibration:
+        raise UsageError(
+            f"{', '.join(needing)} need(s) calibration text: pass --calibration NAME (generic, medical, code, "
+            "arithmetic under calibration/) or a calibration.jsonl path."
+        )
+    from qeval.calibration import load_calibration
+
+    return load_calibration(config.calibration, samples=config.calibration_samples, seed=config.calibration_seed)
+
+
 def expand_suite_paths(entries: Sequence[str]) -> list[Path]:
     """Suite folders from the user's list: a suite folder, a folder of suites, or a bare
     name found under ./suites/."""
@@ -231,6 +251,7 @@ def run_sweep(config: SweepConfig, source=None, reporter: Reporter | None = None
 
     reporter = reporter or _Silent()
     precisions, suites = prepare(config)
+    calibration = load_calibration_for(config, precisions)
     device = resolve_device(config.device)
     source = source or resolve_model(config.model)
     run_id = config.run_id or new_run_id()
@@ -239,13 +260,13 @@ def run_sweep(config: SweepConfig, source=None, reporter: Reporter | None = None
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         model=source.card,
         environment=fingerprint(device),
-        settings=run_settings(config, suites, device),
+        settings=run_settings(config, suites, device, calibration),
         cells=(),
     )
     out = Path(config.out_dir)
     path = None
     for precision in precisions:
-        cells = run_precision(source, precision, suites, device, config, reporter)
+        cells = run_precision(source, precision, suites, device, config, reporter, calibration)
         # source.card may have learnt the parameter count on first load.
         record = replace(record, model=source.card, cells=record.cells + tuple(cells))
         path = write_report(record, out)
@@ -253,9 +274,10 @@ def run_sweep(config: SweepConfig, source=None, reporter: Reporter | None = None
     return record, path
 
 
-def run_settings(config: SweepConfig, suites: Sequence, device: str) -> dict[str, Any]:
+def run_settings(config: SweepConfig, suites: Sequence, device: str, calibration=None) -> dict[str, Any]:
     """The ``settings`` block of a run record: what was asked for, as run."""
     return {
+        "calibration": calibration.record() if calibration is not None else None,
         "precisions": list(config.precisions),
         "suites": [str(s.path) for s in suites],
         "suite_hashes": {s.name: s.content_hash for s in suites},

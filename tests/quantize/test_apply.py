@@ -11,7 +11,10 @@ from torch import nn
 
 from qeval.quantize import get_precision, list_precisions, select_linears
 
-CPU_PRECISIONS = [name for name, _, reason in list_precisions("cpu") if reason is None]
+# Calibrated precisions (GPTQ) need a tokenizer and calibration text: tests/integration/test_gptq_tiny.py.
+CPU_PRECISIONS = [
+    name for name, _, reason in list_precisions("cpu") if reason is None and not get_precision(name).needs_calibration
+]
 
 # Relative L2 error of the logits against fp32 on a random model (measured: bf16 0.007,
 # fp16 0.001, int8 0.016, w8a8 0.021, fp8 0.054, int4 0.20, nf4 0.17, hqq4 0.19).

@@ -12,7 +12,7 @@ import torch
 from qeval.errors import BackendUnavailable, UnknownNameError
 from qeval.quantize import PRECISIONS, get_precision, list_precisions
 
-EXPECTED = ["fp32", "bf16", "fp16", "int8", "w8a8", "fp8", "int4", "nf4", "hqq4"]
+EXPECTED = ["fp32", "bf16", "fp16", "int8", "w8a8", "fp8", "int4", "nf4", "hqq4", "gptq-int4", "gptq-int8"]
 
 
 def test_every_expected_precision_is_registered():

@@ -75,5 +75,6 @@ class ModelSource(Protocol):
 
     card: ModelCard
 
-    def load(self, precision: str, device: str) -> LoadedModel:
+    def load(self, precision: str, device: str, calibration: Any = None) -> LoadedModel:
+        """``calibration``: a :class:`qeval.calibration.CalibrationSet` for calibrated precisions."""
         ...

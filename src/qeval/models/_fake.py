@@ -81,10 +81,16 @@ class FakeSource:
         )
     )
 
-    def load(self, precision: str, device: str) -> LoadedModel:
+    def load(self, precision: str, device: str, calibration=None) -> LoadedModel:
+        from qeval.errors import UsageError
         from qeval.quantize import get_precision
 
-        get_precision(precision)  # unknown names fail the same way as for real models
-        bits = _FAKE_BITS.get(precision, 4)
+        prec = get_precision(precision)  # unknown names fail the same way as for real models
+        if prec.needs_calibration and calibration is None:
+            raise UsageError(f"{precision} needs calibration text: pass --calibration NAME.")
+        bits = 8 if precision.endswith("int8") else _FAKE_BITS.get(precision, 4)
         model = FakeTextModel(self.responder, precision, self.token_delay_s, self.parameters * bits // 8)
-        return LoadedModel(model=model, load_s=0.0, quantize_s=0.0, applied={"fake": True, "bits": bits})
+        applied = {"fake": True, "bits": bits}
+        if calibration is not None and prec.needs_calibration:
+            applied["calibration"] = calibration.record()
+        return LoadedModel(model=model, load_s=0.0, quantize_s=0.0, applied=applied)

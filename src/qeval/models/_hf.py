@@ -226,8 +226,8 @@ class HFSource:
         )
         return cls(path=path, card=card)
 
-    def load(self, precision: str, device: str) -> LoadedModel:
-        from qeval.quantize import get_precision
+    def load(self, precision: str, device: str, calibration: Any = None) -> LoadedModel:
+        from qeval.quantize import QuantizeContext, get_precision
 
         _quiet_transformers()
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -247,7 +247,10 @@ class HFSource:
         if self.card.parameters is None:
             self.card = _with_parameters(self.card, sum(p.numel() for p in model.parameters()))
         t1 = time.perf_counter()
-        model, applied = prec.apply(model, device)
+        context = None
+        if prec.needs_calibration:
+            context = QuantizeContext(tokenizer, calibration, self._artifact_dir(prec, calibration))
+        model, applied = prec.apply(model, device, context)
         _sync(device)
         quantize_s = time.perf_counter() - t1
         return LoadedModel(
@@ -256,6 +259,27 @@ class HFSource:
             quantize_s=quantize_s,
             applied=applied,
         )
+
+
+    def _artifact_dir(self, precision: Any, calibration: Any) -> Path | None:
+        """Where a calibrated precision's checkpoint is cached: keyed by the model files,
+        the precision's config, the calibration sample and the library versions."""
+        if calibration is None:
+            return None
+        from qeval.cache import cell_key, model_identity
+        from qeval.environment import package_versions
+        from qeval.models._builtin import cache_dir
+        from qeval.results import to_dict
+
+        key = cell_key({
+            "artifact": "quantized-checkpoint",
+            "model": model_identity(self.card.spec, self),
+            "precision": precision.name,
+            "config": to_dict(precision.config),
+            "calibration": {k: v for k, v in calibration.record().items() if k != "path"},
+            "packages": package_versions(),
+        })
+        return cache_dir() / "quantized" / f"{precision.name}-{key[:16]}"
 
 
 def _with_parameters(card: ModelCard, parameters: int) -> ModelCard:

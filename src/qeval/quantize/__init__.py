@@ -16,6 +16,7 @@ from qeval.quantize._base import (
     GROUP_SIZE_CANDIDATES,
     Backend,
     Precision,
+    QuantizeContext,
     choose_group_size,
     quiet,
     select_linears,
@@ -32,6 +33,8 @@ PRECISIONS.register("fp8", "qeval.quantize._torchao:FP8")
 PRECISIONS.register("int4", "qeval.quantize._quanto:INT4")
 PRECISIONS.register("nf4", "qeval.quantize._bnb:NF4")
 PRECISIONS.register("hqq4", "qeval.quantize._hqq:HQQ4")
+PRECISIONS.register("gptq-int4", "qeval.quantize._gptq:GPTQ_INT4")
+PRECISIONS.register("gptq-int8", "qeval.quantize._gptq:GPTQ_INT8")
 
 
 def get_precision(name: str) -> Precision:
@@ -53,6 +56,7 @@ __all__ = [
     "PRECISIONS",
     "Backend",
     "Precision",
+    "QuantizeContext",
     "choose_group_size",
     "get_precision",
     "list_precisions",

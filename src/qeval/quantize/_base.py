@@ -36,7 +36,7 @@ GROUP_SIZE_CANDIDATES: tuple[int, ...] = (128, 64, 32)
 # torchao's "Failed to load ..._C_mxfp8...so" (optional CUDA kernels on a CPU build),
 # torch's pytree "Enum subclass ... register_constant" deprecation (raised by torchao),
 # bitsandbytes' CPU-kernel fallback notices, hqq and quanto.
-_NOISY_LOGGERS = ("torchao", "torch.utils._pytree", "bitsandbytes", "hqq", "optimum.quanto")
+_NOISY_LOGGERS = ("torchao", "torch.utils._pytree", "bitsandbytes", "hqq", "optimum.quanto", "gptqmodel", "logbar")
 _quiet_lock = threading.RLock()
 
 
@@ -99,6 +99,17 @@ class Backend:
             return importlib.import_module(module or self.module)
 
 
+@dataclasses.dataclass(frozen=True)
+class QuantizeContext:
+    """What a calibrated precision needs beyond the model (others ignore it)."""
+
+    tokenizer: Any = None
+    calibration: Any = None
+    """A :class:`qeval.calibration.CalibrationSet`."""
+    artifact_dir: Any = None
+    """Where the quantized checkpoint is (or will be) cached; ``None`` = do not cache."""
+
+
 def torch_dtype(name: str) -> torch.dtype:
     dtype = getattr(torch, name, None)
     if not isinstance(dtype, torch.dtype):
@@ -114,6 +125,8 @@ class Precision(ABC):
     """
 
     backend: ClassVar[Backend | None] = None
+    needs_calibration: ClassVar[bool] = False
+    """Calibrated precisions (GPTQ) get a :class:`QuantizeContext` in ``_apply``."""
 
     def __init__(self, name: str, description: str, config: Any) -> None:
         if not dataclasses.is_dataclass(config):
@@ -154,7 +167,9 @@ class Precision(ABC):
             return f"{self.name} computes in bf16, which this GPU does not support"
         return None
 
-    def apply(self, model: nn.Module, device: str) -> tuple[nn.Module, dict[str, Any]]:
+    def apply(
+        self, model: nn.Module, device: str, context: QuantizeContext | None = None
+    ) -> tuple[nn.Module, dict[str, Any]]:
         """Quantize ``model`` for ``device``; return the model and a JSON-ready record.
 
         The model should have been loaded in :attr:`load_dtype`; it is moved to
@@ -167,7 +182,10 @@ class Precision(ABC):
         cast_from = _cast_if_needed(model, self.load_dtype)
         start = time.perf_counter()
         with quiet():
-            model, details = self._apply(model, device)
+            if self.needs_calibration:
+                model, details = self._apply(model, device, context)  # type: ignore[call-arg]
+            else:
+                model, details = self._apply(model, device)
         seconds = time.perf_counter() - start
         model.eval()
         applied: dict[str, Any] = {

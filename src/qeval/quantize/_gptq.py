@@ -1,0 +1,124 @@
+"""GPTQ (int4 / int8 weights) through gptqmodel, the maintained successor of auto-gptq.
+
+auto-gptq is end-of-life: it fails to import with transformers 5 and cannot
+quantize without CUDA. gptqmodel 7.6.0 quantizes on CPU with its torch backend
+(7.7 needs torch >= 2.14.1). GPTQ needs calibration text: the precision takes a
+:class:`qeval.calibration.CalibrationSet` through :class:`QuantizeContext`.
+
+gptqmodel works on model folders, not modules in memory, so the base model is
+saved to a scratch folder, quantized there and written as a GPTQ checkpoint to
+the context's ``artifact_dir``, renamed into place only when complete. A later
+run with the same key loads that checkpoint instead of quantizing again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from qeval.errors import UsageError
+from qeval.quantize._base import (
+    GROUP_SIZE_CANDIDATES,
+    Backend,
+    Precision,
+    QuantizeContext,
+    choose_group_size,
+    in_features_of,
+    select_linears,
+)
+
+GPTQMODEL = Backend(dist="gptqmodel", module="gptqmodel", pin="7.6.0", extra="gptq")
+DONE_FILE = "qeval-gptq.json"
+"""Written last into a finished checkpoint: its presence means the artifact is complete."""
+
+
+@dataclass(frozen=True)
+class GptqConfig:
+    bits: int
+    group_size_candidates: tuple[int, ...] = GROUP_SIZE_CANDIDATES
+    """The largest of these dividing every quantized layer's in_features is used."""
+    symmetric: bool = True
+    desc_act: bool = False
+    """Activation-order quantization off: faster kernels, and the common default."""
+    damp_percent: float = 0.05
+    batch_size: int = 1
+    compute_dtype: str = "bfloat16"
+    """The base model is loaded in this dtype before it is saved for gptqmodel."""
+
+
+class GptqPrecision(Precision):
+    backend = GPTQMODEL
+    needs_calibration = True
+
+    def _apply(self, model: nn.Module, device: str, context: QuantizeContext | None = None) -> tuple[nn.Module, dict[str, Any]]:
+        if context is None or context.calibration is None or context.tokenizer is None:
+            raise UsageError(
+                f"{self.name} needs calibration text: pass --calibration NAME (e.g. generic, medical) or a "
+                "calibration.jsonl path."
+            )
+        gptq = self.backend.load("gptqmodel")
+        names, kept = select_linears(model)
+        group = choose_group_size(in_features_of(model, names), self.name, self.config.group_size_candidates)
+        backend = gptq.BACKEND.TORCH if device == "cpu" else gptq.BACKEND.AUTO
+        target = context.artifact_dir
+        hit = target is not None and (target / DONE_FILE).is_file()
+        if not hit:
+            target = self._quantize(gptq, model, context, group, backend, target)
+        quantized = gptq.GPTQModel.load(str(target), device=device, backend=backend)
+        qmodel = quantized.model
+        from gptqmodel.nn_modules.qlinear import BaseQuantLinear
+
+        layers = sum(1 for m in qmodel.modules() if isinstance(m, BaseQuantLinear))
+        return qmodel, {
+            "group_size": group,
+            "layers_quantized": layers,
+            "layers_skipped": kept,
+            "calibration": context.calibration.record(),
+            "cache": "hit" if hit else "miss",
+            "checkpoint": str(target),
+            "kernel_backend": str(backend),
+        }
+
+    def _quantize(self, gptq: Any, model: nn.Module, context: QuantizeContext, group: int, backend: Any,
+                  target: Path | None) -> Path:
+        os.environ.setdefault("GPTQMODEL_CPU_WORKERS", "2")
+        parent = target.parent if target is not None else Path(tempfile.mkdtemp(prefix="qeval-gptq-"))
+        parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=".qeval-gptq-", dir=parent))
+        try:
+            base = scratch / "base"
+            model.save_pretrained(base)
+            context.tokenizer.save_pretrained(base)
+            config = gptq.QuantizeConfig(
+                bits=self.config.bits, group_size=group, sym=self.config.symmetric,
+                desc_act=self.config.desc_act, damp_percent=self.config.damp_percent,
+            )
+            work = gptq.GPTQModel.load(str(base), config, device=model.device.type)
+            work.quantize(list(context.calibration.texts), tokenizer=context.tokenizer,
+                          batch_size=self.config.batch_size, backend=backend)
+            out = scratch / "checkpoint"
+            work.save(str(out))
+            (out / DONE_FILE).write_text(json.dumps({"calibration": context.calibration.record(),
+                                                     "group_size": group, "bits": self.config.bits}, indent=1))
+            final = target if target is not None else parent / "checkpoint"
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(out, final)
+            return final
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+GPTQ_INT4 = GptqPrecision(
+    "gptq-int4", "GPTQ int4 weights, group 128/64/32 by model widths, calibrated (gptqmodel)", GptqConfig(bits=4)
+)
+GPTQ_INT8 = GptqPrecision(
+    "gptq-int8", "GPTQ int8 weights, group 128/64/32 by model widths, calibrated (gptqmodel)", GptqConfig(bits=8)
+)

@@ -92,6 +92,7 @@ class GptqPrecision(Precision):
         parent = target.parent if target is not None else Path(tempfile.mkdtemp(prefix="qeval-gptq-"))
         parent.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=".qeval-gptq-", dir=parent))
+        _redirect_logs(scratch / "logs")
         try:
             base = scratch / "base"
             model.save_pretrained(base)
@@ -122,3 +123,14 @@ GPTQ_INT4 = GptqPrecision(
 GPTQ_INT8 = GptqPrecision(
     "gptq-int8", "GPTQ int8 weights, group 128/64/32 by model widths, calibrated (gptqmodel)", GptqConfig(bits=8)
 )
+
+
+def _redirect_logs(folder: Path) -> None:
+    # gptqmodel 7.6 writes per-layer logs to ./logs of whatever folder the user runs
+    # from (a module-level relative path); keep them in the scratch folder instead.
+    try:
+        from gptqmodel.looper import loop_processor
+
+        loop_processor._PROJECT_LOG_DIR = folder
+    except (ImportError, AttributeError):
+        pass

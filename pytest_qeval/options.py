@@ -233,6 +233,13 @@ def _check(values: dict[str, Any]) -> None:
             f"--qeval-precisions: {', '.join(needing)} need(s) calibration text: pass --qeval-calibration NAME "
             "(generic, medical, code, arithmetic) or a calibration.jsonl path."
         )
+    if values["calibration"]:
+        from qeval.calibration import resolve_calibration
+
+        try:
+            resolve_calibration(values["calibration"])
+        except QevalError as exc:
+            raise pytest.UsageError(f"--qeval-calibration: {exc}") from None
     report = values["report"]
     if report.exists() and not report.is_dir():
         raise pytest.UsageError(f"--qeval-report: {report} exists and is not a folder.")

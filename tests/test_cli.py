@@ -111,3 +111,28 @@ def test_console_script_exits_2_without_traceback(tmp_path):
                            "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr + proc.stdout and "int4" in proc.stderr
+
+
+def test_gptq_without_calibration_is_refused_before_anything_loads(tmp_path):
+    out = _user_error(*_run("sweep", "--model", "fake", "--precisions", "fp32,gptq-int4", "--suites", str(MINI),
+                            "--device", "cpu", "--out", str(tmp_path)))
+    assert "gptq-int4 need(s) calibration text: pass --calibration NAME" in out
+    assert not list(tmp_path.iterdir())
+
+
+def test_calibration_is_recorded_in_the_run_and_the_cell(tmp_path):
+    code, out = _run("sweep", "--model", "fake", "--precisions", "gptq-int4", "--suites", str(MINI),
+                     "--calibration", "medical", "--calibration-samples", "8", "--device", "cpu",
+                     "--out", str(tmp_path), "--latency-samples", "0")
+    assert code == 0, out
+    (run_dir,) = list(tmp_path.iterdir())
+    data = json.loads((run_dir / "results.json").read_text())
+    recorded = data["settings"]["calibration"]
+    assert recorded["name"] == "medical" and recorded["samples"] == 8 and len(recorded["content_hash"]) == 64
+    assert data["cells"][0]["precision_config"]["calibration"]["sample_hash"] == recorded["sample_hash"]
+
+
+def test_unknown_calibration_set_is_a_usage_error(tmp_path):
+    out = _user_error(*_run("sweep", "--model", "fake", "--precisions", "gptq-int4", "--suites", str(MINI),
+                            "--calibration", "medicl", "--device", "cpu", "--out", str(tmp_path)))
+    assert "medical" in out

@@ -26,6 +26,7 @@ FAKE = ("--qeval-model", "fakemodel:right", "--qeval-latency-samples", "2", "--q
         (("--qeval-slo", "accuracy_drop_vs(int8) <= 0"), "*compares against int8, which is not in --qeval-precisions*"),
         (("--qeval-model", "nomodule:x"), "*--qeval-model: Model 'nomodule:x': cannot import module*"),
         (("--qeval-model", "no/such/folder"), "*--qeval-model: Model 'no/such/folder' not found*"),
+        (("--qeval-calibration", "medicl"), "*--qeval-calibration: *medical*"),
     ],
 )
 def test_bad_options_are_usage_errors(project, args, message):
@@ -85,3 +86,9 @@ def test_ini_options_work(project):
     """)
     result = run(project, "-v", "--qeval", "mini")
     result.stdout.fnmatch_lines(["*mini::bf16::accuracy>=0.7 PASSED*"])
+
+
+def test_gptq_needs_a_calibration_set(project):
+    result = run(project, "--qeval", "mini", *FAKE, "--qeval-precisions", "gptq-int4")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*gptq-int4 need(s) calibration text: pass --qeval-calibration NAME*"])

@@ -14,7 +14,9 @@ CPU_PRECISIONS = tuple(n for n in PRECISIONS if get_precision(n).unavailable_rea
 
 def test_all_cpu_precisions_are_available_here():
     # The project installs every backend; if one goes missing, say so loudly.
-    assert set(CPU_PRECISIONS) == {"fp32", "bf16", "fp16", "int8", "w8a8", "fp8", "int4", "nf4", "hqq4"}
+    assert set(CPU_PRECISIONS) == {
+        "fp32", "bf16", "fp16", "int8", "w8a8", "fp8", "int4", "nf4", "hqq4", "gptq-int4", "gptq-int8",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +31,8 @@ def tiny_sweep(tiny_chat_model_dir, tmp_path_factory):
         latency_samples=2,
         warmup_requests=1,
         out_dir=str(out),
+        calibration="generic",  # for the GPTQ precisions
+        calibration_samples=8,
     )
     return run_sweep(config)
 
@@ -51,7 +55,7 @@ def test_weights_shrink_with_precision(tiny_sweep):
     assert w["fp32"] > w["bf16"] > w["int8"] > w["int4"]
     assert w["bf16"] == w["fp16"]
     assert w["fp32"] == pytest.approx(2 * w["bf16"], rel=0.01)
-    for four_bit in ("int4", "nf4", "hqq4"):
+    for four_bit in ("int4", "nf4", "hqq4", "gptq-int4"):
         assert w[four_bit] < w["int8"]
 
 

@@ -11,6 +11,7 @@ retried. A damaged entry is treated as a miss and overwritten.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sys
@@ -56,6 +57,7 @@ def model_identity(spec: str, source: Any) -> dict[str, Any]:
     return identity
 
 
+@functools.cache
 def code_identity() -> str:
     """sha256 over qeval's own source files: an editable install keeps its version
     number while its scorers change, and a changed scorer must not reuse old cells."""

@@ -27,6 +27,7 @@ import numpy as np
 from qeval import stats
 from qeval.errors import QevalError
 from qeval.results import CaseResult, CellResult
+from qeval.scorers._f1 import micro_precision, micro_recall
 
 BYTES_PER_MB = 1_000_000
 DROP_METRICS = ("accuracy", "f1", "precision", "recall")
@@ -214,17 +215,7 @@ def _counts(cases: Sequence[CaseResult], key: str) -> list[float]:
     return [float(c.details[key]) for c in cases]
 
 
-def _micro_precision(tp, fp, fn) -> float:
-    d = tp.sum() + fp.sum()
-    return float(tp.sum() / d) if d else 0.0
-
-
-def _micro_recall(tp, fp, fn) -> float:
-    d = tp.sum() + fn.sum()
-    return float(tp.sum() / d) if d else 0.0
-
-
-_MICRO = {"f1": stats.micro_f1, "precision": _micro_precision, "recall": _micro_recall}
+_MICRO = {"f1": stats.micro_f1, "precision": micro_precision, "recall": micro_recall}
 
 
 # --- ratio -----------------------------------------------------------------------------------

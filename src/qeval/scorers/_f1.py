@@ -49,25 +49,22 @@ def sklearn_prf(tp: Sequence[int], fp: Sequence[int], fn: Sequence[int]) -> tupl
     return float(prec), float(rec), float(f1)
 
 
-def _precision(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> float:
+def micro_precision(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> float:
+    """Micro precision from per-case counts (0 when nothing was predicted)."""
     d = tp.sum() + fp.sum()
     return float(tp.sum() / d) if d else 0.0
 
 
-def _recall(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> float:
+def micro_recall(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> float:
+    """Micro recall from per-case counts (0 when there was nothing to find)."""
     d = tp.sum() + fn.sum()
     return float(tp.sum() / d) if d else 0.0
-
-
-def _f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> float:
-    d = 2 * tp.sum() + fp.sum() + fn.sum()
-    return float(2 * tp.sum() / d) if d else 1.0
 
 
 def f1_metrics(scores: Sequence[Score]) -> dict[str, MetricValue]:
     """``f1``, ``precision``, ``recall`` (micro, bootstrap CI over cases) and
     ``unparseable_rate`` (Wilson CI) from scores whose details hold tp/fp/fn/parseable."""
-    from qeval.stats import bootstrap_ci, rate
+    from qeval.stats import bootstrap_ci, micro_f1, rate
 
     n = len(scores)
     tp = [int(s.details.get("tp", 0)) for s in scores]
@@ -80,8 +77,8 @@ def f1_metrics(scores: Sequence[Score]) -> dict[str, MetricValue]:
     prec, rec, f1 = sklearn_prf(tp, fp, fn)
     cols = [tp, fp, fn]
     return {
-        "f1": MetricValue(value=f1, ci=bootstrap_ci(cols, _f1), n=n),
-        "precision": MetricValue(value=prec, ci=bootstrap_ci(cols, _precision), n=n),
-        "recall": MetricValue(value=rec, ci=bootstrap_ci(cols, _recall), n=n),
+        "f1": MetricValue(value=f1, ci=bootstrap_ci(cols, micro_f1), n=n),
+        "precision": MetricValue(value=prec, ci=bootstrap_ci(cols, micro_precision), n=n),
+        "recall": MetricValue(value=rec, ci=bootstrap_ci(cols, micro_recall), n=n),
         "unparseable_rate": unparseable,
     }

@@ -9,7 +9,7 @@ actually has to be evaluated.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -243,25 +243,16 @@ class QevalSession:
 
         order = {p: i for i, p in enumerate(self.options.precisions)}
         cells = sorted(self.cells.values(), key=lambda c: (order.get(c.precision, len(order)), c.suite))
-        needs = any(p in self.cells_precisions() for p in self._calibrated())
+        # A calibrated cell records its calibration; the run records it once more, like a sweep.
+        needs = any(c.precision_config.get("calibration") for c in self.cells.values())
         settings = run_settings(self.sweep_config(), list(self.suites.values()), self.device,
                                 self.calibration if needs else None)
         settings["cached_cells"] = {f"{s}/{p}": run for (s, p), run in self.cached.items()}
         settings["slos"] = [v.slo for v in self.verdicts]
-        record = RunRecord(
+        return RunRecord(
             run_id=self.run_id, created_at=self.created_at, model=self.source.card,
             environment=self.environment, settings=settings, cells=tuple(cells),
         )
-        return replace(record, model=self.source.card)
-
-
-    def cells_precisions(self) -> set[str]:
-        return {p for _, p in self.cells}
-
-    def _calibrated(self) -> list[str]:
-        from qeval.quantize import PRECISIONS
-
-        return [p for p in self.options.precisions if p in PRECISIONS and PRECISIONS.get(p).needs_calibration]
 
 
 class _Lines:

@@ -92,3 +92,16 @@ def test_github_step_summary_gets_the_verdict_table(project, monkeypatch):
     run(project, "--qeval", "mini", "--qeval-model", "fakemodel:right", *QUICK)
     text = summary.read_text()
     assert "| mini | bf16 | `accuracy>=0.5` | **pass** |" in text
+
+
+def test_a_different_calibration_sample_is_a_different_cell(project):
+    args = ("--qeval", "mini", "--qeval-model", "fakemodel:right", "--qeval-latency-samples", "0",
+            "--qeval-precisions", "gptq-int4", "--qeval-calibration", "generic", "--qeval-calibration-samples", "4",
+            "--qeval-slo", "accuracy >= 0.5")
+    first = run(project, *args)
+    first.assert_outcomes(passed=1)
+    assert "qeval: evaluating" in run(project, *args, "--qeval-calibration-seed", "1").stdout.str()
+    assert "qeval: evaluating" not in run(project, *args).stdout.str()
+    data = json.loads(sorted((project.path / "reports").glob("*/results.json"))[0].read_text())
+    assert data["settings"]["calibration"]["name"] == "generic"
+    assert data["cells"][0]["precision_config"]["calibration"]["samples"] == 4

@@ -9,6 +9,7 @@ actually has to be evaluated.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -193,15 +194,22 @@ class QevalSession:
 
         return CellCache(self.cache_dir)
 
+    @functools.cached_property
+    def _model_identity(self) -> dict[str, Any]:
+        # Stats every file of the model folder: once per session, not once per cell.
+        from qeval.cache import model_identity
+
+        return model_identity(self.options.model, self.source)
+
     def _cache_key(self, suite: Any, precision: Any) -> str:
-        from qeval.cache import cell_key, code_identity, model_identity
+        from qeval.cache import cell_key, code_identity
         from qeval.environment import COMPARED_KEYS, fingerprint_subset
         from qeval.evaluate import effective_settings
         from qeval.results import to_dict
 
         o = self.options
         return cell_key({
-            "model": model_identity(o.model, self.source),
+            "model": self._model_identity,
             "precision": precision.name,
             "precision_config": to_dict(precision.config),
             "suite": suite.name,

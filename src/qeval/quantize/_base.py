@@ -180,8 +180,10 @@ class Precision(ABC):
         if reason:
             raise BackendUnavailable(f"{self.name}: {reason}")
         cast_from = _cast_if_needed(model, self.load_dtype)
+        from qeval.memory import peak_memory
+
         start = time.perf_counter()
-        with quiet():
+        with quiet(), peak_memory(device) as peak:
             if self.needs_calibration:
                 model, details = self._apply(model, device, context)  # type: ignore[call-arg]
             else:
@@ -201,6 +203,10 @@ class Precision(ABC):
             "layers_skipped": [],
             "cast_from": cast_from,
             "quantize_seconds": round(seconds, 3),
+            # Peak while quantizing (calibration passes included): CPU peak RSS of the
+            # process, or CUDA peak allocated bytes. Often above the serving peak.
+            "quantize_peak_bytes": peak.peak_bytes,
+            "quantize_peak_kind": peak.peak_kind,
         }
         applied.update(details)
         return model, applied

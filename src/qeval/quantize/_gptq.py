@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,21 +70,20 @@ class GptqPrecision(Precision):
         backend = gptq.BACKEND.TORCH if device == "cpu" else gptq.BACKEND.AUTO
         target = context.artifact_dir
         hit = target is not None and (target / DONE_FILE).is_file()
+        calibrate_s = None
         if not hit:
+            start = time.perf_counter()
             target = self._quantize(gptq, model, context, group, backend, target)
-        quantized = gptq.GPTQModel.load(str(target), device=device, backend=backend)
-        qmodel = quantized.model
-        from gptqmodel.nn_modules.qlinear import BaseQuantLinear
-
-        layers = sum(1 for m in qmodel.modules() if isinstance(m, BaseQuantLinear))
+            calibrate_s = round(time.perf_counter() - start, 3)
+        qmodel, kernel_record = load_checkpoint(gptq, target, device)
         return qmodel, {
             "group_size": group,
-            "layers_quantized": layers,
             "layers_skipped": kept,
             "calibration": context.calibration.record(),
             "cache": "hit" if hit else "miss",
             "checkpoint": str(target),
-            "kernel_backend": str(backend),
+            "gptq_quantize_seconds": calibrate_s,
+            **kernel_record,
         }
 
     def _quantize(self, gptq: Any, model: nn.Module, context: QuantizeContext, group: int, backend: Any,
@@ -134,3 +134,38 @@ def _redirect_logs(folder: Path) -> None:
         loop_processor._PROJECT_LOG_DIR = folder
     except (ImportError, AttributeError):
         pass
+
+
+def kernel_candidates(gptq: Any, device: str) -> list[Any]:
+    """Kernels to try, in order. CPU: the torch kernel. CUDA: gptqmodel's own pick
+    first, then Triton and torch, which need no download or compile step (AUTO picks
+    Machete on Hopper, which fetches CUTLASS from the network on first use)."""
+    if device == "cpu":
+        return [gptq.BACKEND.TORCH]
+    return [gptq.BACKEND.AUTO, gptq.BACKEND.TRITON, gptq.BACKEND.TORCH]
+
+
+def load_checkpoint(gptq: Any, path: Path, device: str) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a GPTQ checkpoint with the first kernel that works; record which one ran
+    and why the ones before it were passed over."""
+    from gptqmodel.nn_modules.qlinear import BaseQuantLinear
+
+    passed_over: list[str] = []
+    candidates = kernel_candidates(gptq, device)
+    for i, backend in enumerate(candidates):
+        try:
+            quantized = gptq.GPTQModel.load(str(path), device=device, backend=backend)
+        except Exception as exc:  # noqa: BLE001 - try the next kernel, say why
+            if i == len(candidates) - 1:
+                raise
+            passed_over.append(f"{backend.value}: {type(exc).__name__}: {str(exc)[:200]}")
+            continue
+        qmodel = quantized.model
+        layers = [m for m in qmodel.modules() if isinstance(m, BaseQuantLinear)]
+        return qmodel, {
+            "layers_quantized": len(layers),
+            "kernel_backend": backend.value,
+            "kernel": sorted({type(m).__name__ for m in layers}),
+            "kernels_passed_over": passed_over,
+        }
+    raise AssertionError("unreachable")

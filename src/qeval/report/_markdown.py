@@ -95,6 +95,41 @@ def _fmt_params(n: int | None) -> str:
     return f"{n / 1e6:,.1f} M ({n:,})" if n >= 1e6 else f"{n:,}"
 
 
+def _mb(n: Any) -> str:
+    return MISSING if n is None else f"{n / 1e6:,.1f}"
+
+
+def _quantization_cost(record: RunRecord) -> list[str]:
+    """Per precision: load and quantize time, peak memory while quantizing, calibration."""
+    rows, seen = [], set()
+    for cell in ordered_cells(record):
+        applied = cell.precision_config or {}
+        if cell.precision in seen or "quantize_seconds" not in applied:
+            continue
+        seen.add(cell.precision)
+        cal = applied.get("calibration") or {}
+        cal_text = (
+            f"{cal.get('name')} · {cal.get('samples')} samples · seed {cal.get('seed')} · "
+            f"`{str(cal.get('sample_hash', ''))[:12]}`" if cal else MISSING
+        )
+        kind = applied.get("quantize_peak_kind") or ""
+        rows.append((
+            f"`{cell.precision}`",
+            MISSING if cell.load_s is None else f"{cell.load_s:.1f}",
+            MISSING if cell.quantize_s is None else f"{cell.quantize_s:.1f}",
+            f"{_mb(applied.get('quantize_peak_bytes'))} {'cuda' if kind.startswith('cuda') else 'rss'}",
+            cal_text,
+            str(applied.get("cache", MISSING)),
+        ))
+    if not rows:
+        return []
+    lines = ["## Quantization cost", ""]
+    lines += _table(("precision", "load s", "quantize s", "peak MB while quantizing", "calibration", "cache"), rows)
+    lines += ["", "`quantize s` includes calibration and, for GPTQ, writing and reloading the checkpoint; "
+              "a cache hit loads a stored checkpoint instead.", ""]
+    return lines
+
+
 def render_markdown(record: RunRecord) -> str:
     """The whole summary.md text."""
     card = record.model
@@ -131,6 +166,8 @@ def render_markdown(record: RunRecord) -> str:
         lines += [f"{len(not_ok)} of {len(rows)} cells did not produce results:", ""]
         lines += [f"- **{_md(r.precision)} × {_md(r.suite)}** — {_md(r.status)}" for r in not_ok]
         lines.append("")
+
+    lines += _quantization_cost(record)
 
     configs = {}
     for cell in ordered_cells(record):

@@ -83,9 +83,10 @@ def sweep(
     latency_samples: Annotated[int, typer.Option(min=0, help="Timed batch-1 requests per cell (0 = skip timing).")] = 8,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed warm-up requests before each timed pass.")] = 2,
     batch_size: Annotated[Optional[int], typer.Option(min=1, help="Accuracy-pass batch size (default: the suite's).")] = None,
-    calibration: Annotated[Optional[str], typer.Option(help="Calibration set for GPTQ: a name under calibration/ (generic, medical, code, arithmetic) or a .jsonl path.")] = None,
+    calibration: Annotated[Optional[str], typer.Option(help="Calibration set for GPTQ: a name under calibration/ (generic, medical, code, arithmetic) or a .jsonl path. Several, comma-separated: one cell each, compared pairwise on the same cases.")] = None,
     calibration_samples: Annotated[int, typer.Option(min=1, help="Calibration texts to sample.")] = 128,
     calibration_seed: Annotated[int, typer.Option(help="Seed of the calibration sample.")] = 0,
+    calibration_seeds: Annotated[int, typer.Option(min=1, help="Quantize K times per set from samples with seeds SEED..SEED+K-1; the report gives the spread calibration alone causes.")] = 1,
 ) -> None:
     """Quantize, evaluate and measure MODEL at each precision on each suite; write a report."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -108,6 +109,7 @@ def sweep(
         calibration=calibration,
         calibration_samples=calibration_samples,
         calibration_seed=calibration_seed,
+        calibration_seeds=calibration_seeds,
     )
     progress = Progress(
         TextColumn("{task.description}"),

@@ -33,8 +33,12 @@ class SweepConfig:
     """Overrides every suite's accuracy-pass batch size when set."""
     out_dir: str = "reports"
     calibration: str | None = None
-    """Calibration set name or path, for calibrated precisions (GPTQ)."""
+    """Calibration set name or path, for calibrated precisions (GPTQ); several, comma-separated,
+    make one cell per set (see :mod:`qeval.variants`)."""
     calibration_samples: int = 128
     calibration_seed: int = 0
+    calibration_seeds: int = 1
+    """Quantize this many times per set, from samples drawn with seeds
+    ``calibration_seed, calibration_seed + 1, ...``: the spread calibration alone causes."""
     run_id: str | None = None
     extra: dict[str, str] = field(default_factory=dict)

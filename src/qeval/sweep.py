@@ -141,20 +141,25 @@ def _run_suite(model, suite, config: SweepConfig, reporter: Reporter) -> _SuiteO
 
 
 def run_precision(
-    source, precision, suites: Sequence, device: str, config: SweepConfig, reporter: Reporter, calibration=None
+    source, precision, suites: Sequence, device: str, config: SweepConfig, reporter: Reporter, calibration=None,
+    label: str | None = None,
 ) -> list[CellResult]:
     """Load ``source`` at ``precision`` once and evaluate every suite on it: one cell per suite.
 
-    Never raises for a precision that cannot run or breaks: those become ``skipped``
-    or ``failed`` cells carrying the reason.
+    ``label`` names the cells (default: the precision's name); calibration variants
+    of one precision get distinct labels (see :mod:`qeval.variants`). Never raises
+    for a precision that cannot run or breaks: those become ``skipped`` or
+    ``failed`` cells carrying the reason.
     """
     from qeval.memory import peak_memory
 
+    name = label or precision.name
+
     reason = precision.unavailable_reason(device)
     if reason is not None:
-        reporter.note(f"[yellow]skip[/] {precision.name}: {reason}")
-        return [_empty_cell(precision.name, s.name, "skipped", reason) for s in suites]
-    reporter.note(f"[bold]{precision.name}[/]: {precision.description}")
+        reporter.note(f"[yellow]skip[/] {name}: {reason}")
+        return [_empty_cell(name, s.name, "skipped", reason) for s in suites]
+    reporter.note(f"[bold]{name}[/]: {precision.description}")
     try:
         with peak_memory(device) as peak:
             if precision.needs_calibration:
@@ -165,17 +170,17 @@ def run_precision(
             outcomes = [_run_suite(loaded.model, s, config, reporter) for s in suites]
             loaded.model.close()
     except BackendUnavailable as exc:
-        reporter.note(f"[yellow]skip[/] {precision.name}: {exc.reason}")
-        return [_empty_cell(precision.name, s.name, "skipped", exc.reason) for s in suites]
+        reporter.note(f"[yellow]skip[/] {name}: {exc.reason}")
+        return [_empty_cell(name, s.name, "skipped", exc.reason) for s in suites]
     except QevalError as exc:
-        reporter.note(f"[red]failed[/] {precision.name}: {exc}")
-        return [_empty_cell(precision.name, s.name, "failed", str(exc)) for s in suites]
+        reporter.note(f"[red]failed[/] {name}: {exc}")
+        return [_empty_cell(name, s.name, "failed", str(exc)) for s in suites]
     except Exception as exc:  # noqa: BLE001 - OOM, backend bugs: recorded, the sweep goes on
         reason = _error_text(exc)
-        reporter.note(f"[red]failed[/] {precision.name}: {reason}")
+        reporter.note(f"[red]failed[/] {name}: {reason}")
         tb = traceback.format_exc(limit=8)
         return [
-            _empty_cell(precision.name, s.name, "failed", reason, {"traceback": tb}) for s in suites
+            _empty_cell(name, s.name, "failed", reason, {"traceback": tb}) for s in suites
         ]
     # Quantizing measures its own peak, which resets the process/allocator peak that
     # this block started from; the cell's peak is the larger of the two windows.
@@ -188,7 +193,7 @@ def run_precision(
         peak_kind=peak.peak_kind,
         cuda_reserved_bytes=peak.cuda_reserved_bytes,
     )
-    return [_cell(precision.name, o, memory, loaded, loaded.applied) for o in outcomes]
+    return [_cell(name, o, memory, loaded, loaded.applied) for o in outcomes]
 
 
 def prepare(config: SweepConfig) -> tuple[list, list]:
@@ -212,18 +217,35 @@ def prepare(config: SweepConfig) -> tuple[list, list]:
 
 
 def load_calibration_for(config: SweepConfig, precisions: Sequence):
-    """The calibration sample the calibrated precisions need (``None`` when none does)."""
+    """The calibration sample the calibrated precisions need (``None`` when none does).
+
+    With several sets or seeds configured, this is the first one; :func:`load_calibrations`
+    loads them all."""
+    loaded = load_calibrations(config, precisions)
+    return next(iter(loaded.values()), None)
+
+
+def load_calibrations(config: SweepConfig, precisions: Sequence) -> dict[tuple[str, int], Any]:
+    """Every calibration sample the sweep's variants need, keyed by (set, seed), loaded
+    up front so that a bad name or too few texts fails before any model is loaded."""
+    from qeval.variants import calibration_names, seeds
+
     needing = [p.name for p in precisions if p.needs_calibration]
     if not needing:
-        return None
-    if not config.calibration:
+        return {}
+    names = calibration_names(config.calibration)
+    if not names:
         raise UsageError(
             f"{', '.join(needing)} need(s) calibration text: pass --calibration NAME (generic, medical, code, "
-            "arithmetic under calibration/) or a calibration.jsonl path."
+            "arithmetic under calibration/) or a calibration.jsonl path; several, comma-separated, compare them."
         )
     from qeval.calibration import load_calibration
 
-    return load_calibration(config.calibration, samples=config.calibration_samples, seed=config.calibration_seed)
+    return {
+        (name, seed): load_calibration(name, samples=config.calibration_samples, seed=seed)
+        for name in names
+        for seed in seeds(config.calibration_seed, config.calibration_seeds)
+    }
 
 
 def expand_suite_paths(entries: Sequence[str]) -> list[Path]:
@@ -254,9 +276,13 @@ def run_sweep(config: SweepConfig, source=None, reporter: Reporter | None = None
     from qeval.models import resolve_device, resolve_model
     from qeval.report import write_report
 
+    from qeval.variants import plan
+
     reporter = reporter or _Silent()
     precisions, suites = prepare(config)
-    calibration = load_calibration_for(config, precisions)
+    variants = plan(precisions, config.calibration, config.calibration_seed, config.calibration_seeds)
+    calibrations = load_calibrations(config, precisions)
+    calibration = next(iter(calibrations.values()), None)
     device = resolve_device(config.device)
     source = source or resolve_model(config.model)
     run_id = config.run_id or new_run_id()
@@ -265,13 +291,14 @@ def run_sweep(config: SweepConfig, source=None, reporter: Reporter | None = None
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         model=source.card,
         environment=fingerprint(device),
-        settings=run_settings(config, suites, device, calibration),
+        settings=run_settings(config, suites, device, calibration, variants, calibrations),
         cells=(),
     )
     out = Path(config.out_dir)
     path = None
-    for precision in precisions:
-        cells = run_precision(source, precision, suites, device, config, reporter, calibration)
+    for variant in variants:
+        sample = calibrations.get((variant.calibration, variant.seed))
+        cells = run_precision(source, variant.precision, suites, device, config, reporter, sample, variant.label)
         # source.card may have learnt the parameter count on first load.
         record = replace(record, model=source.card, cells=record.cells + tuple(cells))
         path = write_report(record, out)
@@ -279,10 +306,23 @@ def run_sweep(config: SweepConfig, source=None, reporter: Reporter | None = None
     return record, path
 
 
-def run_settings(config: SweepConfig, suites: Sequence, device: str, calibration=None) -> dict[str, Any]:
-    """The ``settings`` block of a run record: what was asked for, as run."""
+def run_settings(
+    config: SweepConfig, suites: Sequence, device: str, calibration=None, variants: Sequence = (),
+    calibrations: dict | None = None,
+) -> dict[str, Any]:
+    """The ``settings`` block of a run record: what was asked for, as run.
+
+    ``calibration`` is the first calibration sample; ``calibration_variants`` lists
+    every labelled (set, seed) cell when a sweep compares several."""
+    calibrations = calibrations or {}
+    several = [v for v in variants if v.label != v.precision.name]
     return {
         "calibration": calibration.record() if calibration is not None else None,
+        "calibration_variants": [
+            {"label": v.label, "precision": v.precision.name, "set": v.calibration, "seed": v.seed,
+             "sample_hash": calibrations[(v.calibration, v.seed)].sample_hash}
+            for v in several
+        ],
         "precisions": list(config.precisions),
         "suites": [str(s.path) for s in suites],
         "suite_hashes": {s.name: s.content_hash for s in suites},

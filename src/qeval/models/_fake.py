@@ -1,7 +1,8 @@
 """A deterministic fake model for tests: no torch, instant load, scripted answers.
 
 ``responder(prompt, precision) -> str`` decides every completion, so a test can
-plant exactly which cases a precision gets wrong. Each token "takes"
+plant exactly which cases a precision gets wrong. A calibrated precision is
+passed as ``"gptq-int4@<set>/s<seed>"`` so calibration choices can differ too. Each token "takes"
 ``token_delay_s`` of real time in the timed pass, so timing code is exercised
 with real clocks.
 """
@@ -89,8 +90,11 @@ class FakeSource:
         if prec.needs_calibration and calibration is None:
             raise UsageError(f"{precision} needs calibration text: pass --calibration NAME.")
         bits = 8 if precision.endswith("int8") else _FAKE_BITS.get(precision, 4)
-        model = FakeTextModel(self.responder, precision, self.token_delay_s, self.parameters * bits // 8)
-        applied = {"fake": True, "bits": bits}
+        applied = {"precision": precision, "fake": True, "bits": bits}
+        seen_as = precision
         if calibration is not None and prec.needs_calibration:
             applied["calibration"] = calibration.record()
+            # responders see which calibration sample "quantized" the model, e.g. "gptq-int4@medical/s0"
+            seen_as = f"{precision}@{calibration.name}/s{calibration.seed}"
+        model = FakeTextModel(self.responder, seen_as, self.token_delay_s, self.parameters * bits // 8)
         return LoadedModel(model=model, load_s=0.0, quantize_s=0.0, applied=applied)

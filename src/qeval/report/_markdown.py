@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from qeval.report._atomic import atomic_write_text
+from qeval.report._calibration import render_sensitivity
 from qeval.report._json import RESULTS_FILE, SAMPLES_FILE, jsonable
 from qeval.report._table import COLUMNS, MISSING, ordered_cells, table_rows
 from qeval.results import ModelCard, RunRecord
@@ -168,6 +169,7 @@ def render_markdown(record: RunRecord) -> str:
         lines.append("")
 
     lines += _quantization_cost(record)
+    lines += render_sensitivity(record)
 
     configs = {}
     for cell in ordered_cells(record):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
 from pathlib import Path
 
 from qeval.errors import ReportError
-from qeval.report._json import RESULTS_FILE, SAMPLES_FILE, write_results
+from qeval.report._atomic import atomic_write_text
+from qeval.report._calibration import CALIBRATION_FILE, sensitivity
+from qeval.report._json import RESULTS_FILE, SAMPLES_FILE, jsonable, write_results
 from qeval.report._markdown import SUMMARY_FILE, write_summary
 from qeval.report._plots import write_plots
 from qeval.report._samples import write_samples
@@ -53,5 +56,8 @@ def write_report(record: RunRecord, out_dir: str | Path) -> Path:
             ReportWarning,
             stacklevel=2,
         )
+    spread = sensitivity(record)
+    if spread["pairs"] or spread["seed_spread"]:
+        atomic_write_text(folder / CALIBRATION_FILE, json.dumps(jsonable(spread), indent=1, ensure_ascii=False) + "\n")
     write_results(record, folder / RESULTS_FILE)
     return folder

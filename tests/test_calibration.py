@@ -19,6 +19,7 @@ from qeval.calibration import (
     CalibrationSet,
     available_sets,
     check_lengths,
+    check_token_budget,
     load_calibration,
     resolve_calibration,
     sample_digest,
@@ -306,3 +307,29 @@ def test_shipped_prose_sets_pass_the_length_check() -> None:
     # Whitespace words undercount subword tokens, so this is a floor on the real token count.
     for name in ("generic", "medical", "arithmetic"):
         check_lengths(load_calibration(name, samples=32), SpaceTokenizer(), seq_len=200)
+
+
+def test_token_budget_counts_what_the_quantizer_keeps() -> None:
+    texts = ["one two", "a b c d e f g h i j k l", "x " * 30]
+    counts = check_token_budget(texts, SpaceTokenizer(), min_text_tokens=10, min_total_tokens=20, why="test")
+    assert counts == {"texts_used": 2, "texts_dropped_short": 1, "tokens": 12 + 30}
+
+
+def test_token_budget_refuses_all_short_texts() -> None:
+    with pytest.raises(CalibrationError, match="all 2 calibration texts are shorter than 10 tokens"):
+        check_token_budget(["a b", "c"], SpaceTokenizer(), min_text_tokens=10, min_total_tokens=1, why="test")
+
+
+@given(st.lists(st.integers(10, 60), min_size=1, max_size=12), st.integers(1, 2000))
+def test_token_budget_refusal_suggests_enough_samples(lengths, need) -> None:
+    texts = [" ".join(["w"] * n) for n in lengths]
+    if sum(lengths) >= need:
+        check_token_budget(texts, SpaceTokenizer(), min_text_tokens=10, min_total_tokens=need, why="t")
+        return
+    with pytest.raises(CalibrationError) as info:
+        check_token_budget(texts, SpaceTokenizer(), min_text_tokens=10, min_total_tokens=need, why="Hessian rank")
+    message = str(info.value)
+    assert f"give {sum(lengths)} tokens" in message and "Hessian rank" in message
+    suggested = int(re.search(r"Ask for about (\d+) samples", message).group(1))
+    # texts as long as these on average, that many of them, reach the bound
+    assert suggested * sum(lengths) / len(lengths) >= need

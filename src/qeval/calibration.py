@@ -318,6 +318,38 @@ def check_lengths(texts: Sequence[str] | CalibrationSet, tokenizer: Any, seq_len
         )
 
 
+def check_token_budget(
+    texts: Sequence[str] | CalibrationSet, tokenizer: Any, *, min_text_tokens: int, min_total_tokens: int, why: str
+) -> dict[str, int]:
+    """Count the tokens a quantizer will actually see and refuse a sample that gives too few.
+
+    Texts shorter than ``min_text_tokens`` are dropped by the quantizer (gptqmodel
+    drops those under 10 tokens without saying so); the rest must add up to
+    ``min_total_tokens`` (``why`` says what that bound protects). Returns the
+    counts for the report; raises :class:`CalibrationError` naming the set, what
+    it gives, and how many samples would do.
+    """
+    source = f"{texts.path}: " if isinstance(texts, CalibrationSet) else ""
+    items = list(texts.texts if isinstance(texts, CalibrationSet) else texts)
+    lengths = [_token_count(tokenizer, t) for t in items]
+    used = [n for n in lengths if n >= min_text_tokens]
+    total = sum(used)
+    if not used:
+        raise CalibrationError(
+            f"{source}all {len(items)} calibration texts are shorter than {min_text_tokens} tokens, which the "
+            "quantizer drops. Use a set with longer texts (a sentence or more each)."
+        )
+    if total < min_total_tokens:
+        per_text = total / len(used)
+        need = len(items) * min_total_tokens / max(total, 1)
+        raise CalibrationError(
+            f"{source}{len(used)} calibration texts give {total} tokens (about {per_text:.0f} each); at least "
+            f"{min_total_tokens} are needed ({why}). Ask for about {int(need) + 1} samples with "
+            "--calibration-samples, or use a set with longer texts."
+        )
+    return {"texts_used": len(used), "texts_dropped_short": len(items) - len(used), "tokens": total}
+
+
 def _token_count(tokenizer: Any, text: str) -> int:
     if callable(tokenizer):
         encoded = tokenizer(text)
@@ -341,6 +373,7 @@ __all__ = [
     "CalibrationSet",
     "available_sets",
     "check_lengths",
+    "check_token_budget",
     "load_calibration",
     "parse_lines",
     "resolve_calibration",

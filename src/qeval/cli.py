@@ -201,5 +201,43 @@ def main() -> None:
         sys.exit(130)
 
 
+@app.command()
+@_user_errors
+def quantize(
+    model: Annotated[str, typer.Option(help="Local HF model folder, or built-in alias (smollm2-135m).")],
+    precision: Annotated[str, typer.Option(help="A calibrated checkpoint precision: gptq-int4 or gptq-int8.")],
+    out: Annotated[Path, typer.Option(help="Checkpoint folder to write; must be new or empty unless --force.")],
+    calibration: Annotated[str | None, typer.Option(help="Calibration set: a name under calibration/ (generic, medical, code, arithmetic) or a .jsonl path.")] = None,
+    calibration_samples: Annotated[int, typer.Option(min=1, help="Calibration texts to sample.")] = 128,
+    calibration_seed: Annotated[int, typer.Option(help="Seed of the calibration sample.")] = 0,
+    device: Annotated[str, typer.Option(help="auto (CUDA when available), cpu or cuda.")] = "auto",
+    force: Annotated[bool, typer.Option("--force", help="Replace OUT if it exists and is not empty.")] = False,
+) -> None:
+    """Quantize MODEL once and write a reusable GPTQ checkpoint to OUT (evaluate it with --precisions as-is)."""
+    from qeval.checkpoint import QuantizeJob, write_checkpoint
+    from qeval.quantize import quiet
+
+    job = QuantizeJob(
+        model=model, precision=precision, out=out, calibration=calibration, calibration_samples=calibration_samples,
+        calibration_seed=calibration_seed, device=device, force=force,
+    )
+    with quiet():
+        done = write_checkpoint(job)
+    cal = done.calibration
+    took = f"{done.quantize_seconds:.1f} s" if done.quantize_seconds is not None else "time not recorded"
+    if done.quantize_peak_bytes:
+        took += f", peak {done.quantize_peak_bytes / 1e6:,.0f} MB"
+    if done.cache == "hit":
+        took = f"reused from the cache of an earlier run (which took {took})"
+    console.print(f"Wrote [bold]{done.path}[/]: {done.description}", highlight=False)
+    console.print(f"  quantize: {took}; load, quantize and write: {done.wall_seconds:.1f} s", highlight=False)
+    console.print(f"  size on disk: {done.size_bytes / 1e6:,.1f} MB", highlight=False)
+    console.print(
+        f"  calibration: {cal.get('name')}, {cal.get('samples')} texts (seed {cal.get('seed')}), "
+        f"sample sha256 {str(cal.get('sample_hash'))[:16]}", highlight=False,
+    )
+    console.print(f"Evaluate it: qeval sweep --model {done.path} --precisions as-is --suites SUITES", highlight=False)
+
+
 if __name__ == "__main__":
     main()

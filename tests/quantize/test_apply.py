@@ -12,8 +12,10 @@ from torch import nn
 from qeval.quantize import get_precision, list_precisions, select_linears
 
 # Calibrated precisions (GPTQ) need a tokenizer and calibration text: tests/integration/test_gptq_tiny.py.
+# as-is applies nothing to a loaded model: tests/integration/test_as_is.py and test_gptq_checkpoint.py.
 CPU_PRECISIONS = [
-    name for name, _, reason in list_precisions("cpu") if reason is None and not get_precision(name).needs_calibration
+    name for name, _, reason in list_precisions("cpu")
+    if reason is None and not get_precision(name).needs_calibration and name != "as-is"
 ]
 
 # Relative L2 error of the logits against fp32 on a random model (measured: bf16 0.007,

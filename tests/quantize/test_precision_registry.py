@@ -12,7 +12,10 @@ import torch
 from qeval.errors import BackendUnavailable, UnknownNameError
 from qeval.quantize import PRECISIONS, get_precision, list_precisions
 
-EXPECTED = ["fp32", "bf16", "fp16", "int8", "w8a8", "fp8", "int4", "nf4", "hqq4", "gptq-int4", "gptq-int8"]
+EXPECTED = [
+    "fp32", "bf16", "fp16", "as-is", "int8", "w8a8", "fp8", "int4", "nf4", "hqq4", "gptq-int4", "gptq-int8",
+    "w8a8-static", "w8a8-static-p999",
+]
 
 
 def test_every_expected_precision_is_registered():
@@ -24,7 +27,8 @@ def test_precision_shape(name):
     p = get_precision(name)
     assert p.name == name
     assert p.description and "\n" not in p.description
-    assert isinstance(p.load_dtype, torch.dtype)
+    # as-is loads a checkpoint in its stored dtype: it has none of its own
+    assert isinstance(p.load_dtype, torch.dtype) if name != "as-is" else p.load_dtype is None
     assert dataclasses.is_dataclass(p.config)
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.config.compute_dtype = "float64"

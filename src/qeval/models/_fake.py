@@ -60,7 +60,7 @@ class FakeTextModel:
         pass
 
 
-_FAKE_BITS = {"fp32": 32, "bf16": 16, "fp16": 16, "int8": 8, "w8a8": 8, "fp8": 8}
+_FAKE_BITS = {"fp32": 32, "as-is": 32, "bf16": 16, "fp16": 16, "int8": 8, "w8a8": 8, "fp8": 8}
 
 
 @dataclass

@@ -8,12 +8,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qeval.config import GenerationSettings
 from qeval.errors import ModelError
 from qeval.models._base import Generation, LoadedModel, TimedGeneration
 from qeval.results import ModelCard
+
+if TYPE_CHECKING:
+    from qeval.checkpoint import GptqCheckpoint
 
 
 def _sync(device: str) -> None:
@@ -200,21 +203,29 @@ class HFSource:
 
     path: Path
     card: ModelCard
+    stored_dtype: str = "float32"
+    """The dtype config.json names (``dtype`` / ``torch_dtype``): what ``as-is`` loads."""
+    gptq: GptqCheckpoint | None = None
+    """Set when the folder is already a GPTQ checkpoint: only ``as-is`` runs on it."""
 
     @classmethod
     def from_dir(
         cls, spec: str, path: Path, source_precision: str | None = None, notes: str = "", name: str | None = None
     ) -> HFSource:
+        from qeval.checkpoint import detect_gptq_checkpoint
+
         config = read_config(path)
         archs = config.get("architectures") or [config.get("model_type", "unknown")]
         dtype = config.get("dtype") or config.get("torch_dtype") or "unknown"
         quant = config.get("quantization_config")
+        gptq = detect_gptq_checkpoint(path, config)
         if source_precision is None:
-            source_precision = (
-                f"{quant.get('quant_method', 'quantized')} ({json.dumps(quant, sort_keys=True)[:120]})"
-                if isinstance(quant, dict)
-                else str(dtype)
-            )
+            if gptq is not None:
+                source_precision = gptq.describe()
+            elif isinstance(quant, dict):
+                source_precision = f"{quant.get('quant_method', 'quantized')} ({json.dumps(quant, sort_keys=True)[:120]})"
+            else:
+                source_precision = str(dtype)
         card = ModelCard(
             spec=spec,
             name=name or config.get("_name_or_path") or path.name,
@@ -224,9 +235,11 @@ class HFSource:
             path=str(path),
             notes=notes,
         )
-        return cls(path=path, card=card)
+        return cls(path=path, card=card, stored_dtype=_stored_dtype(dtype), gptq=gptq)
 
     def load(self, precision: str, device: str, calibration: Any = None) -> LoadedModel:
+        import torch
+
         from qeval.quantize import QuantizeContext, get_precision
 
         _quiet_transformers()
@@ -239,7 +252,10 @@ class HFSource:
             tokenizer = AutoTokenizer.from_pretrained(self.path)
         except (OSError, ValueError) as exc:
             raise ModelError(f"{self.path}: cannot load a tokenizer ({exc}). The folder needs tokenizer files.") from None
-        model = AutoModelForCausalLM.from_pretrained(self.path, dtype=prec.load_dtype)
+        if self.gptq is not None:
+            return self._load_gptq(prec, device, tokenizer, t0)
+        # as-is has no load dtype of its own: the checkpoint's stored dtype
+        model = AutoModelForCausalLM.from_pretrained(self.path, dtype=prec.load_dtype or getattr(torch, self.stored_dtype))
         model.to(device)
         model.eval()
         _sync(device)
@@ -260,6 +276,25 @@ class HFSource:
             applied=applied,
         )
 
+    def _load_gptq(self, prec: Any, device: str, tokenizer: Any, t0: float) -> LoadedModel:
+        """A GPTQ checkpoint runs only as-is, through gptqmodel; any other precision is a skip."""
+        from qeval.checkpoint import AS_IS, load_gptq_checkpoint
+        from qeval.errors import BackendUnavailable
+
+        assert self.gptq is not None
+        if prec.name != AS_IS:
+            raise BackendUnavailable(self.gptq.skip_reason(prec.name))
+        model, details = load_gptq_checkpoint(self.gptq, device)
+        _sync(device)
+        load_s = time.perf_counter() - t0
+        if self.card.parameters is None:
+            # packed weights are buffers, not parameters: count each quantized layer's logical size
+            packed = sum(m.in_features * m.out_features for m in model.modules() if hasattr(m, "qweight"))
+            self.card = _with_parameters(self.card, sum(p.numel() for p in model.parameters()) + packed)
+        model, applied = prec.apply(model, device)
+        return LoadedModel(
+            model=HFTextModel(model, tokenizer, device), load_s=load_s, quantize_s=0.0, applied={**applied, **details}
+        )
 
     def _artifact_dir(self, precision: Any, calibration: Any) -> Path | None:
         """Where a calibrated precision's checkpoint is cached: keyed by the model files,
@@ -280,6 +315,12 @@ class HFSource:
             "packages": package_versions(),
         })
         return cache_dir() / "quantized" / f"{precision.name}-{key[:16]}"
+
+
+def _stored_dtype(name: Any) -> str:
+    """A config's dtype name as torch spells it; fp32 when absent or not a plain floating dtype."""
+    name = str(name).removeprefix("torch.")
+    return name if name in ("float32", "float16", "bfloat16", "float64") else "float32"
 
 
 def _with_parameters(card: ModelCard, parameters: int) -> ModelCard:

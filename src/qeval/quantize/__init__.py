@@ -27,6 +27,7 @@ PRECISIONS: Registry[Precision] = Registry("precision")
 PRECISIONS.register("fp32", "qeval.quantize._dtype:FP32")
 PRECISIONS.register("bf16", "qeval.quantize._dtype:BF16")
 PRECISIONS.register("fp16", "qeval.quantize._dtype:FP16")
+PRECISIONS.register("as-is", "qeval.quantize._asis:AS_IS")
 PRECISIONS.register("int8", "qeval.quantize._torchao:INT8")
 PRECISIONS.register("w8a8", "qeval.quantize._torchao:W8A8")
 PRECISIONS.register("fp8", "qeval.quantize._torchao:FP8")
@@ -35,6 +36,8 @@ PRECISIONS.register("nf4", "qeval.quantize._bnb:NF4")
 PRECISIONS.register("hqq4", "qeval.quantize._hqq:HQQ4")
 PRECISIONS.register("gptq-int4", "qeval.quantize._gptq:GPTQ_INT4")
 PRECISIONS.register("gptq-int8", "qeval.quantize._gptq:GPTQ_INT8")
+PRECISIONS.register("w8a8-static", "qeval.quantize._quanto_static:W8A8_STATIC")
+PRECISIONS.register("w8a8-static-p999", "qeval.quantize._quanto_static:W8A8_STATIC_P999")
 
 
 def get_precision(name: str) -> Precision:

@@ -35,8 +35,10 @@ GROUP_SIZE_CANDIDATES: tuple[int, ...] = (128, 64, 32)
 # Loggers that print import-time or per-call chatter nobody can act on:
 # torchao's "Failed to load ..._C_mxfp8...so" (optional CUDA kernels on a CPU build),
 # torch's pytree "Enum subclass ... register_constant" deprecation (raised by torchao),
-# bitsandbytes' CPU-kernel fallback notices, hqq and quanto.
-_NOISY_LOGGERS = ("torchao", "torch.utils._pytree", "bitsandbytes", "hqq", "optimum.quanto", "gptqmodel", "logbar")
+# bitsandbytes' CPU-kernel fallback notices, hqq and quanto; gptqmodel's tokenizer wrapper
+# ("Auto fixed pad_token_id") and accelerate's "weights are not tied" while it loads a checkpoint.
+_NOISY_LOGGERS = ("torchao", "torch.utils._pytree", "bitsandbytes", "hqq", "optimum.quanto", "gptqmodel", "logbar",
+                  "tokenicer", "accelerate.utils.modeling")
 _quiet_lock = threading.RLock()
 
 
@@ -139,8 +141,8 @@ class Precision(ABC):
         return f"<Precision {self.name}: {self.description}>"
 
     @property
-    def load_dtype(self) -> torch.dtype:
-        """The dtype to load the base model in before :meth:`apply`."""
+    def load_dtype(self) -> torch.dtype | None:
+        """The dtype to load the base model in before :meth:`apply` (None: as stored, see ``as-is``)."""
         return torch_dtype(self.config.compute_dtype)
 
     def unavailable_reason(self, device: str) -> str | None:
@@ -179,7 +181,7 @@ class Precision(ABC):
         reason = self.unavailable_reason(device)
         if reason:
             raise BackendUnavailable(f"{self.name}: {reason}")
-        cast_from = _cast_if_needed(model, self.load_dtype)
+        cast_from = _cast_if_needed(model, self.load_dtype) if self.load_dtype is not None else None
         from qeval.memory import peak_memory
 
         start = time.perf_counter()

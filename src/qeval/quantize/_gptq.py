@@ -13,6 +13,7 @@ run with the same key loads that checkpoint instead of quantizing again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ from typing import Any
 
 from torch import nn
 
+from qeval.calibration import check_token_budget
 from qeval.errors import UsageError
 from qeval.quantize._base import (
     GROUP_SIZE_CANDIDATES,
@@ -34,8 +36,13 @@ from qeval.quantize._base import (
     in_features_of,
     select_linears,
 )
+from qeval.quantize._output import output_to, tail
 
 GPTQMODEL = Backend(dist="gptqmodel", module="gptqmodel", pin="7.6.0", extra="gptq")
+GPTQMODEL_MIN_TEXT_TOKENS = 10
+"""gptqmodel 7.6 drops calibration texts shorter than this (``calibration_data_min_length``)."""
+GPTQMODEL_LOG = "gptqmodel.log"
+"""gptqmodel's terminal output (progress bars, per-layer tables) while quantizing, kept in the checkpoint."""
 DONE_FILE = "qeval-gptq.json"
 """Written last into a finished checkpoint: its presence means the artifact is complete."""
 
@@ -64,9 +71,16 @@ class GptqPrecision(Precision):
                 f"{self.name} needs calibration text: pass --calibration NAME (e.g. generic, medical) or a "
                 "calibration.jsonl path."
             )
-        gptq = self.backend.load("gptqmodel")
+        with _library_output(Path(tempfile.gettempdir()) / f"qeval-gptq-import-{os.getpid()}.log"):
+            gptq = self.backend.load("gptqmodel")  # prints a version banner on first import
         names, kept = select_linears(model)
-        group = choose_group_size(in_features_of(model, names), self.name, self.config.group_size_candidates)
+        widths = in_features_of(model, names)
+        group = choose_group_size(widths, self.name, self.config.group_size_candidates)
+        tokens = check_token_budget(
+            context.calibration, context.tokenizer, min_text_tokens=GPTQMODEL_MIN_TEXT_TOKENS,
+            min_total_tokens=max(widths),
+            why=f"as many as the widest quantized layer's {max(widths)} inputs, or GPTQ's Hessian is rank-deficient",
+        )
         backend = gptq.BACKEND.TORCH if device == "cpu" else gptq.BACKEND.AUTO
         target = context.artifact_dir
         hit = target is not None and (target / DONE_FILE).is_file()
@@ -80,6 +94,7 @@ class GptqPrecision(Precision):
             "group_size": group,
             "layers_skipped": kept,
             "calibration": context.calibration.record(),
+            "calibration_tokens": tokens,
             "cache": "hit" if hit else "miss",
             "checkpoint": str(target),
             "gptq_quantize_seconds": calibrate_s,
@@ -93,21 +108,27 @@ class GptqPrecision(Precision):
         parent.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=".qeval-gptq-", dir=parent))
         _redirect_logs(scratch / "logs")
+        from qeval.memory import peak_memory
+
+        started = time.perf_counter()
+        log = scratch / GPTQMODEL_LOG
         try:
-            base = scratch / "base"
-            model.save_pretrained(base)
-            context.tokenizer.save_pretrained(base)
-            config = gptq.QuantizeConfig(
-                bits=self.config.bits, group_size=group, sym=self.config.symmetric,
-                desc_act=self.config.desc_act, damp_percent=self.config.damp_percent,
-            )
-            work = gptq.GPTQModel.load(str(base), config, device=model.device.type)
-            work.quantize(list(context.calibration.texts), tokenizer=context.tokenizer,
-                          batch_size=self.config.batch_size, backend=backend)
-            out = scratch / "checkpoint"
-            work.save(str(out))
-            (out / DONE_FILE).write_text(json.dumps({"calibration": context.calibration.record(),
-                                                     "group_size": group, "bits": self.config.bits}, indent=1))
+            with peak_memory(model.device.type) as peak, _library_output(log):
+                base = scratch / "base"
+                model.save_pretrained(base)
+                context.tokenizer.save_pretrained(base)
+                config = gptq.QuantizeConfig(
+                    bits=self.config.bits, group_size=group, sym=self.config.symmetric,
+                    desc_act=self.config.desc_act, damp_percent=self.config.damp_percent,
+                )
+                work = gptq.GPTQModel.load(str(base), config, device=model.device.type)
+                work.quantize(list(context.calibration.texts), tokenizer=context.tokenizer,
+                              batch_size=self.config.batch_size, backend=backend)
+                out = scratch / "checkpoint"
+                work.save(str(out))
+            done = self._done_record(context, group, time.perf_counter() - started, peak)
+            shutil.move(log, out / GPTQMODEL_LOG)
+            (out / DONE_FILE).write_text(json.dumps(done, indent=1))
             final = target if target is not None else parent / "checkpoint"
             if final.exists():
                 shutil.rmtree(final)
@@ -115,6 +136,33 @@ class GptqPrecision(Precision):
             return final
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+
+    def _done_record(self, context: QuantizeContext, group: int, seconds: float, peak: Any) -> dict[str, Any]:
+        """What ``qeval-gptq.json`` records: how the checkpoint was made (``qeval quantize``
+        copies it into the folder it writes)."""
+        from datetime import datetime, timezone
+
+        from qeval.environment import package_versions
+
+        versions = package_versions(("qeval", "gptqmodel", "torch", "transformers"))
+        return {
+            "precision": self.name,
+            "bits": self.config.bits,
+            "group_size": group,
+            "sym": self.config.symmetric,
+            "desc_act": self.config.desc_act,
+            "damp_percent": self.config.damp_percent,
+            "calibration": context.calibration.record(),
+            "quantize_seconds": round(seconds, 3),
+            # Peak while saving the base model, calibrating and packing: CPU peak RSS of
+            # the process, or CUDA peak allocated bytes.
+            "quantize_peak_bytes": peak.peak_bytes,
+            "quantize_peak_kind": peak.peak_kind,
+            "quantize_device": peak.device,
+            "qeval_version": versions["qeval"],
+            "packages": versions,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
 
 
 GPTQ_INT4 = GptqPrecision(
@@ -153,8 +201,11 @@ def load_checkpoint(gptq: Any, path: Path, device: str) -> tuple[nn.Module, dict
     passed_over: list[str] = []
     candidates = kernel_candidates(gptq, device)
     for i, backend in enumerate(candidates):
+        log = Path(tempfile.gettempdir()) / f"qeval-gptq-load-{os.getpid()}.log"
         try:
-            quantized = gptq.GPTQModel.load(str(path), device=device, backend=backend)
+            with _library_output(log):
+                quantized = gptq.GPTQModel.load(str(path), device=device, backend=backend)
+            log.unlink(missing_ok=True)
         except Exception as exc:  # noqa: BLE001 - try the next kernel, say why
             if i == len(candidates) - 1:
                 raise
@@ -162,10 +213,39 @@ def load_checkpoint(gptq: Any, path: Path, device: str) -> tuple[nn.Module, dict
             continue
         qmodel = quantized.model
         layers = [m for m in qmodel.modules() if isinstance(m, BaseQuantLinear)]
+        extra = {"dequantize_compile_undone": _undo_per_layer_compile(layers)} if device == "cpu" else {}
         return qmodel, {
+            **extra,
             "layers_quantized": len(layers),
             "kernel_backend": backend.value,
             "kernel": sorted({type(m).__name__ for m in layers}),
             "kernels_passed_over": passed_over,
         }
     raise AssertionError("unreachable")
+
+
+def _undo_per_layer_compile(layers: list[nn.Module]) -> int:
+    """gptqmodel's torch kernel wraps each layer's ``dequantize_weight`` in its own
+    ``torch.compile``: on CPU that recompiles per layer (210 on SmolLM2-135M, past
+    dynamo's cache limit) and ran 3x slower than eager in steady state (SmolLM2-135M,
+    16 new tokens: 8 s eager vs 25-30 s compiled, 2 cores). Restore the eager method;
+    returns how many layers were changed."""
+    undone = 0
+    for layer in layers:
+        if "dequantize_weight" in vars(layer):
+            del vars(layer)["dequantize_weight"]
+            undone += 1
+    return undone
+
+
+@contextlib.contextmanager
+def _library_output(log: Path):
+    """gptqmodel's terminal output into ``log``; on failure the error carries its last lines."""
+    try:
+        with output_to(log):
+            yield
+    except Exception as exc:
+        last = tail(log, 15)
+        if last and hasattr(exc, "add_note"):
+            exc.add_note(f"gptqmodel's last output ({log}):\n{last}")
+        raise

@@ -22,6 +22,7 @@ def calibration():
 
 def _logits(model, tokenizer, texts):
     batch = tokenizer(list(texts), return_tensors="pt", padding=True, truncation=True, max_length=128)
+    batch = batch.to(next(model.parameters()).device)
     with torch.no_grad():
         return model(**batch).logits.float()
 
@@ -61,3 +62,27 @@ def test_gptq_without_calibration_is_a_usage_error(tiny_chat_model_dir):
 
     with pytest.raises(UsageError, match="needs calibration text: pass --calibration"):
         HFSource.from_dir("tiny", tiny_chat_model_dir).load("gptq-int4", "cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gptq_on_cuda_quantizes_loads_and_records_the_kernel(tiny_chat_model_dir, calibration, tmp_path, monkeypatch):
+    from qeval.calibration import load_calibration
+    from qeval.models import HFSource
+
+    monkeypatch.setenv("QEVAL_CACHE", str(tmp_path / "cache"))
+    source = HFSource.from_dir("tiny", tiny_chat_model_dir)
+    held_out = load_calibration("generic", samples=8, seed=99).texts
+    ref = source.load("fp32", "cuda").model
+    want = _logits(ref.model, ref.tokenizer, held_out).cpu()
+    rtn = source.load("int4", "cuda")
+    gptq = source.load("gptq-int4", "cuda", calibration)
+    applied = gptq.applied
+    print("CUDA GPTQ record:", {k: applied[k] for k in ("kernel_backend", "kernel", "kernels_passed_over",
+                                                         "gptq_quantize_seconds", "quantize_peak_bytes")})
+    assert applied["device"] == "cuda" and applied["kernel"] and applied["layers_quantized"] == 14
+    assert applied["quantize_peak_kind"] == "cuda_allocated" and applied["quantize_peak_bytes"] > 0
+    gptq_err = torch.mean((_logits(gptq.model.model, ref.tokenizer, held_out).cpu() - want) ** 2).item()
+    rtn_err = torch.mean((_logits(rtn.model.model, ref.tokenizer, held_out).cpu() - want) ** 2).item()
+    print(f"CUDA logit MSE vs fp32: RTN int4 {rtn_err:.3e}, GPTQ int4 {gptq_err:.3e}")
+    assert gptq_err < rtn_err

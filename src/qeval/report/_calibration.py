@@ -66,7 +66,7 @@ class SeedSpread:
     sampling_se: float | None
     """Standard error of one cell's score from the finite set of cases."""
     unstable_cases: tuple[str, ...]
-    """Case ids whose pass/fail differs between seeds."""
+    """Case ids whose pass/fail (accuracy) or per-case score (other metrics) differs between seeds."""
     n: int
 
 
@@ -145,11 +145,13 @@ def _spread(precision: str, suite: str, name: str, metric: str, cells: Sequence[
     import statistics
 
     shared = set.intersection(*({c.case_id for c in cell.cases} for cell in cells))
-    verdicts: dict[str, set[bool]] = {}
+    # accuracy: a case changes when its pass/fail does; F1 and co.: when its score does
+    verdicts: dict[str, set[Any]] = {}
     for cell in cells:
         for case in cell.cases:
             if case.case_id in shared:
-                verdicts.setdefault(case.case_id, set()).add(case.passed)
+                seen = case.passed if metric == "accuracy" else round(float(case.score), 9)
+                verdicts.setdefault(case.case_id, set()).add(seen)
     unstable = tuple(sorted(cid for cid, seen in verdicts.items() if len(seen) > 1))
     mean = statistics.fmean(values)
     return SeedSpread(
@@ -209,7 +211,7 @@ def render_sensitivity(record: RunRecord) -> list[str]:
                   "how far one cell's score would move on another draw of cases of this size.", ""]
         lines += _table(
             ("precision", "suite", "set", "metric", "seeds", "values", "mean", "SD across seeds", "range",
-             "sampling SE (one cell)", "cases that flip between seeds"),
+             "sampling SE (one cell)", "cases that change between seeds"),
             [(s.precision, s.suite, s.calibration_set, s.metric, ", ".join(str(x) for x in s.seeds),
               ", ".join(f"{v:.3f}" for v in s.values), _num(s.mean), _num(s.sd), f"{s.low:.3f}–{s.high:.3f}",
               _num(s.sampling_se), _ids(s.unstable_cases) + f" of {s.n}")

@@ -233,6 +233,11 @@ def _check(values: dict[str, Any]) -> None:
             f"--qeval-precisions: {', '.join(needing)} need(s) calibration text: pass --qeval-calibration NAME "
             "(generic, medical, code, arithmetic) or a calibration.jsonl path."
         )
+    if values["calibration"] and "," in str(values["calibration"]) and not Path(values["calibration"]).exists():
+        raise pytest.UsageError(
+            f"--qeval-calibration {values['calibration']!r}: a test session calibrates with one set. To compare "
+            "sets, run `qeval sweep --calibration a,b` (one cell per set, compared pairwise)."
+        )
     if values["calibration"]:
         from qeval.calibration import resolve_calibration
 

@@ -88,6 +88,13 @@ def test_ini_options_work(project):
     result.stdout.fnmatch_lines(["*mini::bf16::accuracy>=0.7 PASSED*"])
 
 
+def test_several_calibration_sets_point_to_the_sweep(project):
+    result = run(project, "--qeval", "mini", *FAKE, "--qeval-precisions", "gptq-int4",
+                 "--qeval-calibration", "generic,medical")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*a test session calibrates with one set*qeval sweep --calibration a,b*"])
+
+
 def test_gptq_needs_a_calibration_set(project):
     result = run(project, "--qeval", "mini", *FAKE, "--qeval-precisions", "gptq-int4")
     assert result.ret == 4

@@ -110,9 +110,10 @@ def test_gptqmodel_reload_gives_the_logits_qeval_evaluates(quantized):
 
     ckpt = quantized[0]
     loaded = _qeval_as_is(ckpt)
-    assert loaded.applied["precision"] == "as-is" and loaded.applied["kernel_backend"] == "torch"
+    backend = loaded.applied["kernel_backend"]
+    assert loaded.applied["precision"] == "as-is" and backend == "gptq_torch_aten"  # qeval's first CPU pick
     want = _logits(loaded.model.model, loaded.model.tokenizer)
-    reloaded = gptqmodel.GPTQModel.load(str(ckpt), device="cpu", backend=gptqmodel.BACKEND.TORCH).model
+    reloaded = gptqmodel.GPTQModel.load(str(ckpt), device="cpu", backend=gptqmodel.BACKEND(backend)).model
     assert torch.equal(_logits(reloaded, loaded.model.tokenizer), want)
 
 

@@ -16,7 +16,7 @@ def test_all_cpu_precisions_are_available_here():
     # The project installs every backend; if one goes missing, say so loudly.
     assert set(CPU_PRECISIONS) == {
         "fp32", "bf16", "fp16", "int8", "w8a8", "fp8", "int4", "nf4", "hqq4", "gptq-int4", "gptq-int8",
-        "w8a8-static", "w8a8-static-p999",
+        "w8a8-static", "w8a8-static-p999", "as-is",
     }
 
 

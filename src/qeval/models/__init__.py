@@ -1,4 +1,4 @@
-"""Model sources: local HF folders, built-in aliases, and a fake for tests."""
+"""Model sources: local HF folders, built-in aliases, recorded completions (replay), and a fake for tests."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from qeval.models._base import Generation, LoadedModel, ModelSource, TextModel, 
 from qeval.models._builtin import BUILTINS, cache_dir, materialise
 from qeval.models._fake import FakeSource, FakeTextModel
 from qeval.models._hf import HFSource, HFTextModel
+from qeval.models._replay import ReplaySource, ReplayTextModel, is_replay_spec
 
 __all__ = [
     "BUILTINS",
@@ -19,6 +20,8 @@ __all__ = [
     "HFTextModel",
     "LoadedModel",
     "ModelSource",
+    "ReplaySource",
+    "ReplayTextModel",
     "TextModel",
     "TimedGeneration",
     "cache_dir",
@@ -29,13 +32,16 @@ __all__ = [
 
 
 def resolve_model(spec: str) -> ModelSource:
-    """A model spec is a built-in alias, ``fake``, a local HF folder, or ``module:attr``
+    """A model spec is a built-in alias, ``fake``, ``replay:PATH[#PRECISION]`` (recorded
+    completions, see :mod:`qeval.models._replay`), a local HF folder, or ``module:attr``
     naming a Python :class:`ModelSource` (or a function returning one)."""
     if spec in BUILTINS:
         builtin = BUILTINS[spec]
         return HFSource.from_dir(spec, materialise(builtin), builtin.source_precision, builtin.notes, builtin.name)
     if spec == "fake":
         return FakeSource()
+    if is_replay_spec(spec):
+        return ReplaySource(spec)
     path = Path(spec).expanduser()
     if not path.exists() and ":" in spec:
         return _python_source(spec)

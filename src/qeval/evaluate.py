@@ -54,6 +54,9 @@ def accuracy_pass(model: TextModel, suite, settings: GenerationSettings, progres
     without it; see benchmarks/throughput.py.)
     """
     prompts = build_prompts(model, suite)
+    check = getattr(model, "check_cases", None)  # optional: a model that serves recorded cases (replay)
+    if check is not None:
+        check(suite.name, [c.id for c in suite.cases])
     generations = []
     start = time.perf_counter()
     for b in range(0, len(prompts), settings.batch_size):

@@ -288,6 +288,19 @@ class ReplayTextModel:
             f"recorded, or record these cases. Missing or ambiguous: {listed}."
         )
 
+    def check_cases(self, suite: str, case_ids: Sequence[str]) -> None:
+        """Called by the accuracy pass before generating: every case must be recorded for
+        this precision. Raises :class:`ModelError` listing the missing ids."""
+        recorded = {r.case_id for r in self._recording.rows if r.precision == self._precision and r.suite == suite}
+        missing = [cid for cid in case_ids if cid not in recorded]
+        if missing:
+            listed = ", ".join(missing[:_LISTED]) + (f", ... ({len(missing) - _LISTED} more)" if len(missing) > _LISTED else "")
+            raise ModelError(
+                f"replay of {self._precision!r}: {len(missing)} of {len(case_ids)} case(s) of suite {suite!r} have no "
+                f"recorded completion in {self._recording.path}. Replay the cases the file recorded (e.g. the same "
+                f"--limit), or record these. Missing ids: {listed}."
+            )
+
     def generate(self, prompts: Sequence[str], settings: GenerationSettings) -> list[Generation]:
         if any(p in self._unresolved for p in prompts):
             raise self._unresolved_error()

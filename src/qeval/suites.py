@@ -1,8 +1,10 @@
 """Suite folders: ``suite.yaml`` (how to prompt and score) + ``cases.jsonl`` (the data).
 
-:func:`load_suite` validates everything up front, so a bad suite fails at load
-time with one :class:`~qeval.errors.SuiteError` naming file, line and key and
-saying how to fix it -- never halfway through a sweep.
+The cases may also be a HumanEval- or MBPP-format JSONL file, named by
+``cases_file:`` in suite.yaml or given on its own as the suite (see
+:mod:`qeval.suite_formats`). :func:`load_suite` validates everything up front,
+so a bad suite fails at load time with one :class:`~qeval.errors.SuiteError`
+naming file, line and key and saying how to fix it -- never halfway through a sweep.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 import jinja2
 import yaml
@@ -23,6 +25,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from qeval.config import GenerationSettings
 from qeval.errors import SuiteError, UnknownNameError
 from qeval.scorers import Scorer, get_scorer
+from qeval.suite_formats import (
+    AUTO,
+    CASES_SUFFIXES,
+    FORMATS,
+    NATIVE,
+    CaseFormat,
+    default_yaml_text,
+    detect_format,
+    first_object,
+    get_format,
+    read_cases_file,
+    require_foreign_format,
+    with_defaults,
+)
 
 SUITE_FILE = "suite.yaml"
 CASES_FILE = "cases.jsonl"
@@ -56,6 +72,8 @@ class _SuiteSpec(BaseModel):
     scorer: _ScorerSpec
     primary_metric: str = "accuracy"
     slos: list[str] = Field(default_factory=list)
+    cases_file: str = CASES_FILE
+    cases_format: Literal["auto", "native", "humaneval", "mbpp"] = AUTO
 
 
 class _CaseSpec(BaseModel):
@@ -102,7 +120,10 @@ class Suite:
     """Default SLO expressions such as ``"accuracy >= 0.3"`` (parsed by the gates)."""
     cases: tuple[Case, ...]
     content_hash: str
-    """sha256 over the bytes of suite.yaml then cases.jsonl (unchanged by :meth:`limited`)."""
+    """sha256 over the bytes of suite.yaml then the cases file, decompressed (unchanged by
+    :meth:`limited`); for a bare HumanEval/MBPP file, the suite.yaml it stands for."""
+    cases_format: str = NATIVE
+    """``native``, ``humaneval`` or ``mbpp``: how the cases file was read."""
     _template: jinja2.Template = field(repr=False, compare=False, default=None)  # type: ignore[assignment]
 
     def render(self, case: Case) -> str:
@@ -134,23 +155,73 @@ class Suite:
 
 
 def load_suite(path: str | Path) -> Suite:
-    """Load and validate the suite folder at ``path``.
+    """Load and validate the suite at ``path``: a suite folder, or a HumanEval/MBPP ``.jsonl`` file.
+
+    A folder holds ``suite.yaml`` and its cases file (``cases.jsonl``, or the
+    ``cases_file:`` it names, in the ``cases_format:`` it names or detects). A
+    bare ``.jsonl``/``.jsonl.gz`` file in HumanEval or MBPP format becomes a suite
+    named after the file with that format's defaults (:func:`default_suite_yaml`).
 
     Raises :class:`SuiteError` for missing files, YAML/JSON syntax errors,
     unknown, missing or mistyped keys, duplicate case ids, an empty suite, an
     unknown scorer or bad scorer args, and templates that use a variable some
     case lacks.
     """
-    folder = Path(path)
-    if not folder.is_dir():
-        raise SuiteError(f"{folder}: suite folder not found. Pass a folder containing {SUITE_FILE} and {CASES_FILE}.")
-    yaml_path, cases_path = folder / SUITE_FILE, folder / CASES_FILE
-    for p in (yaml_path, cases_path):
-        if not p.is_file():
-            raise SuiteError(f"{p}: file not found. A suite folder needs both {SUITE_FILE} and {CASES_FILE}.")
-    yaml_bytes, cases_bytes = yaml_path.read_bytes(), cases_path.read_bytes()
+    target = Path(path)
+    if target.is_file() and target.name == SUITE_FILE:
+        target = target.parent
+    if target.is_file():
+        return _load_cases_file(target)
+    if not target.is_dir():
+        raise SuiteError(
+            f"{target}: suite not found. Pass a folder containing {SUITE_FILE} and {CASES_FILE}, "
+            "or a HumanEval/MBPP .jsonl file."
+        )
+    yaml_path = target / SUITE_FILE
+    if not yaml_path.is_file():
+        raise SuiteError(f"{yaml_path}: file not found. A suite folder needs both {SUITE_FILE} and {CASES_FILE}.")
+    yaml_bytes = yaml_path.read_bytes()
+    raw = _load_yaml(yaml_path, yaml_bytes)
+    cases_name = _raw_choice(raw, "cases_file", CASES_FILE, yaml_path, yaml_bytes, None)
+    cases_path = target / cases_name
+    if not cases_path.is_file():
+        if "cases_file" in raw:
+            raise SuiteError(f"{yaml_path}:{_yaml_line(yaml_bytes, ('cases_file',))}: key 'cases_file': {cases_path} not "
+                             "found. Give the cases file's path relative to the suite folder (or an absolute path).")
+        raise SuiteError(f"{cases_path}: file not found. A suite folder needs both {SUITE_FILE} and {CASES_FILE} "
+                         "(or a `cases_file:` key naming its cases file).")
+    cases_bytes = read_cases_file(cases_path)
+    fmt = _raw_choice(raw, "cases_format", AUTO, yaml_path, yaml_bytes, (AUTO, *FORMATS))
+    if fmt == AUTO:
+        first = first_object(cases_path, cases_bytes, strict=False)
+        fmt = (detect_format(first[1]) if first else None) or NATIVE
+    if fmt != NATIVE:
+        raw = with_defaults(raw, get_format(fmt).suite_defaults)
+    return _build(target, yaml_path, yaml_bytes, raw, cases_path, cases_bytes, fmt)
 
-    spec = _parse_suite_yaml(yaml_path, yaml_bytes)
+
+def default_suite_yaml(path: str | Path) -> str:
+    """The suite.yaml a bare HumanEval/MBPP file at ``path`` is run with (its format's defaults).
+
+    Copy it next to the file (with ``cases_file:`` naming it) to change a setting.
+    """
+    cases_path = Path(path)
+    fmt = require_foreign_format(cases_path, read_cases_file(cases_path))
+    return default_yaml_text(cases_path, fmt)
+
+
+def _load_cases_file(cases_path: Path) -> Suite:
+    cases_bytes = read_cases_file(cases_path)
+    fmt = require_foreign_format(cases_path, cases_bytes)
+    yaml_text = default_yaml_text(cases_path, fmt)
+    yaml_bytes = yaml_text.encode("utf-8")
+    return _build(cases_path, cases_path, yaml_bytes, yaml.safe_load(yaml_text), cases_path, cases_bytes, fmt)
+
+
+def _build(
+    path: Path, yaml_path: Path, yaml_bytes: bytes, raw: dict[str, Any], cases_path: Path, cases_bytes: bytes, fmt: str
+) -> Suite:
+    spec = _validate_spec(yaml_path, yaml_bytes, raw)
     template = _compile_template(yaml_path, yaml_bytes, spec.prompt_template)
     scorer = _build_scorer(yaml_path, yaml_bytes, spec.scorer)  # validates name and args now, not mid-sweep
     metrics = ["accuracy", *scorer.aggregate([])]
@@ -160,11 +231,11 @@ def load_suite(path: str | Path) -> Suite:
             f"{yaml_path}:{line}: key 'primary_metric': {spec.primary_metric!r} is not a metric of scorer "
             f"{spec.scorer.name!r}. Use one of: {', '.join(metrics)}."
         )
-    cases = _parse_cases(cases_path, cases_bytes, template)
+    cases = _parse_cases(cases_path, cases_bytes, template, None if fmt == NATIVE else get_format(fmt))
 
     return Suite(
         name=spec.name,
-        path=folder,
+        path=path,
         description=spec.description,
         prompt_template=spec.prompt_template,
         chat_template=spec.chat_template,
@@ -180,11 +251,21 @@ def load_suite(path: str | Path) -> Suite:
         slos=tuple(spec.slos),
         cases=cases,
         content_hash=hashlib.sha256(yaml_bytes + cases_bytes).hexdigest(),
+        cases_format=fmt,
         _template=template,
     )
 
 
-def _parse_suite_yaml(yaml_path: Path, data: bytes) -> _SuiteSpec:
+def _raw_choice(raw: dict[str, Any], key: str, default: str, yaml_path: Path, data: bytes, allowed: tuple[str, ...] | None) -> str:
+    """A suite.yaml key needed before the whole file is validated (it decides which file to read and how)."""
+    value = raw.get(key, default)
+    if not isinstance(value, str) or not value or (allowed is not None and value not in allowed):
+        want = f"one of {', '.join(allowed)}" if allowed else "a file name or path relative to the suite folder"
+        raise SuiteError(f"{yaml_path}:{_yaml_line(data, (key,))}: key {key!r}: got {value!r}; use {want}.")
+    return value
+
+
+def _load_yaml(yaml_path: Path, data: bytes) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(data)
     except yaml.YAMLError as exc:
@@ -194,6 +275,10 @@ def _parse_suite_yaml(yaml_path: Path, data: bytes) -> _SuiteSpec:
         raise SuiteError(f"{where}: YAML syntax error: {problem}. Fix the YAML syntax (indentation, quotes, colons).") from None
     if not isinstance(raw, dict):
         raise SuiteError(f"{yaml_path}:1: expected a mapping of keys (name, prompt_template, scorer, ...), got {type(raw).__name__}.")
+    return raw
+
+
+def _validate_spec(yaml_path: Path, data: bytes, raw: dict[str, Any]) -> _SuiteSpec:
     try:
         return _SuiteSpec.model_validate(raw)
     except ValidationError as exc:
@@ -226,14 +311,17 @@ def _build_scorer(yaml_path: Path, data: bytes, spec: _ScorerSpec) -> Scorer:
         ) from None
 
 
-def _parse_cases(cases_path: Path, data: bytes, template: jinja2.Template) -> tuple[Case, ...]:
+def _parse_cases(cases_path: Path, data: bytes, template: jinja2.Template, fmt: CaseFormat | None) -> tuple[Case, ...]:
+    """Every line as a :class:`Case`; ``fmt`` (HumanEval, MBPP) converts each line to a native case first."""
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a BOM (Windows editors) is not an error
     except UnicodeDecodeError as exc:
         raise SuiteError(f"{cases_path}: not UTF-8 ({exc}). Save the file as UTF-8.") from None
+    keys = fmt.keys_hint if fmt else "id, inputs, expected, tags"
+    id_key = fmt.id_key if fmt else "id"
     cases: list[Case] = []
     first_line: dict[str, int] = {}
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(text.split("\n"), start=1):  # JSONL lines end at \n only (not U+2028)
         if not line.strip():
             continue
         where = f"{cases_path}:{lineno}"
@@ -242,23 +330,30 @@ def _parse_cases(cases_path: Path, data: bytes, template: jinja2.Template) -> tu
         except json.JSONDecodeError as exc:
             raise SuiteError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno}). Each line must be one JSON object.") from None
         if not isinstance(raw, dict):
-            raise SuiteError(f"{where}: expected a JSON object with keys id, inputs, expected, tags; got {type(raw).__name__}.")
+            raise SuiteError(f"{where}: expected a JSON object with keys {keys}; got {type(raw).__name__}.")
+        if fmt is not None:
+            raw = fmt.convert(raw, where)
         for key in ("id", "expected"):
             if key not in raw:
-                raise SuiteError(f"{where}: key {key!r} is missing. Every case needs 'id' and 'expected'.")
+                raise SuiteError(f"{where}: key {key!r} is missing. Every case needs 'id' and 'expected'.{_format_hint(raw)}")
         try:
             spec = _CaseSpec.model_validate(raw)
         except ValidationError as exc:
-            raise SuiteError(_explain(exc, cases_path, lambda loc: lineno, _CaseSpec)) from None
+            raise SuiteError(_explain(exc, cases_path, lambda loc: lineno, _CaseSpec) + _format_hint(raw)) from None
         if spec.id in first_line:
             raise SuiteError(
-                f"{where}: key 'id': duplicate case id {spec.id!r} (first on line {first_line[spec.id]}). Case ids must be unique."
+                f"{where}: key {id_key!r}: duplicate case id {spec.id!r} (first on line {first_line[spec.id]}). Case ids must be unique."
             )
         first_line[spec.id] = lineno
         case = Case(id=spec.id, inputs=MappingProxyType(spec.inputs), expected=spec.expected, tags=MappingProxyType(spec.tags))
         try:
             template.render(**case.inputs)
         except jinja2.UndefinedError as exc:
+            if fmt is not None:
+                raise SuiteError(
+                    f"{where}: the prompt_template uses a variable the {fmt.name} format does not provide ({exc.message}). "
+                    f"Use only: {', '.join(fmt.input_names)}."
+                ) from None
             raise SuiteError(
                 f"{where}: key 'inputs': the prompt_template uses a variable this case lacks ({exc.message}). "
                 f"Add it to the case's inputs or remove it from the template."
@@ -267,6 +362,13 @@ def _parse_cases(cases_path: Path, data: bytes, template: jinja2.Template) -> tu
     if not cases:
         raise SuiteError(f"{cases_path}: the suite has no cases. Add one JSON object per line: {{\"id\": ..., \"inputs\": {{...}}, \"expected\": ...}}.")
     return tuple(cases)
+
+
+def _format_hint(raw: dict[str, Any]) -> str:
+    fmt = detect_format(raw)
+    if fmt in (None, NATIVE):
+        return ""
+    return f" This line looks like {fmt} format: set `cases_format: {fmt}` (or `auto`) in {SUITE_FILE}."
 
 
 # --- error translation ------------------------------------------------------------------------
@@ -322,4 +424,5 @@ def _yaml_line(data: bytes, loc: tuple[Any, ...]) -> int:
     return line
 
 
-__all__ = ["CASES_FILE", "DIFFICULTIES", "SUITE_FILE", "Case", "Suite", "load_suite"]
+__all__ = ["CASES_FILE", "CASES_SUFFIXES", "DIFFICULTIES", "SUITE_FILE", "Case", "Suite", "default_suite_yaml",
+           "load_suite"]

@@ -249,14 +249,16 @@ def load_calibrations(config: SweepConfig, precisions: Sequence) -> dict[tuple[s
 
 
 def expand_suite_paths(entries: Sequence[str]) -> list[Path]:
-    """Suite folders from the user's list: a suite folder, a folder of suites, or a bare
-    name found under ./suites/."""
+    """Suites from the user's list: a suite folder, a folder of suites, a bare name found
+    under ./suites/, or a HumanEval/MBPP ``.jsonl`` file (see :func:`qeval.suites.load_suite`)."""
+    from qeval.suites import CASES_SUFFIXES
+
     found: list[Path] = []
     for entry in entries:
         path = Path(entry)
         if not path.exists() and (Path("suites") / entry).is_dir():
             path = Path("suites") / entry
-        if (path / "suite.yaml").is_file():
+        if (path / "suite.yaml").is_file() or (path.is_file() and path.name.endswith(CASES_SUFFIXES)):
             found.append(path)
             continue
         children = sorted(p.parent for p in path.glob("*/suite.yaml")) if path.is_dir() else []
@@ -264,8 +266,9 @@ def expand_suite_paths(entries: Sequence[str]) -> list[Path]:
             found.extend(children)
             continue
         raise UsageError(
-            f"Suite {entry!r}: {path} is not a suite folder (no suite.yaml) nor a folder of suites. "
-            "Give a folder such as suites/arithmetic, or suites/ for all of them."
+            f"Suite {entry!r}: {path} is not a suite folder (no suite.yaml), a folder of suites, nor a "
+            "HumanEval/MBPP .jsonl file. Give a folder such as suites/arithmetic, suites/ for all of them, "
+            "or a file such as HumanEval.jsonl."
         )
     return found
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from qeval.scorers import get_scorer
-from qeval.scorers._code_exec import extract_code
+from qeval.scorers._code_exec import build_program, extract_code
 
 EXP = {"entry_point": "add", "tests": "assert add(1, 2) == 3\nassert add(-1, 1) == 0"}
 
@@ -59,3 +59,31 @@ def test_aggregate(scorer) -> None:
     scores = [scorer.score("def add(a, b):\n    return a + b", EXP), scorer.score("def add(a, b) x", EXP)]
     agg = scorer.aggregate(scores)
     assert agg["syntax_error_rate"].value == 0.5 and agg["tests_passed"].value == 0.5
+
+
+PREFIXED = {"entry_point": "inc", "prefix": "import math\n\ndef inc(x):\n    \"\"\"x + 1\"\"\"\n",
+            "setup": "def check(candidate):\n    assert candidate(1) == 2\n    assert candidate(-1) == 0\n",
+            "tests": "check(inc)"}
+
+
+def test_build_program_continues_or_follows_the_prefix() -> None:
+    prefix = PREFIXED["prefix"]
+    assert build_program("    return x + 1\nThanks!", "inc", prefix) == prefix + "    return x + 1\n"
+    rewrite = "```python\ndef inc(x):\n    return math.floor(x) + 1\n```"
+    assert build_program(rewrite, "inc", prefix) == prefix + "\ndef inc(x):\n    return math.floor(x) + 1\n"
+    assert build_program("def inc(x): return x + 1", "inc") == "def inc(x): return x + 1\n"  # no prefix: as before
+
+
+def test_prefix_and_setup(scorer) -> None:
+    assert scorer.score("    return x + 1\n", PREFIXED).passed
+    assert scorer.score("def inc(x):\n    return math.floor(x) + 1", PREFIXED).passed  # the prefix's import is there
+    sc = scorer.score("    return x\n", PREFIXED)
+    assert not sc.passed and sc.reason.endswith("assert candidate(1) == 2")  # the failing line of check()
+    sc = scorer.score("no idea", PREFIXED)
+    assert not sc.passed and sc.details["status"] == "syntax_error"
+
+
+def test_setup_errors_are_reported_as_errors(scorer) -> None:
+    exp = {"entry_point": "f", "setup": "raise RuntimeError('setup broke')", "tests": "assert f() == 1"}
+    sc = scorer.score("def f():\n    return 1", exp)
+    assert not sc.passed and sc.details["status"] == "error" and "setup broke" in sc.reason

@@ -2,6 +2,11 @@
 
 ``expected`` is ``{"entry_point": "name", "tests": "assert name(1) == 2\\n...", "reference": "..."}``;
 ``reference`` (a known-good solution) is ignored by the scorer and used by the suite's own tests.
+Two optional keys carry the HumanEval and MBPP protocols (see :mod:`qeval.suite_formats`):
+``prefix``, source the completion continues (a HumanEval prompt: the program is
+prefix + completion, or prefix followed by the completion's own full definition),
+and ``setup``, source run after the solution and before the tests (HumanEval's
+``check`` definition, MBPP's ``test_setup_code``); neither counts as a test.
 Each top-level statement of ``tests`` runs separately, so the case value is the
 fraction of tests passed; the case passes when all do. The code runs in
 :mod:`qeval.sandbox` (subprocess, resource limits, wall timeout).
@@ -40,6 +45,64 @@ def extract_code(completion: str, entry_point: str) -> str:
     return _trim_to_compilable(_dedent_block(source))
 
 
+def build_program(completion: str, entry_point: str, prefix: str = "") -> str:
+    """The source to run for ``completion``: :func:`extract_code` alone without a ``prefix``.
+
+    With a ``prefix`` (the function header and docstring the model was asked to
+    complete), two readings: a completion that defines ``entry_point`` itself at
+    top level runs after the prefix (its definition wins; the prefix's imports and
+    helpers stay available), else the completion continues the prefix's body and
+    ``prefix + completion`` is trimmed from the end until it compiles.
+    """
+    if not prefix:
+        return extract_code(completion, entry_point)
+    prefix = prefix if prefix.endswith("\n") else prefix + "\n"
+    code = extract_code(completion, entry_point)
+    if _defines_top_level(code, entry_point):
+        joined = f"{prefix}\n{code}"
+        return joined if _compiles(joined) else code
+    blocks = [b for b in _FENCE.findall(completion) if b.strip()]
+    body = blocks[0] if blocks else completion  # a fenced body keeps its indentation
+    lines = body.splitlines()
+    for end in range(len(lines), -1, -1):
+        chunk = prefix + "".join(line + "\n" for line in lines[:end])
+        if _compiles(chunk):
+            return chunk
+    return prefix + body
+
+
+def _defines_top_level(code: str, entry_point: str) -> bool:
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return re.search(rf"^def\s+{re.escape(entry_point)}\s*\(", code, re.MULTILINE) is not None
+    return any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == entry_point for n in tree.body)
+
+
+def _compiles(source: str) -> bool:
+    return _compile_error(source) is None
+
+
+def _compile_error(source: str) -> str | None:
+    """Why ``source`` does not compile (``None`` when it does).
+
+    compile(), not ast.parse(): a continuation at the wrong indentation parses
+    ("return x" at top level) but is still not a program. Warnings (invalid
+    escapes in model output) are silenced: they are not this harness's business.
+    """
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile(source, "solution.py", "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        return f"{exc.msg}, line {exc.lineno}"
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def _dedent_block(source: str) -> str:
     import textwrap
 
@@ -68,10 +131,28 @@ import json as __qeval_json
 __qeval_ns = {{"__name__": "__qeval_solution__"}}
 def __qeval_report(obj):
     print({marker!r} + __qeval_json.dumps(obj), flush=True)
+__qeval_setup_lines = {setup!r}.splitlines()
+def __qeval_why(e, src):
+    # A bare `assert` inside setup code (HumanEval's check) says nothing: name its line instead.
+    msg = str(e)[:200]
+    if not msg:
+        line, tb = None, e.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == "setup.py":
+                line = tb.tb_lineno
+            tb = tb.tb_next
+        ok = line is not None and 0 < line <= len(__qeval_setup_lines)
+        msg = (__qeval_setup_lines[line - 1].strip() if ok else src)[:200]
+    return type(e).__name__ + ": " + msg
 try:
     exec(compile({code!r}, "solution.py", "exec"), __qeval_ns)
 except BaseException as __qeval_e:
     __qeval_report({{"stage": "define", "error": type(__qeval_e).__name__ + ": " + str(__qeval_e)[:300]}})
+    raise SystemExit(0)
+try:
+    exec(compile({setup!r}, "setup.py", "exec"), __qeval_ns)
+except BaseException as __qeval_e:
+    __qeval_report({{"stage": "setup", "error": type(__qeval_e).__name__ + ": " + str(__qeval_e)[:300]}})
     raise SystemExit(0)
 __qeval_results = []
 for __qeval_src in {tests!r}:
@@ -79,7 +160,7 @@ for __qeval_src in {tests!r}:
         exec(compile(__qeval_src, "tests.py", "exec"), __qeval_ns)
         __qeval_results.append(None)
     except BaseException as __qeval_e:
-        __qeval_results.append(type(__qeval_e).__name__ + ": " + (str(__qeval_e)[:200] or __qeval_src[:200]))
+        __qeval_results.append(__qeval_why(__qeval_e, __qeval_src))
 __qeval_report({{"stage": "tests", "results": __qeval_results}})
 """
 
@@ -109,7 +190,13 @@ class CodeExecScorer:
         if not isinstance(expected, Mapping) or "entry_point" not in expected or "tests" not in expected:
             raise ValueError(f"code_exec needs expected = {{'entry_point': ..., 'tests': ...}}, got {expected!r}")
         entry, tests = str(expected["entry_point"]), _split_tests(str(expected["tests"]))
-        code = extract_code(completion, entry)
+        prefix, setup = str(expected.get("prefix") or ""), str(expected.get("setup") or "")
+        code = build_program(completion, entry, prefix)
+        if prefix and completion.strip() and code.rstrip() == prefix.rstrip():
+            # trimming kept none of the completion: it neither continues the prompt nor redefines the function
+            problem = _compile_error(prefix.rstrip("\n") + "\n" + completion)
+            return fail(f"syntax error: the completion does not continue the prompt as Python ({problem})",
+                        status="syntax_error", code=prefix + completion)
         if not re.search(rf"\bdef\s+{re.escape(entry)}\s*\(", code):
             return fail(f"no function named {entry!r} in the completion", status="missing_function", code=code)
         try:
@@ -123,7 +210,7 @@ class CodeExecScorer:
         marker = f"__QEVAL_{secrets.token_hex(8)}__"
         limits = SandboxLimits(wall_s=float(self.timeout_s), cpu_s=max(1, int(self.timeout_s) + 1),
                                memory_bytes=int(self.memory_mb) * 1024 * 1024)
-        result = run_python(_RUNNER.format(marker=marker, code=code, tests=tests), limits)
+        result = run_python(_RUNNER.format(marker=marker, code=code, setup=setup, tests=tests), limits)
         if result.status == "timeout":
             return fail(f"timeout after {self.timeout_s:g} s", status="timeout", code=code)
         report = _find_report(result.stdout, marker)
@@ -132,6 +219,8 @@ class CodeExecScorer:
             return fail(f"crashed (exit {result.returncode}): {tail}"[:300], status="crashed", code=code)
         if report["stage"] == "define":
             return fail(f"error while defining the solution: {report['error']}", status="error", code=code)
+        if report["stage"] == "setup":
+            return fail(f"error in the tests' setup code: {report['error']}", status="error", code=code)
         errors = report["results"]
         n_pass = sum(e is None for e in errors)
         details = {"status": "passed" if n_pass == len(errors) else "failed", "tests_passed": n_pass,

@@ -347,8 +347,17 @@ def test_sweep_on_the_fake_model(tmp_path: Path, right: Path, wrong: Path) -> No
 
     config = SweepConfig(model="fake", precisions=("fp32",), suites=(str(right),), device="cpu",
                          latency_samples=0, warmup_requests=0, out_dir=str(tmp_path / "bad"))
-    record, _ = run_sweep(config, source=FakeSource(responder=_answering(suite, load_suite(wrong))))
+    record, bad_path = run_sweep(config, source=FakeSource(responder=_answering(suite, load_suite(wrong))))
     assert record.cells[0].accuracy == 0.0
+
+    # the recorded completions, re-scored through the replay model: same verdicts, case by case
+    for run, want in ((path, 1.0), (bad_path, 0.0)):
+        config = SweepConfig(model=f"replay:{run}", precisions=("as-is",), suites=(str(right),), device="cpu",
+                             latency_samples=0, warmup_requests=0, out_dir=str(tmp_path / "replayed"))
+        replayed, _ = run_sweep(config)
+        (cell,) = replayed.cells
+        assert cell.status == "ok" and cell.n == len(suite.cases), cell.reason
+        assert cell.accuracy == want
 
 
 def test_cli_validates_a_file_suite() -> None:

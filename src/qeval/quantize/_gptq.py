@@ -212,7 +212,7 @@ def load_checkpoint(gptq: Any, path: Path, device: str) -> tuple[nn.Module, dict
             with _library_output(log):
                 quantized = gptq.GPTQModel.load(str(path), device=device, backend=backend)
             log.unlink(missing_ok=True)
-        except Exception as exc:  # noqa: BLE001 - try the next kernel, say why
+        except Exception as exc:
             if i == len(candidates) - 1:
                 raise
             passed_over.append(f"{backend.value}: {type(exc).__name__}: {str(exc)[:200]}")

@@ -125,7 +125,7 @@ def seed_spreads(record: RunRecord) -> list[SeedSpread]:
     """Per precision, suite and set quantized from two or more samples: the spread across them."""
     groups: dict[tuple, list[CellResult]] = {}
     for cell in _calibrated(record):
-        precision, suite, name, seed = _key(cell)
+        precision, suite, name, _seed = _key(cell)
         groups.setdefault((precision, suite, name), []).append(cell)
     out = []
     for (precision, suite, name), cells in groups.items():
@@ -195,8 +195,8 @@ def render_sensitivity(record: RunRecord) -> list[str]:
         return []
     lines = ["## Calibration sensitivity", ""]
     if found_pairs:
-        lines += ["Same precision and suite, calibrated on two sets (same sample seed), paired on the same cases. "
-                  "`a − b` > 0: set a scores higher. Flips: cases that pass with one set only.", ""]
+        lines += [("Same precision and suite, calibrated on two sets (same sample seed), paired on the same cases. "
+                  "`a − b` > 0: set a scores higher. Flips: cases that pass with one set only."), ""]
         lines += _table(
             ("precision", "suite", "metric", "a", "b", "a", "b", "a − b [95% CI]", "p", "pass only with a", "pass only with b"),
             [(p.precision, p.suite, p.metric, f"`{p.a}`", f"`{p.b}`", _num(p.a_value), _num(p.b_value),
@@ -206,9 +206,9 @@ def render_sensitivity(record: RunRecord) -> list[str]:
         )
         lines.append("")
     if spreads:
-        lines += ["One set, quantized from different samples of it (`--calibration-seeds`). Same cases, greedy "
+        lines += [("One set, quantized from different samples of it (`--calibration-seeds`). Same cases, greedy "
                   "decoding: the spread across seeds is the calibration sample's own effect. The sampling SE is "
-                  "how far one cell's score would move on another draw of cases of this size.", ""]
+                  "how far one cell's score would move on another draw of cases of this size."), ""]
         lines += _table(
             ("precision", "suite", "set", "metric", "seeds", "values", "mean", "SD across seeds", "range",
              "sampling SE (one cell)", "cases that change between seeds"),

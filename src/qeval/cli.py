@@ -74,9 +74,9 @@ class _RichReporter:
 @app.command()
 @_user_errors
 def sweep(
-    model: Annotated[str, typer.Option(help="Local HF model folder, or built-in alias (smollm2-135m).")],
-    precisions: Annotated[str, typer.Option(help="Comma-separated, e.g. bf16,int8,int4 (see `qeval precisions`).")],
-    suites: Annotated[str, typer.Option(help="Comma-separated suite folders, or folders holding suites.")],
+    model: Annotated[Optional[str], typer.Option(help="Local HF model folder, or built-in alias (smollm2-135m).")] = None,
+    precisions: Annotated[Optional[str], typer.Option(help="Comma-separated, e.g. bf16,int8,int4 (see `qeval precisions`).")] = None,
+    suites: Annotated[Optional[str], typer.Option(help="Comma-separated suite folders, or folders holding suites.")] = None,
     limit: Annotated[Optional[int], typer.Option(min=1, help="First N cases of each suite.")] = None,
     device: Annotated[str, typer.Option(help="auto (CUDA when available), cpu or cuda.")] = "auto",
     out: Annotated[Path, typer.Option(help="Reports go to OUT/<run-id>/.")] = Path("reports"),
@@ -87,19 +87,31 @@ def sweep(
     calibration_samples: Annotated[int, typer.Option(min=1, help="Calibration texts to sample.")] = 128,
     calibration_seed: Annotated[int, typer.Option(help="Seed of the calibration sample.")] = 0,
     calibration_seeds: Annotated[int, typer.Option(min=1, help="Quantize K times per set from samples with seeds SEED..SEED+K-1; the report gives the spread calibration alone causes.")] = 1,
+    resume: Annotated[Optional[Path], typer.Option(help="Finish the killed or interrupted sweep in this run folder (reports/<run-id>/) from its journal; every other option comes from the journal.")] = None,
 ) -> None:
-    """Quantize, evaluate and measure MODEL at each precision on each suite; write a report."""
+    """Quantize, evaluate and measure MODEL at each precision on each suite; write a report.
+
+    Ctrl-C finishes the current batch, writes the report marked incomplete and exits 130;
+    `qeval sweep --resume RUN_DIR` then continues without redoing finished work."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from qeval.config import SweepConfig
     from qeval.quantize import quiet
     from qeval.report import render_console_table
-    from qeval.sweep import run_sweep
+    from qeval.errors import UsageError
+    from qeval.sweep import SweepInterrupted, resume_sweep, run_sweep
 
-    config = SweepConfig(
+    if resume is None and not (model and precisions and suites):
+        missing = [f"--{n}" for n, v in (("model", model), ("precisions", precisions), ("suites", suites)) if not v]
+        raise UsageError(f"Missing {', '.join(missing)}: a sweep needs --model, --precisions and --suites "
+                         "(or --resume RUN_DIR to finish an interrupted one).")
+    if resume is not None and (model or precisions or suites):
+        raise UsageError("--resume takes its model, precisions and suites from the run's journal; "
+                         "leave out --model, --precisions and --suites.")
+    config = None if resume is not None else SweepConfig(
         model=model,
-        precisions=_split(precisions),
-        suites=_split(suites),
+        precisions=_split(precisions or ""),
+        suites=_split(suites or ""),
         device=device,
         limit=limit,
         latency_samples=latency_samples,
@@ -122,7 +134,17 @@ def sweep(
     reporter = _RichReporter(progress)
     try:
         with quiet():
-            record, path = run_sweep(config, reporter=reporter)
+            if resume is not None:
+                record, path = resume_sweep(resume, reporter=reporter)
+            else:
+                record, path = run_sweep(config, reporter=reporter)
+    except SweepInterrupted as stop:
+        reporter.stop()
+        err_console.print(
+            f"interrupted: partial report (marked incomplete) in {stop.path}; "
+            f"finish it with: qeval sweep --resume {stop.path}", highlight=False, soft_wrap=True,
+        )
+        raise typer.Exit(130) from None
     finally:
         reporter.stop()
     console.print(render_console_table(record))
@@ -197,7 +219,8 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        err_console.print("interrupted: finished precisions are already in the report folder.")
+        err_console.print("interrupted: finished work is in the report folder's journal.jsonl; "
+                          "finish it with: qeval sweep --resume RUN_DIR")
         sys.exit(130)
 
 

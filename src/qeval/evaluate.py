@@ -44,7 +44,10 @@ def _safe_score(scorer, completion: str, expected) -> Score:
         return Score(value=0.0, passed=False, reason=f"scorer error: {type(exc).__name__}: {exc}")
 
 
-def accuracy_pass(model: TextModel, suite, settings: GenerationSettings, progress=None) -> AccuracyPass:
+def accuracy_pass(
+    model: TextModel, suite, settings: GenerationSettings, progress=None, *, done=None, on_batch=None,
+    should_stop=None,
+) -> AccuracyPass:
     """Generate every case of ``suite`` greedily in batches and score it.
 
     Batches follow the suite's case order. (Grouping prompts by length was tried:
@@ -52,39 +55,68 @@ def accuracy_pass(model: TextModel, suite, settings: GenerationSettings, progres
     grouping that matters is by *output* length, which is unknown beforehand;
     on arithmetic, 32 cases, fp32 it measured 0.84x a plain loop against 1.10x
     without it; see benchmarks/throughput.py.)
+
+    Resuming (:mod:`qeval.journal`): ``done`` maps a batch index to the
+    ``(cases, output_tokens, wall_s)`` an earlier run journaled for it; those
+    batches are reused, not generated. Batch boundaries depend only on the batch
+    size, so the batches generated now are exactly those a clean run generates.
+    ``on_batch(index, cases, output_tokens, wall_s)`` is called after each newly
+    finished batch (before ``should_stop()``, which is called next and may raise to
+    stop the pass between batches, e.g. on Ctrl-C).
     """
+    done = done or {}
     prompts = build_prompts(model, suite)
     check = getattr(model, "check_cases", None)  # optional: a model that serves recorded cases (replay)
     if check is not None:
         check(suite.name, [c.id for c in suite.cases])
-    generations = []
-    start = time.perf_counter()
-    for b in range(0, len(prompts), settings.batch_size):
-        batch = prompts[b : b + settings.batch_size]
-        generations.extend(model.generate(batch, settings))
-        if progress is not None:
-            progress(len(batch))
-    wall_s = time.perf_counter() - start
     scorer = suite.scorer()
-    results = []
-    for i, (case, gen) in enumerate(zip(suite.cases, generations, strict=True)):
-        completion = cut_at_stop(gen.text, settings.stop)
-        score = _safe_score(scorer, completion, case.expected)
-        results.append(
-            CaseResult(
-                case_id=case.id,
-                prompt=prompts[i],
-                completion=completion,
-                expected=case.expected,
-                score=float(score.value),
-                passed=bool(score.passed),
-                reason=score.reason,
-                output_tokens=gen.output_tokens,
-                tags=dict(case.tags),
-                details=dict(score.details),
+    results: list[CaseResult] = []
+    wall_s = 0.0
+    output_tokens = 0
+    size = settings.batch_size
+    for index, b in enumerate(range(0, len(prompts), size)):
+        cases = suite.cases[b : b + size]
+        reused = done.get(index)
+        if reused is not None and [c.case_id for c in reused[0]] == [c.id for c in cases]:
+            batch_results, tokens, took = reused
+            results.extend(batch_results)
+            output_tokens += tokens
+            wall_s += took
+            if progress is not None:
+                progress(len(cases))
+            continue
+        start = time.perf_counter()
+        gens = model.generate(prompts[b : b + size], settings)
+        took = time.perf_counter() - start
+        batch_results = []
+        for i, (case, gen) in enumerate(zip(cases, gens, strict=True)):
+            completion = cut_at_stop(gen.text, settings.stop)
+            score = _safe_score(scorer, completion, case.expected)
+            batch_results.append(
+                CaseResult(
+                    case_id=case.id,
+                    prompt=prompts[b + i],
+                    completion=completion,
+                    expected=case.expected,
+                    score=float(score.value),
+                    passed=bool(score.passed),
+                    reason=score.reason,
+                    output_tokens=gen.output_tokens,
+                    tags=dict(case.tags),
+                    details=dict(score.details),
+                )
             )
-        )
-    return AccuracyPass(cases=tuple(results), wall_s=wall_s, output_tokens=sum(g.output_tokens for g in generations))
+        tokens = sum(g.output_tokens for g in gens)
+        results.extend(batch_results)
+        output_tokens += tokens
+        wall_s += took
+        if on_batch is not None:
+            on_batch(index, tuple(batch_results), tokens, took)
+        if progress is not None:
+            progress(len(cases))
+        if should_stop is not None:
+            should_stop()
+    return AccuracyPass(cases=tuple(results), wall_s=wall_s, output_tokens=output_tokens)
 
 
 def effective_settings(suite, batch_size: int | None) -> GenerationSettings:

@@ -5,11 +5,20 @@ pass and the timed pass. A precision that cannot run here becomes ``skipped``
 cells; one that breaks (OOM, backend error) becomes ``failed`` cells with the
 reason, and the sweep goes on. The report is rewritten (atomically) after each
 precision, so an interrupted sweep keeps everything finished so far.
+
+Every finished accuracy-pass batch and every finished precision is also appended
+to ``RUN_DIR/journal.jsonl`` (:mod:`qeval.journal`); :func:`resume_sweep` continues
+a killed run from it. The first Ctrl-C finishes the current batch (or aborts the
+current timed pass), writes the report marked incomplete and raises
+:class:`SweepInterrupted`; a second one stops at once.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
+import threading
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -23,6 +32,37 @@ from qeval.evaluate import AccuracyPass, accuracy_pass, effective_settings
 from qeval.results import CellResult, LatencyStats, MemoryStats, RunRecord, Score, to_dict
 from qeval.stats import rate
 from qeval.timing import TimedPass, timed_pass
+
+
+class SweepInterrupted(BaseException):
+    """Ctrl-C stopped the sweep between batches; ``path`` is the (incomplete) report folder."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        super().__init__(f"sweep interrupted; partial report in {path}")
+        self.path = path
+
+
+class _Ctx:
+    """Per-sweep state threaded through the runners: journal, resumed work, Ctrl-C flag."""
+
+    def __init__(self, journal=None, state=None) -> None:
+        self.journal = journal
+        self.state = state
+        self.stop_requested = False
+
+    def done_batches(self, label: str, suite: str) -> dict:
+        if self.state is None:
+            return {}
+        return self.state.batches.get((label, suite), {})
+
+    def check(self) -> None:
+        if self.stop_requested:
+            raise SweepInterrupted()
+
+    def on_sigint(self, signum, frame) -> None:
+        if self.stop_requested:  # second Ctrl-C: stop now (the journal stays consistent)
+            raise KeyboardInterrupt
+        self.stop_requested = True
 
 
 class Reporter(Protocol):
@@ -112,12 +152,27 @@ def _cell(precision: str, outcome: _SuiteOutcome, memory: MemoryStats, loaded, a
     )
 
 
-def _run_suite(model, suite, config: SweepConfig, reporter: Reporter) -> _SuiteOutcome:
+def _run_suite(model, suite, config: SweepConfig, reporter: Reporter, label: str = "", ctx: _Ctx | None = None) -> _SuiteOutcome:
     outcome = _SuiteOutcome(suite=suite)
     settings = effective_settings(suite, config.batch_size)
+    ctx = ctx or _Ctx()
+    journal = ctx.journal
+    on_batch = None
+    if journal is not None:
+        def on_batch(index, cases, tokens, took):
+            journal.batch(label, suite.name, index, cases, tokens, took)
+    progress = reporter.advance
+
+    def timed_progress(n: int) -> None:
+        reporter.advance(n)
+        ctx.check()
+
     try:
         reporter.task(f"accuracy  {suite.name}", len(suite.cases))
-        outcome.acc = accuracy_pass(model, suite, settings, progress=reporter.advance)
+        outcome.acc = accuracy_pass(
+            model, suite, settings, progress=progress, done=ctx.done_batches(label, suite.name),
+            on_batch=on_batch, should_stop=ctx.check,
+        )
     except Exception as exc:  # noqa: BLE001 - recorded, the sweep goes on
         outcome.error = f"accuracy pass failed: {_error_text(exc)}"
         return outcome
@@ -133,7 +188,7 @@ def _run_suite(model, suite, config: SweepConfig, reporter: Reporter) -> _SuiteO
             settings,
             samples=config.latency_samples,
             warmup=config.warmup_requests,
-            progress=reporter.advance,
+            progress=timed_progress,
         )
     except Exception as exc:  # noqa: BLE001
         outcome.error = f"timed pass failed: {_error_text(exc)}"
@@ -142,7 +197,7 @@ def _run_suite(model, suite, config: SweepConfig, reporter: Reporter) -> _SuiteO
 
 def run_precision(
     source, precision, suites: Sequence, device: str, config: SweepConfig, reporter: Reporter, calibration=None,
-    label: str | None = None,
+    label: str | None = None, ctx: _Ctx | None = None,
 ) -> list[CellResult]:
     """Load ``source`` at ``precision`` once and evaluate every suite on it: one cell per suite.
 
@@ -167,7 +222,7 @@ def run_precision(
             else:
                 loaded = source.load(precision.name, device)
             weights = loaded.model.weights_bytes()
-            outcomes = [_run_suite(loaded.model, s, config, reporter) for s in suites]
+            outcomes = [_run_suite(loaded.model, s, config, reporter, name, ctx) for s in suites]
             loaded.model.close()
     except BackendUnavailable as exc:
         reporter.note(f"[yellow]skip[/] {name}: {exc.reason}")
@@ -274,39 +329,184 @@ def expand_suite_paths(entries: Sequence[str]) -> list[Path]:
 
 
 def run_sweep(config: SweepConfig, source=None, reporter: Reporter | None = None) -> tuple[RunRecord, Path]:
-    """Run the sweep and write its report; returns the record and the report folder."""
+    """Run the sweep and write its report; returns the record and the report folder.
+
+    The run is journaled to ``<out_dir>/<run_id>/journal.jsonl`` as it goes, so a
+    killed run can be finished with :func:`resume_sweep`."""
+    return _sweep(config, source, reporter, state=None)
+
+
+def resume_sweep(run_dir: str | Path, source=None, reporter: Reporter | None = None) -> tuple[RunRecord, Path]:
+    """Finish the sweep journaled in ``run_dir`` (see :mod:`qeval.journal`).
+
+    The configuration comes from the journal. Finished precisions are reused as
+    they are; in a precision that was cut short, finished accuracy-pass batches
+    are reused and the rest generated (same batch boundaries, so the case results
+    equal a clean run's); its timed pass is run again, since timings cannot be
+    stitched together. Refuses a finished run and suites whose content changed."""
+    from qeval.journal import JournalError, read_journal
+
+    folder = Path(run_dir)
+    state = read_journal(folder)
+    reporter = reporter or _Silent()
+    for note in state.notes:
+        reporter.note(f"[yellow]note[/] {note}")
+    if state.done:
+        from qeval.report import read_record
+
+        try:
+            read_record(folder)
+        except QevalError:
+            # Finished, but its report is missing or damaged: rebuilt from the journal (no model is loaded).
+            reporter.note(f"[yellow]note[/] {folder}: the run finished but its report is unreadable; rebuilding it")
+        else:
+            raise JournalError(
+                f"{state.path}: this run finished already; its report is in {folder}. Start a new sweep instead."
+            )
+    header = state.header
+    try:
+        raw = dict(header["config"])
+        cwd = Path(header.get("cwd") or ".")
+        raw["suites"] = tuple(
+            str(cwd / e) if not Path(e).is_absolute() and not Path(e).exists() and (cwd / e).exists() else e
+            for e in raw["suites"]
+        )
+        model = str(raw["model"])
+        if not Path(model).exists() and (cwd / model).exists():
+            raw["model"] = str(cwd / model)  # a relative model folder, from wherever the run started
+        raw["precisions"] = tuple(raw["precisions"])
+        raw["run_id"] = folder.name
+        raw["out_dir"] = str(folder.parent)
+        config = SweepConfig(**raw)
+    except (KeyError, TypeError) as exc:
+        raise JournalError(f"{state.path}:1: the run header has no usable sweep config ({exc}).") from exc
+    if header.get("run_id") != folder.name:
+        raise JournalError(
+            f"{state.path}: journal of run {header.get('run_id')!r} found in folder {folder.name!r}; "
+            "resume from the run's own folder (the report folder is named after the run id)."
+        )
+    return _sweep(config, source, reporter, state=state)
+
+
+def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tuple[RunRecord, Path]:
+    from qeval import __version__
     from qeval.environment import fingerprint
+    from qeval.journal import JOURNAL_FILE, Journal, JournalError
     from qeval.models import resolve_device, resolve_model
-    from qeval.report import write_report
+    from qeval.report._write import run_dir
 
     from qeval.variants import plan
 
     reporter = reporter or _Silent()
     precisions, suites = prepare(config)
+    hashes = {s.name: s.content_hash for s in suites}
+    if state is not None and state.header.get("suite_hashes") != hashes:
+        was = state.header.get("suite_hashes") or {}
+        changed = sorted(n for n in set(was) | set(hashes) if was.get(n) != hashes.get(n))
+        raise JournalError(
+            f"{state.path}: suite(s) {', '.join(changed)} changed since the run started (content hash differs, "
+            "or the suite is gone): resuming would mix results of two suite versions. Restore the suites or "
+            "start a new sweep."
+        )
     variants = plan(precisions, config.calibration, config.calibration_seed, config.calibration_seeds)
     calibrations = load_calibrations(config, precisions)
     calibration = next(iter(calibrations.values()), None)
     device = resolve_device(config.device)
     source = source or resolve_model(config.model)
-    run_id = config.run_id or new_run_id()
+    if state is None:
+        run_id = config.run_id or new_run_id()
+        created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    else:
+        run_id, created_at = state.header["run_id"], state.header.get("created_at") or ""
+    settings = run_settings(config, suites, device, calibration, variants, calibrations)
     record = RunRecord(
         run_id=run_id,
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created_at=created_at,
         model=source.card,
         environment=fingerprint(device),
-        settings=run_settings(config, suites, device, calibration, variants, calibrations),
+        settings=settings,
         cells=(),
     )
     out = Path(config.out_dir)
+    folder = run_dir(record, out)
+    if state is None:
+        if (folder / JOURNAL_FILE).exists():
+            raise JournalError(
+                f"{folder}: a run with id {run_id!r} is already there; resume it with "
+                f"`qeval sweep --resume {folder}` or pick another run id."
+            )
+        journal = Journal(folder / JOURNAL_FILE)
+        journal.append({
+            "kind": "header", "run_id": run_id, "created_at": created_at, "qeval_version": __version__,
+            "config": to_dict(replace(config, run_id=run_id)), "cwd": os.getcwd(), "suite_hashes": hashes,
+            "model": to_dict(source.card),
+        })
+    else:
+        journal = Journal(state.path, truncate_to=state.valid_bytes)
+    ctx = _Ctx(journal, state)
+    resumed: dict[str, Any] = {}
+    if state is not None:
+        partial = sorted({label for (label, _), b in state.batches.items() if b and label not in state.cells})
+        resumed = {
+            "reused_precisions": sorted(state.cells),
+            "partial_precisions": partial,
+            "note": "Resumed from journal.jsonl: finished precisions were reused; in a partial precision the "
+                    "finished accuracy batches were reused and the rest generated, and its timed pass (and "
+                    "load/memory measurement) was run again in this process.",
+        }
+    installed = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, ctx.on_sigint) if installed else None
     path = None
-    for variant in variants:
-        sample = calibrations.get((variant.calibration, variant.seed))
-        cells = run_precision(source, variant.precision, suites, device, config, reporter, sample, variant.label)
-        # source.card may have learnt the parameter count on first load.
-        record = replace(record, model=source.card, cells=record.cells + tuple(cells))
-        path = write_report(record, out)
+    loaded_any = False
+    try:
+        for variant in variants:
+            ctx.check()  # a Ctrl-C during the last batch of the previous precision stops here
+            if state is not None and variant.label in state.cells:
+                cells = list(state.cells[variant.label])
+                reporter.note(f"[green]reused[/] {variant.label}: finished before the interruption")
+            else:
+                sample = calibrations.get((variant.calibration, variant.seed))
+                cells = run_precision(
+                    source, variant.precision, suites, device, config, reporter, sample, variant.label, ctx)
+                loaded_any = True
+                journal.cells(variant.label, cells, source.card)
+            model = source.card
+            if not loaded_any and state is not None and state.model is not None:
+                model = state.model  # the card as it stood after the first load
+            # source.card may have learnt the parameter count on first load.
+            record = replace(record, model=model, cells=record.cells + tuple(cells))
+            path = _write(record, out, resumed, incomplete=False)
+        if state is None or not state.done:
+            journal.done()
+    except SweepInterrupted:
+        path = _write(record, out, resumed, incomplete=True)
+        raise SweepInterrupted(path) from None
+    finally:
+        journal.close()
+        if installed:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
     assert path is not None
     return record, path
+
+
+def _write(record: RunRecord, out: Path, resumed: dict, incomplete: bool) -> Path:
+    from qeval.report import write_report
+    from qeval.report._atomic import atomic_write_text
+    from qeval.report._markdown import SUMMARY_FILE
+
+    settings = dict(record.settings)
+    if resumed:
+        settings["resumed"] = resumed
+    if incomplete:
+        settings["incomplete"] = True
+    path = write_report(replace(record, settings=settings), out)
+    if incomplete:
+        summary = path / SUMMARY_FILE
+        text = summary.read_text(encoding="utf-8")
+        banner = (f"> **incomplete** — the sweep was interrupted; resume with "
+                  f"`qeval sweep --resume {path}`\n\n")
+        atomic_write_text(summary, banner + text)
+    return path
 
 
 def run_settings(

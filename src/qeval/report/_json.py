@@ -118,10 +118,16 @@ def read_results(path: str | Path) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ReportError(
-            f"{target}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg}). "
-            "The file is damaged or is not a qeval results file; re-run the sweep to regenerate it."
-        ) from exc
+        truncated = exc.pos >= len(text.rstrip())
+        what = (
+            "the file is cut short (truncated: written by a qeval without atomic writes, or damaged on disk)"
+            if truncated else "the file is damaged or is not a qeval results file"
+        )
+        fix = (
+            f"its run journal is beside it: `qeval sweep --resume {target.parent}` rebuilds the report from it"
+            if (target.parent / "journal.jsonl").is_file() else "re-run the sweep to regenerate it"
+        )
+        raise ReportError(f"{target}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg}); {what}. To fix: {fix}.") from exc
     if not isinstance(data, dict):
         raise ReportError(f"{target}: expected a JSON object at the top level, found {type(data).__name__}.")
     version = data.get("schema_version")

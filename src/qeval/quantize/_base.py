@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from qeval.errors import BackendUnavailable
+from qeval.errors import BackendUnavailable, UsageError
 
 DEVICES = ("cpu", "cuda")
 
@@ -129,6 +129,8 @@ class Precision(ABC):
     backend: ClassVar[Backend | None] = None
     needs_calibration: ClassVar[bool] = False
     """Calibrated precisions (GPTQ) get a :class:`QuantizeContext` in ``_apply``."""
+    calibration_purpose: ClassVar[str] = ""
+    """Said in the error when a calibrated precision gets no calibration text, e.g. " to fix its activation ranges"."""
 
     def __init__(self, name: str, description: str, config: Any) -> None:
         if not dataclasses.is_dataclass(config):
@@ -181,6 +183,11 @@ class Precision(ABC):
         reason = self.unavailable_reason(device)
         if reason:
             raise BackendUnavailable(f"{self.name}: {reason}")
+        if self.needs_calibration and (context is None or context.calibration is None or context.tokenizer is None):
+            raise UsageError(
+                f"{self.name} needs calibration text{self.calibration_purpose}: pass --calibration NAME "
+                "(e.g. generic, medical) or a calibration.jsonl path."
+            )
         cast_from = _cast_if_needed(model, self.load_dtype) if self.load_dtype is not None else None
         from qeval.memory import peak_memory
 

@@ -26,7 +26,6 @@ from typing import Any
 from torch import nn
 
 from qeval.calibration import check_token_budget
-from qeval.errors import UsageError
 from qeval.quantize._base import (
     GROUP_SIZE_CANDIDATES,
     Backend,
@@ -66,11 +65,6 @@ class GptqPrecision(Precision):
     needs_calibration = True
 
     def _apply(self, model: nn.Module, device: str, context: QuantizeContext | None = None) -> tuple[nn.Module, dict[str, Any]]:
-        if context is None or context.calibration is None or context.tokenizer is None:
-            raise UsageError(
-                f"{self.name} needs calibration text: pass --calibration NAME (e.g. generic, medical) or a "
-                "calibration.jsonl path."
-            )
         with _library_output(Path(tempfile.gettempdir()) / f"qeval-gptq-import-{os.getpid()}.log"):
             gptq = self.backend.load("gptqmodel")  # prints a version banner on first import
         names, kept = select_linears(model)

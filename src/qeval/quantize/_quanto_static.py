@@ -257,13 +257,9 @@ def _summary(values: list[float]) -> dict[str, float]:
 class StaticActivationPrecision(Precision):
     backend = QUANTO
     needs_calibration = True
+    calibration_purpose = " to fix its activation ranges"
 
     def _apply(self, model: nn.Module, device: str, context: QuantizeContext | None = None) -> tuple[nn.Module, dict[str, Any]]:
-        if context is None or context.calibration is None or context.tokenizer is None:
-            raise UsageError(
-                f"{self.name} needs calibration text to fix its activation ranges: pass --calibration NAME "
-                "(e.g. generic, medical) or a calibration.jsonl path."
-            )
         quanto = self.backend.load("optimum.quanto")
         config = self.config
         model = model.to(device)

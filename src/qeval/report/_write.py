@@ -10,11 +10,13 @@ from pathlib import Path
 from qeval.errors import ReportError
 from qeval.report._atomic import atomic_write_text
 from qeval.report._calibration import CALIBRATION_FILE, sensitivity
+from qeval.report._html import HTML_FILE, write_html
 from qeval.report._json import RESULTS_FILE, SAMPLES_FILE, jsonable, write_results
 from qeval.report._markdown import SUMMARY_FILE, write_summary
 from qeval.report._plots import write_plots
 from qeval.report._samples import write_samples
 from qeval.results import RunRecord
+
 
 class ReportWarning(UserWarning):
     """A non-essential part of a report (a plot) could not be written."""
@@ -34,7 +36,7 @@ def run_dir(record: RunRecord, out_dir: str | Path) -> Path:
 
 
 def write_report(record: RunRecord, out_dir: str | Path) -> Path:
-    """Write results.json, samples.jsonl, summary.md and the PNG plots into ``out_dir/<run_id>/``.
+    """Write results.json, samples.jsonl, summary.md, report.html and the PNG plots into ``out_dir/<run_id>/``.
 
     Every file is written atomically. results.json is written last, so a run
     folder with a results.json is complete. A plot that cannot be drawn gives a
@@ -52,6 +54,15 @@ def write_report(record: RunRecord, out_dir: str | Path) -> Path:
     except Exception as exc:  # noqa: BLE001 - a plot must never cost the run its results.json
         warnings.warn(
             f"qeval: plots for run {record.run_id} were not written ({type(exc).__name__}: {exc}); "
+            "results.json, samples.jsonl and summary.md are complete.",
+            ReportWarning,
+            stacklevel=2,
+        )
+    try:
+        write_html(record, folder / HTML_FILE)
+    except Exception as exc:  # noqa: BLE001 - the HTML page is a view; results.json must still land
+        warnings.warn(
+            f"qeval: report.html for run {record.run_id} was not written ({type(exc).__name__}: {exc}); "
             "results.json, samples.jsonl and summary.md are complete.",
             ReportWarning,
             stacklevel=2,

@@ -1,0 +1,373 @@
+"""report.html: one self-contained page (no external URLs) with the precision table, plots
+as PNG data URIs, per-suite intervals, perf latency distributions and the flipped cases.
+
+Every model text (prompts, completions, expected answers, reasons) is untrusted and goes
+through Jinja2's autoescape. A plot that cannot be drawn becomes a note in its section;
+the rest of the page is still written.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qeval.report._atomic import atomic_write_text
+from qeval.report._plots import (
+    ACCURACY_LABEL,
+    LATENCY_LABEL,
+    _collect,
+    _finite,
+    _plottable,
+    _ttft_p95,
+    _weights_mb,
+)
+from qeval.report._table import COLUMNS, fmt_mb, ordered_cells, table_rows
+from qeval.results import CellResult, RunRecord
+
+if TYPE_CHECKING:
+    from qeval.perf._schema import PerfRecord
+    from qeval.recommend import Recommendation
+
+HTML_FILE = "report.html"
+MAX_TEXT_CHARS = 4000
+"""Longer completions are cut (the full text is in samples.jsonl)."""
+
+
+@dataclass(frozen=True)
+class Plot:
+    title: str
+    data_uri: str | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class FlipRow:
+    case_id: str
+    expected: str
+    reference_completion: str
+    completion: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class FlipGroup:
+    precision: str
+    reference: str
+    lost: tuple[FlipRow, ...]
+    gained: tuple[FlipRow, ...]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class SuiteFlips:
+    suite: str
+    groups: tuple[FlipGroup, ...]
+
+
+# --- plots -----------------------------------------------------------------------------------
+
+
+def _figure(ncols: int, nrows: int = 1, width: float = 4.8, height: float = 3.8):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width * ncols, height * nrows + 0.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, squeeze=False).ravel()
+
+
+def _png_uri(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _plot(title: str, draw: Callable[[], Any]) -> Plot:
+    import numpy as np
+
+    try:
+        with np.errstate(all="ignore"):  # autoscaling values near 1e100 overflows harmlessly
+            return Plot(title, _png_uri(draw()))
+    except Exception as exc:  # noqa: BLE001 - a plot must never cost the page
+        return Plot(title, None, f"{type(exc).__name__}: {exc}")
+
+
+def _colours(record: RunRecord) -> dict[str, str]:
+    return {p: f"C{i % 10}" for i, p in enumerate(dict.fromkeys(c.precision for c in record.cells))}
+
+
+def _latency_ci(cell: CellResult) -> tuple[float, float] | None:
+    from qeval import measure
+
+    try:
+        ci = measure.absolute(cell, "p95_ttft_ms").ci
+    except measure.MeasureError:
+        return None
+    return ci if ci is not None and all(map(_plottable, ci)) else None
+
+
+def _draw_pareto(record: RunRecord):
+    from qeval.recommend import Candidate, pareto_frontier
+
+    by_suite, _ = _collect(record, _ttft_p95, "TTFT p95")
+    suites = list(by_suite) or ["(no cells)"]
+    fig, axes = _figure(min(len(suites), 3), math.ceil(len(suites) / 3), width=6.0 if len(suites) == 1 else 4.8)
+    cells = {(c.precision, c.suite): c for c in record.cells}
+    colours = _colours(record)
+    for ax, suite in zip(axes, suites):
+        points = by_suite.get(suite, [])
+        ax.set_title(suite, fontsize=10)
+        ax.set_xlabel(LATENCY_LABEL, fontsize=8)
+        ax.set_ylabel(ACCURACY_LABEL, fontsize=8)
+        ax.grid(True, alpha=0.3)
+        cands = [
+            Candidate(p.precision, accuracy=p.y, p95_latency_ms=p.x,
+                      weights_bytes=cells[(p.precision, suite)].memory.weights_bytes
+                      if cells[(p.precision, suite)].memory else None)
+            for p in points
+        ]
+        front = {c.precision for c in pareto_frontier(cands)}
+        for pt in points:
+            cell = cells[(pt.precision, suite)]
+            mb = _weights_mb(cell)
+            xci = _latency_ci(cell)
+            xerr = [[pt.x - xci[0]], [xci[1] - pt.x]] if xci else None
+            ax.errorbar([pt.x], [pt.y], yerr=[[pt.y - pt.lo], [pt.hi - pt.y]], xerr=xerr, fmt="none",
+                        ecolor=colours.get(pt.precision, "C0"), capsize=3, alpha=0.7)
+            size = 30 + 170 * (mb / max(_weights_mb(cells[(q.precision, suite)]) or 1 for q in points)) if mb else 30
+            ax.scatter([pt.x], [pt.y], s=size, color=colours.get(pt.precision, "C0"),
+                       edgecolors="black" if pt.precision in front else "none", linewidths=1.5, zorder=3)
+            label = pt.precision + (f" ({fmt_mb(cell.memory.weights_bytes)} MB)" if mb else "") + (" *" if pt.precision in front else "")
+            ax.annotate(label, (pt.x, pt.y), xytext=(6, 4), textcoords="offset points", fontsize=8)
+        if not points:
+            ax.text(0.5, 0.5, "no plottable cells", ha="center", va="center", transform=ax.transAxes, color="0.4")
+    for ax in axes[len(suites):]:
+        ax.set_visible(False)
+    fig.suptitle("marker area ∝ weights MB; outlined, * = Pareto frontier", fontsize=9)
+    return fig
+
+
+def _draw_suite_intervals(record: RunRecord):
+    from qeval.recommend import primary_metric
+
+    suites = list(dict.fromkeys(c.suite for c in record.cells)) or ["(no cells)"]
+    fig, axes = _figure(min(len(suites), 3), math.ceil(len(suites) / 3), height=0.5 + 0.45 * max(
+        1, len({c.precision for c in record.cells})) + 1.2)
+    colours = _colours(record)
+    for ax, suite in zip(axes, suites):
+        cells = [c for c in ordered_cells(record) if c.suite == suite]
+        metric = primary_metric(cells)
+        ax.set_title(f"{suite} — {metric} (95% CI)", fontsize=10)
+        ax.set_xlim(-0.03, 1.03)
+        ax.grid(True, axis="x", alpha=0.3)
+        labels = []
+        for i, cell in enumerate(cells):
+            labels.append(cell.precision if cell.status == "ok" else f"{cell.precision} ({cell.status})")
+            value, ci = (cell.accuracy, cell.accuracy_ci) if metric == "accuracy" else (
+                cell.metrics[metric].value, cell.metrics[metric].ci) if metric in cell.metrics else (None, None)
+            if cell.status != "ok" or not _plottable(value):
+                continue
+            ok_ci = ci is not None and len(ci) == 2 and all(map(_plottable, ci)) and ci[0] <= value <= ci[1]
+            xerr = [[value - ci[0]], [ci[1] - value]] if ok_ci else None
+            ax.errorbar([value], [i], xerr=xerr, fmt="o", color=colours.get(cell.precision, "C0"), capsize=4)
+        ax.set_yticks(range(len(labels)), labels, fontsize=8)
+        ax.invert_yaxis()
+    for ax in axes[len(suites):]:
+        ax.set_visible(False)
+    return fig
+
+
+def _draw_perf(perf: PerfRecord):
+    batches = list(perf.batch_sizes) or sorted({p.batch_size for pp in perf.precisions for p in pp.points})
+    fig, axes = _figure(min(len(batches), 3) or 1, math.ceil(max(len(batches), 1) / 3))
+    for ax, batch in zip(axes, batches):
+        ax.set_title(f"batch {batch}: TTFT per precision", fontsize=10)
+        ax.set_ylabel("TTFT (ms)", fontsize=8)
+        ax.grid(True, axis="y", alpha=0.3)
+        data, labels = [], []
+        for pp in perf.precisions:
+            point = next((p for p in pp.points if p.batch_size == batch), None)
+            if point is None:
+                continue
+            dist = point.latency.get("ttft") if point.status == "ok" else None
+            samples = [s for s in (dist.samples_ms if dist else ()) if _finite(s)]
+            if not samples and dist is not None:
+                samples = [q.value for q in (dist.p50, dist.p95, dist.p99) if _finite(q.value)]
+            labels.append(pp.precision if samples else f"{pp.precision}\n({point.status})")
+            data.append(samples or [math.nan])
+        if data:
+            ax.boxplot(data, showfliers=True)
+            ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=8)
+            if all(math.isnan(d[0]) for d in data):
+                ax.text(0.5, 0.5, "no precision served this batch", ha="center", va="center",
+                        transform=ax.transAxes, color="0.4")
+                ax.set_yticks([])
+        else:
+            ax.text(0.5, 0.5, "no load point", ha="center", va="center", transform=ax.transAxes, color="0.4")
+    for ax in axes[len(batches):]:
+        ax.set_visible(False)
+    return fig
+
+
+# --- flips -----------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    s = "—" if value is None else str(value)
+    return s if len(s) <= MAX_TEXT_CHARS else s[:MAX_TEXT_CHARS] + f" … ({len(s) - MAX_TEXT_CHARS} more characters in samples.jsonl)"
+
+
+def _rows(flips: Sequence[Any]) -> tuple[FlipRow, ...]:
+    return tuple(
+        FlipRow(f.case_id, _text(f.expected), _text(f.reference_completion), _text(f.completion), _text(f.reason))
+        for f in flips
+    )
+
+
+def suite_flips(record: RunRecord) -> list[SuiteFlips]:
+    """Per suite: the cases each precision flipped against the suite's first precision that ran."""
+    from qeval import measure
+
+    out = []
+    for suite in dict.fromkeys(c.suite for c in record.cells):
+        cells = [c for c in ordered_cells(record) if c.suite == suite and c.status == "ok" and c.cases]
+        if len(cells) < 2:
+            continue
+        ref, groups = cells[0], []
+        for cell in cells[1:]:
+            try:
+                r, c, notes = measure.paired_cases(ref, cell)
+            except measure.MeasureError as exc:
+                groups.append(FlipGroup(cell.precision, ref.precision, (), (), str(exc)))
+                continue
+            lost, gained = measure.flips(r, c)
+            groups.append(FlipGroup(cell.precision, ref.precision, _rows(lost), _rows(gained), "; ".join(notes)))
+        out.append(SuiteFlips(suite, tuple(groups)))
+    return out
+
+
+# --- page ------------------------------------------------------------------------------------
+
+_TEMPLATE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>qeval report {{ record.run_id }}</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+tr.notok td { color: #888; }
+td pre { white-space: pre-wrap; margin: 0; max-width: 40em; font-size: 0.95em; }
+img { max-width: 100%; border: 1px solid #eee; }
+.note { color: #666; font-size: 0.9em; }
+.good { color: #07622b; font-weight: bold; } .bad { color: #a01010; font-weight: bold; }
+details { margin: 0.3em 0 0.6em; } summary { cursor: pointer; }
+</style></head><body>
+<h1>qeval report — {{ record.model.name }}</h1>
+<p class="note">run {{ record.run_id }} · {{ record.created_at }} · model {{ record.model.spec }}
+ · source precision {{ record.model.source_precision }}</p>
+
+{% if recommendation %}
+<section id="recommendation"><h2>Recommendation</h2>
+<p class="{{ 'good' if recommendation.chosen else 'bad' }}">{{ rec_headline }}</p>
+<p>SLOs: {% for s in recommendation.slos %}<code>{{ s }}</code>{% if not loop.last %}, {% endif %}{% else %}none{% endfor %}</p>
+<table><tr>{% for h in rec_columns %}<th>{{ h }}</th>{% endfor %}</tr>
+{% for row in rec_rows %}<tr>{% for v in row %}<td><pre>{{ v }}</pre></td>{% endfor %}</tr>{% endfor %}
+</table></section>
+{% endif %}
+
+<section id="precision-table"><h2>Precisions</h2>
+<table><tr>{% for h in columns %}<th>{{ h }}</th>{% endfor %}</tr>
+{% for row in rows %}<tr class="{{ '' if row.ok else 'notok' }}">{% for v in row.cells() %}<td>{{ v }}</td>{% endfor %}</tr>{% endfor %}
+</table>
+<p class="note">accuracy: pass rate with Wilson 95% interval; latency: batch 1, warm, n = timed requests.</p>
+</section>
+
+{% for section_id, heading, plot in plots %}
+<section id="{{ section_id }}"><h2>{{ heading }}</h2>
+{% if plot.data_uri %}<img alt="{{ plot.title }}" src="{{ plot.data_uri }}">
+{% else %}<p class="bad">plot not drawn ({{ plot.error }}); the rest of the report is complete.</p>{% endif %}
+</section>
+{% endfor %}
+
+{% if perf %}
+<section id="perf"><h2>Load profile ({{ perf.device }})</h2>
+{% if perf_plot.data_uri %}<img alt="{{ perf_plot.title }}" src="{{ perf_plot.data_uri }}">
+{% else %}<p class="bad">plot not drawn ({{ perf_plot.error }}).</p>{% endif %}
+<table><tr><th>precision</th><th>batch</th><th>status</th><th>TTFT p50 / p95 ms</th><th>output tok/s</th><th>peak MB</th></tr>
+{% for pp in perf.precisions %}{% for p in pp.points %}
+<tr class="{{ '' if p.status == 'ok' else 'notok' }}"><td>{{ pp.precision }}</td><td>{{ p.batch_size }}</td>
+<td>{{ p.status }}{% if p.reason %}: {{ p.reason }}{% endif %}</td>
+<td>{{ fmt_q(p, 'p50') }} / {{ fmt_q(p, 'p95') }}</td><td>{{ fmt_num(p.output_tokens_per_s) }}</td>
+<td>{{ fmt_mb(p.peak_bytes) }}</td></tr>
+{% endfor %}{% endfor %}
+</table></section>
+{% endif %}
+
+<section id="flips"><h2>Flipped cases</h2>
+<p class="note">Per suite, against the first precision that ran on it. Model text is shown escaped, as written.</p>
+{% for sf in flips %}
+<section class="suite-flips" id="flips-{{ loop.index }}" data-suite="{{ sf.suite }}"><h3>{{ sf.suite }}</h3>
+{% for g in sf.groups %}
+<details><summary>{{ g.precision }} vs {{ g.reference }}: {{ g.lost|length }} lost (passed in {{ g.reference }}), {{ g.gained|length }} gained{% if g.note %} — {{ g.note }}{% endif %}</summary>
+{% for title, rows in (('lost', g.lost), ('gained', g.gained)) %}{% if rows %}
+<table><caption>{{ title }}</caption><tr><th>case</th><th>expected</th><th>{{ g.reference }} completion</th><th>{{ g.precision }} completion</th><th>reason</th></tr>
+{% for r in rows %}<tr><td>{{ r.case_id }}</td><td><pre>{{ r.expected }}</pre></td><td><pre>{{ r.reference_completion }}</pre></td><td><pre>{{ r.completion }}</pre></td><td><pre>{{ r.reason }}</pre></td></tr>{% endfor %}
+</table>{% endif %}{% endfor %}
+</details>
+{% endfor %}
+</section>
+{% else %}<p class="note">No suite ran at two or more precisions with per-case results.</p>
+{% endfor %}
+</section>
+</body></html>
+"""
+
+
+def _fmt_q(point: Any, which: str) -> str:
+    dist = point.latency.get("ttft") if point.latency else None
+    value = getattr(dist, which).value if dist is not None else None
+    return f"{value:,.1f}" if _finite(value) else "—"
+
+
+def _fmt_num(value: float | None) -> str:
+    return f"{value:,.1f}" if _finite(value) else "—"
+
+
+def _fmt_mb(value: float | None) -> str:
+    return f"{value / 1e6:,.1f}" if _finite(value) else "—"
+
+
+def render_html(record: RunRecord, perf: PerfRecord | None = None, recommendation: Recommendation | None = None) -> str:
+    """The page as a string."""
+    import jinja2
+
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    context: dict[str, Any] = {
+        "record": record, "columns": COLUMNS, "rows": table_rows(record), "perf": perf, "recommendation": recommendation,
+        "plots": [
+            ("pareto", "Accuracy vs latency (Pareto)", _plot("pareto", lambda: _draw_pareto(record))),
+            ("suite-intervals", "Per-suite scores with 95% intervals", _plot("suites", lambda: _draw_suite_intervals(record))),
+        ],
+        "flips": suite_flips(record), "fmt_q": _fmt_q, "fmt_num": _fmt_num, "fmt_mb": _fmt_mb,
+        "perf_plot": _plot("perf", lambda: _draw_perf(perf)) if perf is not None else None,
+    }
+    if recommendation is not None:
+        from qeval.report._recommendation import TABLE_COLUMNS, headline
+        from qeval.report._recommendation import table_rows as rec_rows
+
+        context.update(rec_headline=headline(recommendation), rec_columns=TABLE_COLUMNS, rec_rows=rec_rows(recommendation))
+    return env.from_string(_TEMPLATE).render(**context)
+
+
+def write_html(
+    record: RunRecord, path: str | Path, perf: PerfRecord | None = None, recommendation: Recommendation | None = None
+) -> Path:
+    """Write report.html for ``record`` (with perf and a recommendation when given) to ``path``, atomically."""
+    atomic_write_text(path, render_html(record, perf, recommendation))
+    return Path(path)

@@ -227,3 +227,37 @@ def test_a_truncated_results_file_is_named_and_rebuilt_from_the_journal(tmp_path
     _same(read_record(folder), clean)
     with pytest.raises(JournalError, match="finished already"):
         resume_sweep(folder, source=NoLoad())
+
+
+def _crash_on_int8(prompt, precision):
+    if precision == "int8":
+        raise Crash()
+    return right_except_int4_on_odd(prompt, precision)
+
+
+def test_resume_on_another_device_is_refused(tmp_path):
+    with pytest.raises(Crash):
+        run_sweep(_config(tmp_path, run_id="r"), source=FakeSource(responder=_crash_on_int8))
+    journal = tmp_path / "r" / JOURNAL_FILE
+    lines = journal.read_text().splitlines()
+    header = json.loads(lines[0])
+    assert header["device"] == "cpu"
+    header["device"] = "cuda"  # as if the run had started on a GPU machine
+    journal.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    with pytest.raises(JournalError, match="started on cuda.*resolves.*to cpu"):
+        resume_sweep(tmp_path / "r", source=FakeSource(responder=right_except_int4_on_odd))
+
+
+def test_relative_paths_are_rebased_on_the_folder_the_run_started_from(tmp_path):
+    from qeval.resume import config_from_header
+
+    (tmp_path / "suites" / "mini").mkdir(parents=True)
+    (tmp_path / "cal.jsonl").write_text("{}\n")
+    header = {"config": {"model": "fake", "precisions": ["fp32"], "suites": ["suites/mini"],
+                         "calibration": "generic,cal.jsonl"}, "cwd": str(tmp_path)}
+    config = config_from_header(header, tmp_path / "out" / "r", tmp_path / "journal.jsonl")
+    assert config.suites == (str(tmp_path / "suites" / "mini"),)
+    assert config.calibration == f"generic,{tmp_path / 'cal.jsonl'}"
+    assert config.model == "fake" and config.run_id == "r" and config.out_dir == str(tmp_path / "out")
+    with pytest.raises(JournalError, match="journal.jsonl:1: the run header has no usable sweep config"):
+        config_from_header({"config": {"model": "fake"}}, tmp_path / "r", tmp_path / "journal.jsonl")

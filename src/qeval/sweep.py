@@ -7,8 +7,8 @@ reason, and the sweep goes on. The report is rewritten (atomically) after each
 precision, so an interrupted sweep keeps everything finished so far.
 
 Every finished accuracy-pass batch and every finished precision is also appended
-to ``RUN_DIR/journal.jsonl`` (:mod:`qeval.journal`); :func:`resume_sweep` continues
-a killed run from it. The first Ctrl-C finishes the current batch (or aborts the
+to ``RUN_DIR/journal.jsonl`` (:mod:`qeval.journal`); :func:`qeval.resume.resume_sweep`
+continues a killed run from it. The first Ctrl-C finishes the current batch (or aborts the
 current timed pass), writes the report marked incomplete and raises
 :class:`SweepInterrupted`; a second one stops at once.
 """
@@ -337,55 +337,10 @@ def run_sweep(config: SweepConfig, source=None, reporter: Reporter | None = None
 
 
 def resume_sweep(run_dir: str | Path, source=None, reporter: Reporter | None = None) -> tuple[RunRecord, Path]:
-    """Finish the sweep journaled in ``run_dir`` (see :mod:`qeval.journal`).
+    """Finish the sweep journaled in ``run_dir``: see :func:`qeval.resume.resume_sweep`."""
+    from qeval.resume import resume_sweep as _resume
 
-    The configuration comes from the journal. Finished precisions are reused as
-    they are; in a precision that was cut short, finished accuracy-pass batches
-    are reused and the rest generated (same batch boundaries, so the case results
-    equal a clean run's); its timed pass is run again, since timings cannot be
-    stitched together. Refuses a finished run and suites whose content changed."""
-    from qeval.journal import JournalError, read_journal
-
-    folder = Path(run_dir)
-    state = read_journal(folder)
-    reporter = reporter or _Silent()
-    for note in state.notes:
-        reporter.note(f"[yellow]note[/] {note}")
-    if state.done:
-        from qeval.report import read_record
-
-        try:
-            read_record(folder)
-        except QevalError:
-            # Finished, but its report is missing or damaged: rebuilt from the journal (no model is loaded).
-            reporter.note(f"[yellow]note[/] {folder}: the run finished but its report is unreadable; rebuilding it")
-        else:
-            raise JournalError(
-                f"{state.path}: this run finished already; its report is in {folder}. Start a new sweep instead."
-            )
-    header = state.header
-    try:
-        raw = dict(header["config"])
-        cwd = Path(header.get("cwd") or ".")
-        raw["suites"] = tuple(
-            str(cwd / e) if not Path(e).is_absolute() and not Path(e).exists() and (cwd / e).exists() else e
-            for e in raw["suites"]
-        )
-        model = str(raw["model"])
-        if not Path(model).exists() and (cwd / model).exists():
-            raw["model"] = str(cwd / model)  # a relative model folder, from wherever the run started
-        raw["precisions"] = tuple(raw["precisions"])
-        raw["run_id"] = folder.name
-        raw["out_dir"] = str(folder.parent)
-        config = SweepConfig(**raw)
-    except (KeyError, TypeError) as exc:
-        raise JournalError(f"{state.path}:1: the run header has no usable sweep config ({exc}).") from exc
-    if header.get("run_id") != folder.name:
-        raise JournalError(
-            f"{state.path}: journal of run {header.get('run_id')!r} found in folder {folder.name!r}; "
-            "resume from the run's own folder (the report folder is named after the run id)."
-        )
-    return _sweep(config, source, reporter, state=state)
+    return _resume(run_dir, source, reporter)
 
 
 def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tuple[RunRecord, Path]:
@@ -439,6 +394,7 @@ def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tup
         journal.append({
             "kind": "header", "run_id": run_id, "created_at": created_at, "qeval_version": __version__,
             "config": to_dict(replace(config, run_id=run_id)), "cwd": os.getcwd(), "suite_hashes": hashes,
+            "device": device,
             "model": to_dict(source.card),
         })
     else:
@@ -450,6 +406,7 @@ def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tup
         resumed = {
             "reused_precisions": sorted(state.cells),
             "partial_precisions": partial,
+            "device": device,
             "note": "Resumed from journal.jsonl: finished precisions were reused; in a partial precision the "
                     "finished accuracy batches were reused and the rest generated, and its timed pass (and "
                     "load/memory measurement) was run again in this process.",

@@ -94,19 +94,19 @@ def resolve_calibration(name_or_path: str | Path, root: str | Path = CALIBRATION
         isinstance(name_or_path, str) and text.strip() and text not in (".", "..")
         and "/" not in text and "\\" not in text and not text.endswith(".jsonl")
     )
-    if looks_like_name and (root / text / CALIBRATION_FILE).is_file():
+    if looks_like_name and _is_file(root / text / CALIBRATION_FILE):
         return root / text / CALIBRATION_FILE
     path = Path(name_or_path)
-    if path.is_dir():
+    if _is_dir(path):
         if (path / CALIBRATION_FILE).is_file():
             return path / CALIBRATION_FILE
         raise CalibrationError(
             f"{path}: this folder has no {CALIBRATION_FILE}. Put one {{\"text\": ...}} object per line in "
             f"{path / CALIBRATION_FILE}, or pass a set name ({_names_hint(root)})."
         )
-    if path.is_file():
+    if _is_file(path):
         if path.suffix != ".jsonl":
-            raise CalibrationError(f"{path}: a calibration set is a .jsonl file (one {{\"text\": ...}} per line); got a {path.suffix or 'suffix-less'} file.")
+            raise CalibrationError(f"{path}: a calibration set is a .jsonl file (one {{\"text\": ...}} per line); got a {path.suffix or 'suffix-less'} file. Rename it or pass the .jsonl file.")
         return path
     if looks_like_name:
         registry: Registry[Path] = Registry("calibration set")
@@ -119,6 +119,21 @@ def resolve_calibration(name_or_path: str | Path, root: str | Path = CALIBRATION
             )
         raise CalibrationError(f"{registry.unknown_message(text)} Pass one of those names, or a path to a folder or .jsonl file.")
     raise CalibrationError(f"{path}: no such file or folder. Pass a set name ({_names_hint(root)}) or an existing path.")
+
+
+def _is_file(path: Path) -> bool:
+    # pathlib raises for a name the OS refuses (too long, ...): no such file either
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def _names_hint(root: Path) -> str:
@@ -141,9 +156,9 @@ def load_calibration(
     :class:`~qeval.errors.BackendUnavailable` when ``datasets`` is not installed.
     """
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise CalibrationError(f"samples={samples!r}: the number of calibration samples must be a whole number >= 1 (GPTQ commonly uses 128).")
+        raise CalibrationError(f"samples={samples!r}: the number of calibration samples must be a whole number >= 1; pass one such as 128 (GPTQ's usual).")
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise CalibrationError(f"seed={seed!r}: the calibration seed must be an integer.")
+        raise CalibrationError(f"seed={seed!r}: the calibration seed must be an integer; pass one such as 0.")
     path = resolve_calibration(name_or_path, root)
     try:
         data = path.read_bytes()
@@ -204,13 +219,13 @@ def parse_lines(path: Path, data: bytes) -> list[str]:
         except _DuplicateKey as exc:
             raise CalibrationError(f"{where}: key {exc.args[0]!r} appears twice in one object. Keep one.") from None
         except json.JSONDecodeError as exc:
-            raise CalibrationError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno}). Each line must be one JSON object: {{\"text\": \"...\"}}.") from None
+            raise CalibrationError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno}). Fix it: each line must be one JSON object, {{\"text\": \"...\"}}.") from None
         except (ValueError, RecursionError) as exc:  # e.g. a 5,000-digit number, or [[[[... nested too deep
-            raise CalibrationError(f"{where}: unreadable JSON ({type(exc).__name__}: {exc}). Each line must be one flat object: {{\"text\": \"...\"}}.") from None
+            raise CalibrationError(f"{where}: unreadable JSON ({type(exc).__name__}: {exc}). Fix it: each line must be one flat object, {{\"text\": \"...\"}}.") from None
         if not isinstance(raw, dict):
-            raise CalibrationError(f"{where}: expected a JSON object {{\"text\": \"...\"}}, got a JSON {_json_kind(raw)}.")
+            raise CalibrationError(f"{where}: expected a JSON object {{\"text\": \"...\"}}, got a JSON {_json_kind(raw)}. Write one such object per line.")
         if "text" not in raw:
-            raise CalibrationError(f"{where}: key 'text' is missing. Each line must be {{\"text\": \"...\"}}.")
+            raise CalibrationError(f"{where}: key 'text' is missing; add it. Each line must be {{\"text\": \"...\"}}.")
         extra = sorted(k for k in raw if k != "text")
         if extra:
             raise CalibrationError(f"{where}: unknown key(s) {', '.join(map(repr, extra))}. A line holds only {{\"text\": \"...\"}}; remove the others.")
@@ -304,7 +319,7 @@ def check_lengths(texts: Sequence[str] | CalibrationSet, tokenizer: Any, seq_len
     source = f"{texts.path}: " if isinstance(texts, CalibrationSet) else ""
     items = list(texts.texts if isinstance(texts, CalibrationSet) else texts)
     if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
-        raise CalibrationError(f"seq_len={seq_len!r}: the calibration sequence length must be a whole number >= 1 (e.g. 256).")
+        raise CalibrationError(f"seq_len={seq_len!r}: the calibration sequence length must be a whole number >= 1; pass one such as 256.")
     if not items:
         raise CalibrationError(f"{source}no calibration texts to check. Load a set with load_calibration() first.")
     lengths = sorted(_token_count(tokenizer, t) for t in items)

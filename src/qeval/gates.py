@@ -93,15 +93,15 @@ def parse_slo(text: str) -> SLO:
     m = _SLO.match(text)
     if m is None:
         raise SloError(
-            f"Cannot parse SLO {text!r}: expected METRIC OP NUMBER, with OP one of >=, <=, >, < "
-            f"(e.g. {_EXAMPLES})."
+            f"Cannot parse SLO {text!r}: expected METRIC OP NUMBER, with OP one of >=, <=, >, <. "
+            f"Write it like one of: {_EXAMPLES}."
         )
     metric, rel, ref = m["metric"], m["rel"], m["ref"]
     threshold = float(m["num"])
     if not metric:
-        raise SloError(f"SLO {text!r} names no metric before the comparison (e.g. {_EXAMPLES}).")
+        raise SloError(f"SLO {text!r} names no metric before the comparison. Put one first, e.g. {_EXAMPLES}.")
     if not math.isfinite(threshold):
-        raise SloError(f"SLO {text!r}: the threshold must be a finite number.")
+        raise SloError(f"SLO {text!r}: the threshold must be a finite number; use one such as 0.9 or 300.")
     relation: Relation = rel or "absolute"  # type: ignore[assignment]
     _check_metric(text, metric, relation)
     return SLO(metric=metric, op=m["op"], threshold=threshold, relation=relation, reference=ref)  # type: ignore[arg-type]
@@ -118,7 +118,7 @@ def _check_metric(text: str, metric: str, relation: Relation) -> None:
             )
         return
     if _COST_UNITLESS.match(metric):
-        raise SloError(f"SLO {text!r}: an absolute latency needs its unit: {metric}_ms.")
+        raise SloError(f"SLO {text!r}: an absolute latency needs its unit: {metric}_ms. Write that instead.")
     if metric.startswith("p") and "_" in metric and metric.endswith("_ms") and not _LATENCY.match(metric):
         raise SloError(
             f"SLO {text!r}: unknown latency metric {metric!r}; use p50, p95 or p99 of ttft, tpot, itl, e2e "

@@ -33,6 +33,7 @@ from qeval.errors import QevalError
 from qeval.results import CaseResult, CellResult, ModelCard, to_dict
 
 JOURNAL_FILE = "journal.jsonl"
+_AFRESH = "Remove the line (losing that work) or start the sweep afresh."
 
 _CASE = TypeAdapter(CaseResult)
 _CELL = TypeAdapter(CellResult)
@@ -122,7 +123,7 @@ def read_journal(path: str | Path) -> JournalState:
             f"qeval version (reports/<run-id>/, holding {JOURNAL_FILE})."
         ) from exc
     except OSError as exc:
-        raise JournalError(f"{target}: cannot read it ({exc.strerror or exc}).") from exc
+        raise JournalError(f"{target}: cannot read it ({exc.strerror or exc}). Check that it is a readable file.") from exc
     lines = data.split(b"\n")
     state: JournalState | None = None
     offset = 0
@@ -134,7 +135,7 @@ def read_journal(path: str | Path) -> JournalState:
             rec = json.loads(raw.decode("utf-8"))
             if not isinstance(rec, dict) or "kind" not in rec:
                 raise ValueError("not a journal record (a JSON object with a 'kind' key)")
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             if last:  # no newline after it: torn by a kill mid-write
                 note = f"{target}:{number}: last line is incomplete (the run was killed while writing it); ignored."
                 if state is None:
@@ -150,7 +151,8 @@ def read_journal(path: str | Path) -> JournalState:
         try:
             if state is None:
                 if kind != "header":
-                    raise JournalError(f"{where}: the first record must be the run header, found {kind!r}.")
+                    raise JournalError(f"{where}: the first record must be the run header, found {kind!r}. "
+                                       "The journal lost its start: start the sweep afresh.")
                 state = JournalState(path=target, header=rec)
             elif kind == "batch":
                 cases = tuple(_CASE.validate_python(c) for c in rec["cases"])
@@ -163,13 +165,15 @@ def read_journal(path: str | Path) -> JournalState:
             elif kind == "done":
                 state.done = True
             elif kind == "header":
-                raise JournalError(f"{where}: a second run header; the journal holds two runs.")
+                raise JournalError(f"{where}: a second run header; the journal holds two runs. "
+                                   "Remove the lines of one run, or start the sweep afresh.")
             else:
-                raise JournalError(f"{where}: unknown record kind {kind!r} (written by a newer qeval?).")
-        except (KeyError, TypeError, ValueError, ValidationError) as exc:
+                raise JournalError(f"{where}: unknown record kind {kind!r} (written by a newer qeval?). "
+                                   "Resume with the qeval version that started the run, or start the sweep afresh.")
+        except (KeyError, TypeError, ValueError, OverflowError, ValidationError) as exc:
             if isinstance(exc, JournalError):
                 raise
-            raise JournalError(f"{where}: malformed {kind!r} record ({type(exc).__name__}: {exc}).") from exc
+            raise JournalError(f"{where}: malformed {kind!r} record ({type(exc).__name__}: {exc}). {_AFRESH}") from exc
         offset += len(raw) + 1
     if state is None:
         raise JournalError(f"{target}: the journal is empty; start the sweep afresh.")

@@ -200,7 +200,10 @@ def _infer_entry_point(tests: list[str], code: str) -> str | None:
 
 def read_cases_file(cases_path: Path) -> bytes:
     """The file's bytes, gunzipped when it ends in ``.gz`` (the hash is over the content, not the archive)."""
-    data = cases_path.read_bytes()
+    try:
+        data = cases_path.read_bytes()
+    except OSError as exc:
+        raise SuiteError(f"{cases_path}: cannot read it ({exc.strerror or exc}). Check that it is a readable file.") from None
     if cases_path.name.endswith(".gz"):
         try:
             return gzip.decompress(data)
@@ -209,31 +212,47 @@ def read_cases_file(cases_path: Path) -> bytes:
     return data
 
 
+def decode_cases(cases_path: Path, data: bytes) -> str:
+    """A cases file's text; :class:`SuiteError` naming the line of the first byte that is not UTF-8."""
+    try:
+        return data.decode("utf-8-sig")  # a BOM (Windows editors) is not an error
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise SuiteError(f"{cases_path}:{line}: not valid UTF-8 (byte {data[exc.start]:#04x}). Save the file as UTF-8.") from None
+
+
+def json_problem(exc: ValueError | RecursionError) -> str:
+    """What :func:`json.loads` found wrong, for a message."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at column {exc.colno}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def first_object(cases_path: Path, data: bytes, *, strict: bool) -> tuple[int, dict[str, Any]] | None:
     """Line number and object of the first non-blank line. Unreadable: ``None``, or (``strict``)
     the error the full parse would give."""
     try:
-        text = data.decode("utf-8-sig")  # a BOM (Windows editors) is not an error
-    except UnicodeDecodeError as exc:
+        text = decode_cases(cases_path, data)
+    except SuiteError:
         if not strict:
             return None
-        raise SuiteError(f"{cases_path}: not UTF-8 ({exc}). Save the file as UTF-8.") from None
+        raise
     for lineno, line in enumerate(text.split("\n"), start=1):  # JSONL lines end at \n only (not U+2028)
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, a 5,000-digit number, [[[[... nested too deep
             if not strict:
                 return None
-            raise SuiteError(f"{cases_path}:{lineno}: invalid JSON ({exc.msg} at column {exc.colno}). Each line must be one JSON object.") from None
+            raise SuiteError(f"{cases_path}:{lineno}: invalid JSON ({json_problem(exc)}). Fix it: each line must be one JSON object.") from None
         if not isinstance(obj, dict):
             if not strict:
                 return None
-            raise SuiteError(f"{cases_path}:{lineno}: expected a JSON object (one case per line), got {type(obj).__name__}.")
+            raise SuiteError(f"{cases_path}:{lineno}: expected a JSON object (one case per line), got {type(obj).__name__}. Write one object per line.")
         return lineno, obj
     if strict:
-        raise SuiteError(f"{cases_path}: the file has no cases. Each line must be one JSON object (a HumanEval or MBPP problem).")
+        raise SuiteError(f"{cases_path}: the file has no cases. Add one JSON object (a HumanEval or MBPP problem) per line.")
     return None
 
 

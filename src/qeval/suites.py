@@ -31,10 +31,12 @@ from qeval.suite_formats import (
     FORMATS,
     NATIVE,
     CaseFormat,
+    decode_cases,
     default_yaml_text,
     detect_format,
     first_object,
     get_format,
+    json_problem,
     read_cases_file,
     require_foreign_format,
     with_defaults,
@@ -168,11 +170,11 @@ def load_suite(path: str | Path) -> Suite:
     case lacks.
     """
     target = Path(path)
-    if target.is_file() and target.name == SUITE_FILE:
+    if _is_file(target) and target.name == SUITE_FILE:
         target = target.parent
-    if target.is_file():
+    if _is_file(target):
         return _load_cases_file(target)
-    if not target.is_dir():
+    if not _is_dir(target):
         raise SuiteError(
             f"{target}: suite not found. Pass a folder containing {SUITE_FILE} and {CASES_FILE}, "
             "or a HumanEval/MBPP .jsonl file."
@@ -184,7 +186,7 @@ def load_suite(path: str | Path) -> Suite:
     raw = _load_yaml(yaml_path, yaml_bytes)
     cases_name = _raw_choice(raw, "cases_file", CASES_FILE, yaml_path, yaml_bytes, None)
     cases_path = target / cases_name
-    if not cases_path.is_file():
+    if not _is_file(cases_path):
         if "cases_file" in raw:
             raise SuiteError(f"{yaml_path}:{_yaml_line(yaml_bytes, ('cases_file',))}: key 'cases_file': {cases_path} not "
                              "found. Give the cases file's path relative to the suite folder (or an absolute path).")
@@ -198,6 +200,21 @@ def load_suite(path: str | Path) -> Suite:
     if fmt != NATIVE:
         raw = with_defaults(raw, get_format(fmt).suite_defaults)
     return _build(target, yaml_path, yaml_bytes, raw, cases_path, cases_bytes, fmt)
+
+
+def _is_file(path: Path) -> bool:
+    # pathlib raises for a name the OS refuses (too long, ...): that file is not there either
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def default_suite_yaml(path: str | Path) -> str:
@@ -268,13 +285,25 @@ def _raw_choice(raw: dict[str, Any], key: str, default: str, yaml_path: Path, da
 def _load_yaml(yaml_path: Path, data: bytes) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(data)
+    except yaml.reader.ReaderError as exc:  # a byte or character YAML refuses: a position, no mark
+        if exc.encoding != "unicode":  # the bytes do not decode; position is a byte offset
+            line = data[: exc.position].count(b"\n") + 1
+            raise SuiteError(f"{yaml_path}:{line}: not valid UTF-8 (byte {exc.character:#04x}). "
+                             "Save the file as UTF-8.") from None
+        line = data.decode("utf-8", errors="replace")[: exc.position].count("\n") + 1
+        raise SuiteError(f"{yaml_path}:{line}: YAML does not allow the character {chr(exc.character)!r} here. "
+                         "Remove it, or write it as an escape inside a double-quoted string.") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"{yaml_path}:{mark.line + 1}" if mark is not None else str(yaml_path)
+        where = f"{yaml_path}:{mark.line + 1}" if mark is not None else f"{yaml_path}:1"
         problem = getattr(exc, "problem", None) or str(exc)
         raise SuiteError(f"{where}: YAML syntax error: {problem}. Fix the YAML syntax (indentation, quotes, colons).") from None
+    except RecursionError:
+        raise SuiteError(f"{yaml_path}:1: YAML nested too deeply to read. Fix the YAML syntax (unclosed brackets?).") from None
     if not isinstance(raw, dict):
-        raise SuiteError(f"{yaml_path}:1: expected a mapping of keys (name, prompt_template, scorer, ...), got {type(raw).__name__}.")
+        got = "an empty file" if raw is None else f"a {type(raw).__name__}"
+        raise SuiteError(f"{yaml_path}:1: expected a mapping of keys (name, prompt_template, scorer, ...), got {got}. "
+                         "Write one `key: value` per line; see docs/suites.md.")
     return raw
 
 
@@ -313,10 +342,7 @@ def _build_scorer(yaml_path: Path, data: bytes, spec: _ScorerSpec) -> Scorer:
 
 def _parse_cases(cases_path: Path, data: bytes, template: jinja2.Template, fmt: CaseFormat | None) -> tuple[Case, ...]:
     """Every line as a :class:`Case`; ``fmt`` (HumanEval, MBPP) converts each line to a native case first."""
-    try:
-        text = data.decode("utf-8-sig")  # a BOM (Windows editors) is not an error
-    except UnicodeDecodeError as exc:
-        raise SuiteError(f"{cases_path}: not UTF-8 ({exc}). Save the file as UTF-8.") from None
+    text = decode_cases(cases_path, data)
     keys = fmt.keys_hint if fmt else "id, inputs, expected, tags"
     id_key = fmt.id_key if fmt else "id"
     cases: list[Case] = []
@@ -327,15 +353,15 @@ def _parse_cases(cases_path: Path, data: bytes, template: jinja2.Template, fmt: 
         where = f"{cases_path}:{lineno}"
         try:
             raw = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SuiteError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno}). Each line must be one JSON object.") from None
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, a 5,000-digit number, [[[[... nested too deep
+            raise SuiteError(f"{where}: invalid JSON ({json_problem(exc)}). Fix it: each line must be one JSON object.") from None
         if not isinstance(raw, dict):
-            raise SuiteError(f"{where}: expected a JSON object with keys {keys}; got {type(raw).__name__}.")
+            raise SuiteError(f"{where}: expected a JSON object with keys {keys}; got {type(raw).__name__}. Write one object per line.")
         if fmt is not None:
             raw = fmt.convert(raw, where)
         for key in ("id", "expected"):
             if key not in raw:
-                raise SuiteError(f"{where}: key {key!r} is missing. Every case needs 'id' and 'expected'.{_format_hint(raw)}")
+                raise SuiteError(f"{where}: key {key!r} is missing; add it. Every case needs 'id' and 'expected'.{_format_hint(raw)}")
         try:
             spec = _CaseSpec.model_validate(raw)
         except ValidationError as exc:
@@ -357,6 +383,11 @@ def _parse_cases(cases_path: Path, data: bytes, template: jinja2.Template, fmt: 
             raise SuiteError(
                 f"{where}: key 'inputs': the prompt_template uses a variable this case lacks ({exc.message}). "
                 f"Add it to the case's inputs or remove it from the template."
+            ) from None
+        except Exception as exc:  # noqa: BLE001 -- the template's own expression failed on this case's inputs
+            raise SuiteError(
+                f"{where}: key 'inputs': the prompt_template fails on this case ({type(exc).__name__}: {exc}). "
+                "Fix the template's expression or the case's inputs."
             ) from None
         cases.append(case)
     if not cases:

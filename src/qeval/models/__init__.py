@@ -42,10 +42,14 @@ def resolve_model(spec: str) -> ModelSource:
         return FakeSource()
     if is_replay_spec(spec):
         return ReplaySource(spec)
-    path = Path(spec).expanduser()
-    if not path.exists() and ":" in spec:
+    try:
+        path = Path(spec).expanduser()
+        exists = path.exists()
+    except (OSError, RuntimeError, ValueError):  # ~user with no such user, a name the OS refuses
+        path, exists = Path(spec), False
+    if not exists and ":" in spec:
         return _python_source(spec)
-    if not path.exists():
+    if not exists:
         aliases = ", ".join(BUILTINS)
         raise ModelError(
             f"Model {spec!r} not found: it is neither a local folder nor a built-in alias. "
@@ -89,14 +93,15 @@ def _python_source(spec: str) -> ModelSource:
     module_name, _, attr = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
+    except (ImportError, ValueError, TypeError) as exc:  # TypeError: a relative name such as ".x"
         raise ModelError(
             f"Model {spec!r}: cannot import module {module_name!r} ({exc}). A Python model source is "
-            "written module:attr and its module must be importable (e.g. on PYTHONPATH)."
+            "written module:attr and its module must be importable: check the spelling, or put its folder on PYTHONPATH. "
+            "For a model folder, check the path."
         ) from exc
-    obj = getattr(module, attr, None)
+    obj = getattr(module, attr, None) if attr else None
     if obj is None:
-        raise ModelError(f"Model {spec!r}: module {module_name!r} has no attribute {attr!r}.")
+        raise ModelError(f"Model {spec!r}: module {module_name!r} has no attribute {attr!r}. Check the name after the colon.")
     if isinstance(obj, type) or (callable(obj) and not hasattr(obj, "load")):
         obj = obj()
     if not (hasattr(obj, "card") and hasattr(obj, "load")):

@@ -105,19 +105,29 @@ def read_results(path: str | Path) -> dict[str, Any]:
     do when the file is missing, is not JSON, or has another schema version.
     """
     target = Path(path)
-    if target.is_dir():
-        target = target / RESULTS_FILE
     try:
+        if target.is_dir():
+            target = target / RESULTS_FILE
         text = target.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise ReportError(
             f"{target}: no such file. Pass a run folder (reports/<run-id>/) or its {RESULTS_FILE}."
         ) from exc
     except OSError as exc:
-        raise ReportError(f"{target}: cannot read it ({exc.strerror or exc}).") from exc
+        raise ReportError(f"{target}: cannot read it ({exc.strerror or exc}). Check that it is a readable file.") from exc
+    except UnicodeDecodeError as exc:
+        raise ReportError(
+            f"{target}: not UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start}): the file is damaged or is "
+            "not a qeval results file. Re-run the sweep to regenerate it."
+        ) from None
+    except ValueError as exc:  # a path the OS cannot take (embedded NUL byte)
+        raise ReportError(f"{target!r}: not a usable path ({exc}). Pass a run folder (reports/<run-id>/) or its {RESULTS_FILE}.") from None
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:
+        if not isinstance(exc, json.JSONDecodeError):  # a 5,000-digit number, [[[[... nested too deep
+            raise ReportError(f"{target}: unreadable JSON ({type(exc).__name__}: {exc}); the file is damaged or is not a "
+                              "qeval results file. Re-run the sweep to regenerate it.") from None
         truncated = exc.pos >= len(text.rstrip())
         what = (
             "the file is cut short (truncated: written by a qeval without atomic writes, or damaged on disk)"
@@ -129,14 +139,16 @@ def read_results(path: str | Path) -> dict[str, Any]:
         )
         raise ReportError(f"{target}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg}); {what}. To fix: {fix}.") from exc
     if not isinstance(data, dict):
-        raise ReportError(f"{target}: expected a JSON object at the top level, found {type(data).__name__}.")
+        raise ReportError(f"{target}: expected a JSON object at the top level, found {type(data).__name__}: this is not "
+                          "a qeval results file. Pass a run folder (reports/<run-id>/) or its results.json.")
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version != SCHEMA_VERSION or isinstance(version, bool):
         found = "no schema_version key" if "schema_version" not in data else f"schema_version {version!r}"
         raise ReportError(
             f"{target}: has {found}, but this qeval reads schema_version {SCHEMA_VERSION}. "
             "Read it with the qeval version that wrote it, or re-run the sweep to regenerate it."
         )
     if not isinstance(data.get("cells"), list):
-        raise ReportError(f"{target}: key 'cells' must be a list of cell results.")
+        raise ReportError(f"{target}: key 'cells' must be a list of cell results: the file is damaged or was not "
+                          "written by qeval. Re-run the sweep to regenerate it.")
     return data

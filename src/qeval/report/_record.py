@@ -8,6 +8,7 @@ plus ``samples.jsonl``), so ``qeval compare`` works on either.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 from qeval.errors import ReportError
 from qeval.report._atomic import atomic_open
 from qeval.report._json import RESULTS_FILE, SAMPLES_FILE, jsonable, read_results
-from qeval.report._samples import read_samples
+from qeval.report._samples import read_samples_numbered
 from qeval.results import CellResult, RunRecord, to_dict
 
 _RECORD = TypeAdapter(RunRecord)
@@ -46,14 +47,15 @@ def cell_from_dict(data: dict[str, Any], where: str = "cell") -> CellResult:
     return _validate(_CELL, data, where)
 
 
-def _validate(adapter: TypeAdapter, data: Any, where: str) -> Any:
+def _validate(adapter: TypeAdapter, data: Any, where: str, where_of: Callable[[tuple], str | None] | None = None) -> Any:
     try:
         return adapter.validate_python(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
+        place = (where_of(tuple(first["loc"])) if where_of else None) or where
         raise ReportError(
-            f"{where}: key {loc!r}: {first['msg']}. The file is damaged or was not written by qeval; "
+            f"{place}: key {loc!r}: {first['msg']}. The file is damaged or was not written by qeval; "
             "re-run to regenerate it."
         ) from exc
 
@@ -68,13 +70,33 @@ def read_record(path: str | Path) -> RunRecord:
     data = read_results(target)
     results_path = target / RESULTS_FILE if target.is_dir() else target
     cells = data["cells"]
+    for i, cell in enumerate(cells):
+        if not isinstance(cell, dict):
+            raise ReportError(
+                f"{results_path}: key 'cells.{i}': expected a JSON object (one cell result), found "
+                f"{type(cell).__name__}. The file is damaged or was not written by qeval; re-run to regenerate it."
+            )
+    sample_lines: dict[tuple[int, int], str] = {}  # (cell, case) -> "samples.jsonl:LINE", for errors
     if cells and all("cases" not in c for c in cells):
         samples = results_path.parent / SAMPLES_FILE
         if samples.is_file():
-            by_cell: dict[tuple[str, str], list[dict[str, Any]]] = {}
-            for row in read_samples(samples):
+            by_cell: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]] = {}
+            for lineno, row in read_samples_numbered(samples):
                 case = {k: v for k, v in row.items() if k not in ("precision", "suite")}
-                by_cell.setdefault((row.get("precision"), row.get("suite")), []).append(case)
-            for cell in cells:
-                cell["cases"] = by_cell.get((cell.get("precision"), cell.get("suite")), [])
-    return record_from_dict(data, where=str(results_path))
+                by_cell.setdefault((_key(row.get("precision")), _key(row.get("suite"))), []).append((lineno, case))
+            for i, cell in enumerate(cells):
+                rows = by_cell.get((_key(cell.get("precision")), _key(cell.get("suite"))), [])
+                cell["cases"] = [case for _, case in rows]
+                sample_lines.update({(i, j): f"{samples}:{lineno}" for j, (lineno, _) in enumerate(rows)})
+
+    def where_of(loc: tuple) -> str | None:
+        if len(loc) >= 4 and loc[0] == "cells" and loc[2] == "cases":
+            return sample_lines.get((loc[1], loc[3]))
+        return None
+
+    return _validate(_RECORD, data, str(results_path), where_of)
+
+
+def _key(value: Any) -> str:
+    # samples are matched to cells on (precision, suite); a damaged row may hold any JSON there
+    return value if isinstance(value, str) else repr(value)

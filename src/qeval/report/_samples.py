@@ -61,22 +61,36 @@ def write_samples(record: RunRecord, path: str | Path) -> Path:
 
 def read_samples(path: str | Path) -> list[dict[str, Any]]:
     """Read ``samples.jsonl`` (or the run folder holding one); errors name file and line."""
+    return [row for _, row in read_samples_numbered(path)]
+
+
+def read_samples_numbered(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
+    """``(line number, row)`` of each row of ``samples.jsonl`` (or the run folder holding one)."""
     target = Path(path)
     if target.is_dir():
         target = target / SAMPLES_FILE
+    fix = "The file is damaged or was not written by qeval; re-run the sweep to regenerate it."
     try:
-        lines = target.read_text(encoding="utf-8").splitlines()
+        data = target.read_bytes()
     except OSError as exc:
-        raise ReportError(f"{target}: cannot read it ({exc.strerror or exc}).") from exc
+        raise ReportError(f"{target}: cannot read it ({exc.strerror or exc}). Check that it is a readable file.") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ReportError(f"{target}:{line}: not valid UTF-8 (byte {data[exc.start]:#04x}). {fix}") from None
     rows = []
-    for lineno, line in enumerate(lines, start=1):
+    # "\n" only, as JSON Lines does: str.splitlines() would also split inside a string holding U+2028
+    for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ReportError(f"{target}:{lineno}: not valid JSON ({exc.msg}).") from exc
+            raise ReportError(f"{target}:{lineno}: not valid JSON ({exc.msg}). {fix}") from exc
+        except (ValueError, RecursionError) as exc:  # a 5,000-digit number, [[[[... nested too deep
+            raise ReportError(f"{target}:{lineno}: unreadable JSON ({type(exc).__name__}: {exc}). {fix}") from None
         if not isinstance(row, dict):
-            raise ReportError(f"{target}:{lineno}: expected a JSON object per line.")
-        rows.append(row)
+            raise ReportError(f"{target}:{lineno}: expected a JSON object per line, found {type(row).__name__}. {fix}")
+        rows.append((lineno, row))
     return rows

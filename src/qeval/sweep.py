@@ -432,7 +432,7 @@ def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tup
                 model = state.model  # the card as it stood after the first load
             # source.card may have learnt the parameter count on first load.
             record = replace(record, model=model, cells=record.cells + tuple(cells))
-            path = _write(record, out, resumed, incomplete=False)
+            path = _write(record, out, resumed, incomplete=False, views=variant is variants[-1])
         if state is None or not state.done:
             journal.done()
     except SweepInterrupted:
@@ -446,7 +446,7 @@ def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tup
     return record, path
 
 
-def _write(record: RunRecord, out: Path, resumed: dict, incomplete: bool) -> Path:
+def _write(record: RunRecord, out: Path, resumed: dict, incomplete: bool, views: bool = True) -> Path:
     from qeval.report import write_report
     from qeval.report._atomic import atomic_write_text
     from qeval.report._markdown import SUMMARY_FILE
@@ -456,7 +456,7 @@ def _write(record: RunRecord, out: Path, resumed: dict, incomplete: bool) -> Pat
         settings["resumed"] = resumed
     if incomplete:
         settings["incomplete"] = True
-    path = write_report(replace(record, settings=settings), out)
+    path = write_report(replace(record, settings=settings), out, views=views)
     if incomplete:
         summary = path / SUMMARY_FILE
         text = summary.read_text(encoding="utf-8")

@@ -35,12 +35,14 @@ def run_dir(record: RunRecord, out_dir: str | Path) -> Path:
     return Path(out_dir) / record.run_id
 
 
-def write_report(record: RunRecord, out_dir: str | Path) -> Path:
+def write_report(record: RunRecord, out_dir: str | Path, *, views: bool = True) -> Path:
     """Write results.json, samples.jsonl, summary.md, report.html and the PNG plots into ``out_dir/<run_id>/``.
 
     Every file is written atomically. results.json is written last, so a run
     folder with a results.json is complete. A plot that cannot be drawn gives a
-    :class:`ReportWarning` instead of an error. Returns the run folder.
+    :class:`ReportWarning` instead of an error. ``views=False`` skips the plots and
+    report.html (drawing them takes seconds; a sweep rewrites its report after every
+    precision and draws them once, at the end). Returns the run folder.
     """
     folder = run_dir(record, out_dir)
     try:
@@ -49,6 +51,16 @@ def write_report(record: RunRecord, out_dir: str | Path) -> Path:
         raise ReportError(f"cannot create report folder {folder}: {exc.strerror or exc}.") from exc
     write_samples(record, folder / SAMPLES_FILE)
     write_summary(record, folder / SUMMARY_FILE)
+    if views:
+        _write_views(record, folder)
+    spread = sensitivity(record)
+    if spread["pairs"] or spread["seed_spread"]:
+        atomic_write_text(folder / CALIBRATION_FILE, json.dumps(jsonable(spread), indent=1, ensure_ascii=False) + "\n")
+    write_results(record, folder / RESULTS_FILE)
+    return folder
+
+
+def _write_views(record: RunRecord, folder: Path) -> None:
     try:
         write_plots(record, folder)
     except Exception as exc:  # noqa: BLE001 - a plot must never cost the run its results.json
@@ -56,7 +68,7 @@ def write_report(record: RunRecord, out_dir: str | Path) -> Path:
             f"qeval: plots for run {record.run_id} were not written ({type(exc).__name__}: {exc}); "
             "results.json, samples.jsonl and summary.md are complete.",
             ReportWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     try:
         write_html(record, folder / HTML_FILE)
@@ -65,10 +77,5 @@ def write_report(record: RunRecord, out_dir: str | Path) -> Path:
             f"qeval: report.html for run {record.run_id} was not written ({type(exc).__name__}: {exc}); "
             "results.json, samples.jsonl and summary.md are complete.",
             ReportWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    spread = sensitivity(record)
-    if spread["pairs"] or spread["seed_spread"]:
-        atomic_write_text(folder / CALIBRATION_FILE, json.dumps(jsonable(spread), indent=1, ensure_ascii=False) + "\n")
-    write_results(record, folder / RESULTS_FILE)
-    return folder

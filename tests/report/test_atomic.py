@@ -47,3 +47,20 @@ def test_rewrite_replaces_content(record, factory, tmp_path):
     folder = write_report(factory.make_record(settings={"limit": 7}), tmp_path)
     assert json.loads((folder / "results.json").read_text())["settings"]["limit"] == 7
     assert _leftovers(folder) == []
+
+
+def test_written_files_get_the_mode_open_would_give_them(tmp_path):
+    import os
+    import stat
+
+    from qeval.report._atomic import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "a.md", "x")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644  # not mkstemp's 0600
+        os.umask(0o077)
+        path = atomic_write_text(tmp_path / "b.md", "x")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    finally:
+        os.umask(old)

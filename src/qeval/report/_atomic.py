@@ -19,6 +19,12 @@ from qeval.errors import ReportError
 _TMP_PREFIX = ".qeval-tmp-"
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
     """Open a temporary file that replaces ``path`` only if the ``with`` block succeeds.
@@ -33,6 +39,8 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=_TMP_PREFIX + target.name + ".", dir=target.parent)
+        # mkstemp creates 0600; a report is an ordinary file: the mode open() would give it
+        os.fchmod(fd, 0o666 & ~_umask())
     except OSError as exc:
         raise ReportError(f"cannot write {target}: {exc.strerror or exc}. Check that the folder is writable.") from exc
     tmp = Path(tmp_name)

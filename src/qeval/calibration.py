@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qeval._paths import is_dir as _is_dir
+from qeval._paths import is_file as _is_file
 from qeval.errors import BackendUnavailable, QevalError
 from qeval.registry import Registry
 
@@ -120,20 +122,6 @@ def resolve_calibration(name_or_path: str | Path, root: str | Path = CALIBRATION
         raise CalibrationError(f"{registry.unknown_message(text)} Pass one of those names, or a path to a folder or .jsonl file.")
     raise CalibrationError(f"{path}: no such file or folder. Pass a set name ({_names_hint(root)}) or an existing path.")
 
-
-def _is_file(path: Path) -> bool:
-    # pathlib raises for a name the OS refuses (too long, ...): no such file either
-    try:
-        return path.is_file()
-    except (OSError, ValueError):
-        return False
-
-
-def _is_dir(path: Path) -> bool:
-    try:
-        return path.is_dir()
-    except (OSError, ValueError):
-        return False
 
 
 def _names_hint(root: Path) -> str:

@@ -22,6 +22,8 @@ import jinja2
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from qeval._paths import is_dir as _is_dir
+from qeval._paths import is_file as _is_file
 from qeval.config import GenerationSettings
 from qeval.errors import SuiteError, UnknownNameError
 from qeval.scorers import Scorer, get_scorer
@@ -201,20 +203,6 @@ def load_suite(path: str | Path) -> Suite:
         raw = with_defaults(raw, get_format(fmt).suite_defaults)
     return _build(target, yaml_path, yaml_bytes, raw, cases_path, cases_bytes, fmt)
 
-
-def _is_file(path: Path) -> bool:
-    # pathlib raises for a name the OS refuses (too long, ...): that file is not there either
-    try:
-        return path.is_file()
-    except (OSError, ValueError):
-        return False
-
-
-def _is_dir(path: Path) -> bool:
-    try:
-        return path.is_dir()
-    except (OSError, ValueError):
-        return False
 
 
 def default_suite_yaml(path: str | Path) -> str:

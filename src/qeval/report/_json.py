@@ -98,6 +98,48 @@ def write_results(record: RunRecord, path: str | Path) -> Path:
     return Path(path)
 
 
+def read_json_object(target: Path, what: str, missing: str, regenerate: str) -> dict[str, Any]:
+    """The JSON object in ``target``, or a :class:`~qeval.errors.ReportError` saying what is wrong
+    (missing, unreadable, not UTF-8, not JSON, cut short, not an object) and how to fix it.
+
+    ``what`` names the kind of file ("a qeval results file"), ``missing`` says what to pass
+    instead of a missing file, ``regenerate`` how to make the file again ("re-run the sweep")."""
+    try:
+        text = target.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ReportError(f"{target}: no such file. {missing}") from exc
+    except OSError as exc:
+        raise ReportError(f"{target}: cannot read it ({exc.strerror or exc}). Check that it is a readable file.") from exc
+    except UnicodeDecodeError as exc:
+        raise ReportError(
+            f"{target}: not UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start}): the file is damaged or is "
+            f"not {what}. {regenerate.capitalize()} to regenerate it."
+        ) from None
+    except ValueError as exc:  # a path the OS cannot take (embedded NUL byte)
+        raise ReportError(f"{target!r}: not a usable path ({exc}). {missing}") from None
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        if not isinstance(exc, json.JSONDecodeError):  # a 5,000-digit number, [[[[... nested too deep
+            raise ReportError(f"{target}: unreadable JSON ({type(exc).__name__}: {exc}); the file is damaged or is not "
+                              f"{what}. {regenerate.capitalize()} to regenerate it.") from None
+        truncated = exc.pos >= len(text.rstrip())
+        damage = (
+            "the file is cut short (truncated: written by a qeval without atomic writes, or damaged on disk)"
+            if truncated else f"the file is damaged or is not {what}"
+        )
+        fix = (
+            f"its run journal is beside it: `qeval sweep --resume {target.parent}` rebuilds the report from it"
+            if target.name == RESULTS_FILE and (target.parent / "journal.jsonl").is_file()
+            else f"{regenerate} to regenerate it"
+        )
+        raise ReportError(f"{target}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg}); {damage}. To fix: {fix}.") from exc
+    if not isinstance(data, dict):
+        raise ReportError(f"{target}: expected a JSON object at the top level, found {type(data).__name__}: this is not "
+                          f"{what}. {missing}")
+    return data
+
+
 def read_results(path: str | Path) -> dict[str, Any]:
     """Read a ``results.json`` (or the run folder holding one) and check its schema version.
 
@@ -108,39 +150,11 @@ def read_results(path: str | Path) -> dict[str, Any]:
     try:
         if target.is_dir():
             target = target / RESULTS_FILE
-        text = target.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ReportError(
-            f"{target}: no such file. Pass a run folder (reports/<run-id>/) or its {RESULTS_FILE}."
-        ) from exc
-    except OSError as exc:
-        raise ReportError(f"{target}: cannot read it ({exc.strerror or exc}). Check that it is a readable file.") from exc
-    except UnicodeDecodeError as exc:
-        raise ReportError(
-            f"{target}: not UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start}): the file is damaged or is "
-            "not a qeval results file. Re-run the sweep to regenerate it."
-        ) from None
-    except ValueError as exc:  # a path the OS cannot take (embedded NUL byte)
-        raise ReportError(f"{target!r}: not a usable path ({exc}). Pass a run folder (reports/<run-id>/) or its {RESULTS_FILE}.") from None
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        if not isinstance(exc, json.JSONDecodeError):  # a 5,000-digit number, [[[[... nested too deep
-            raise ReportError(f"{target}: unreadable JSON ({type(exc).__name__}: {exc}); the file is damaged or is not a "
-                              "qeval results file. Re-run the sweep to regenerate it.") from None
-        truncated = exc.pos >= len(text.rstrip())
-        what = (
-            "the file is cut short (truncated: written by a qeval without atomic writes, or damaged on disk)"
-            if truncated else "the file is damaged or is not a qeval results file"
-        )
-        fix = (
-            f"its run journal is beside it: `qeval sweep --resume {target.parent}` rebuilds the report from it"
-            if (target.parent / "journal.jsonl").is_file() else "re-run the sweep to regenerate it"
-        )
-        raise ReportError(f"{target}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg}); {what}. To fix: {fix}.") from exc
-    if not isinstance(data, dict):
-        raise ReportError(f"{target}: expected a JSON object at the top level, found {type(data).__name__}: this is not "
-                          "a qeval results file. Pass a run folder (reports/<run-id>/) or its results.json.")
+    except (OSError, ValueError):
+        pass  # read_json_object names the unusable path
+    data = read_json_object(
+        target, "a qeval results file", f"Pass a run folder (reports/<run-id>/) or its {RESULTS_FILE}.", "re-run the sweep"
+    )
     version = data.get("schema_version")
     if version != SCHEMA_VERSION or isinstance(version, bool):
         found = "no schema_version key" if "schema_version" not in data else f"schema_version {version!r}"

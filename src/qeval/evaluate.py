@@ -44,25 +44,37 @@ def _safe_score(scorer, completion: str, expected) -> Score:
         return Score(value=0.0, passed=False, reason=f"scorer error: {type(exc).__name__}: {exc}")
 
 
+CHUNK_BATCHES = 4
+"""Batches' worth of cases per ``generate`` call for a slot-refilling model: more waiting
+prompts keep its slots full longer (the batch drains only at a chunk's end), fewer make
+a journaled (resumable) unit smaller."""
+
+
+def chunk_size(model: TextModel, settings: GenerationSettings) -> int:
+    """Cases per ``model.generate`` call (and per journal unit) of the accuracy pass."""
+    refills = getattr(model, "refills_slots", False)
+    return settings.batch_size * (CHUNK_BATCHES if refills else 1)
+
+
 def accuracy_pass(
     model: TextModel, suite, settings: GenerationSettings, progress=None, *, done=None, on_batch=None,
     should_stop=None,
 ) -> AccuracyPass:
-    """Generate every case of ``suite`` greedily in batches and score it.
+    """Generate every case of ``suite`` greedily and score it, in chunks of cases.
 
-    Batches follow the suite's case order. (Grouping prompts by length was tried:
-    with greedy decoding a batch runs until its longest completion ends, so the
-    grouping that matters is by *output* length, which is unknown beforehand;
-    on arithmetic, 32 cases, fp32 it measured 0.84x a plain loop against 1.10x
-    without it; see benchmarks/throughput.py.)
+    A chunk is ``settings.batch_size`` cases, or ``batch_size * CHUNK_BATCHES`` for a
+    model whose ``generate`` refills the slots of finished rows (``refills_slots``,
+    :mod:`qeval.models._engine`): it needs more waiting prompts than slots to keep its
+    batch full. Chunks follow the suite's case order.
 
-    Resuming (:mod:`qeval.journal`): ``done`` maps a batch index to the
-    ``(cases, output_tokens, wall_s)`` an earlier run journaled for it; those
-    batches are reused, not generated. Batch boundaries depend only on the batch
-    size, so the batches generated now are exactly those a clean run generates.
+    Resuming (:mod:`qeval.journal`): ``done`` maps a chunk index to the
+    ``(cases, output_tokens, wall_s)`` an earlier run journaled for it; those chunks
+    are reused, not generated (a journaled chunk whose case ids differ is generated
+    again). Chunk boundaries depend only on the batch size and the model kind, so the
+    chunks generated now are exactly those a clean run generates.
     ``on_batch(index, cases, output_tokens, wall_s)`` is called after each newly
-    finished batch (before ``should_stop()``, which is called next and may raise to
-    stop the pass between batches, e.g. on Ctrl-C).
+    finished chunk (before ``should_stop()``, which is called next and may raise to
+    stop the pass between chunks, e.g. on Ctrl-C).
     """
     done = done or {}
     prompts = build_prompts(model, suite)
@@ -73,7 +85,7 @@ def accuracy_pass(
     results: list[CaseResult] = []
     wall_s = 0.0
     output_tokens = 0
-    size = settings.batch_size
+    size = chunk_size(model, settings)
     for index, b in enumerate(range(0, len(prompts), size)):
         cases = suite.cases[b : b + size]
         reused = done.get(index)

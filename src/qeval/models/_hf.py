@@ -54,6 +54,10 @@ class _TokenClock:
 class HFTextModel:
     """A transformers causal LM + tokenizer behind the :class:`TextModel` interface."""
 
+    refills_slots = True
+    """``generate`` decodes ``batch_size`` rows at a time and refills finished rows' slots:
+    the accuracy pass hands it several batches' worth of prompts per call."""
+
     def __init__(self, model: Any, tokenizer: Any, device: str) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -130,6 +134,58 @@ class HFTextModel:
         return self._stops[stop]
 
     def generate(self, prompts: Sequence[str], settings: GenerationSettings) -> list[Generation]:
+        """Greedy completions through the slot-refilling engine (:mod:`qeval.models._engine`).
+
+        ``settings.batch_size`` rows decode at a time; hand it more prompts than that and
+        finished rows' slots are refilled. Falls back to ``model.generate`` (static batches)
+        for a model the engine cannot drive, e.g. a quantized or sliding-window KV cache.
+        """
+        from qeval.models._engine import EngineUnsupported
+
+        if getattr(self, "_engine_unsupported", None) is None:
+            try:
+                return self._generate_engine(prompts, settings)
+            except (EngineUnsupported, AttributeError, NotImplementedError) as exc:
+                import warnings
+
+                self._engine_unsupported = f"{type(exc).__name__}: {exc}"
+                warnings.warn(f"qeval: batched decoding falls back to model.generate ({self._engine_unsupported})",
+                              RuntimeWarning, stacklevel=2)
+        results: list[Generation] = []
+        for b in range(0, len(prompts), settings.batch_size):
+            results.extend(self._generate_static(prompts[b : b + settings.batch_size], settings))
+        return results
+
+    def _generate_engine(self, prompts: Sequence[str], settings: GenerationSettings) -> list[Generation]:
+        import torch
+
+        from qeval.models._engine import check_generation_config, greedy_generate
+
+        check_generation_config(self.model.generation_config)
+        prompt_ids = self.tokenizer(list(prompts), add_special_tokens=False).input_ids
+        should_stop = None
+        if settings.stop:
+            # the very criterion model.generate applies (it also matches a stop string that
+            # begins in the prompt), so a row stops on the token a batch-1 generate stops on
+            criteria = self._stop_criteria(tuple(settings.stop))
+
+            def should_stop(prompt: Sequence[int], ids: list[int]) -> bool:
+                return bool(criteria(torch.tensor([[*prompt, *ids]]), None)[0])
+
+        # pad ends a row too: _count_and_decode cuts a completion there, as for model.generate
+        end_ids = set(self._eos_ids) | {self.tokenizer.pad_token_id}
+        outs = greedy_generate(
+            self.model, prompt_ids, slots=settings.batch_size, max_new_tokens=settings.max_new_tokens,
+            end_ids=end_ids, pad_id=self.tokenizer.pad_token_id, should_stop=should_stop,
+        )
+        results = []
+        for ids in outs:
+            text, n = self._count_and_decode(torch.tensor(ids, dtype=torch.long))
+            results.append(Generation(text=text, output_tokens=n))
+        return results
+
+    def _generate_static(self, prompts: Sequence[str], settings: GenerationSettings) -> list[Generation]:
+        """One static batch through ``model.generate`` (left padding): the engine's fallback."""
         import torch
 
         # Plain no_grad, not inference_mode: quanto's packed tensors fail under the latter.
@@ -178,6 +234,38 @@ class HFTextModel:
 
             torch.cuda.empty_cache()
 
+    def generate_timed_batch(self, prompts: Sequence[str], settings: GenerationSettings) -> list[TimedGeneration]:
+        """Greedy completions of one left-padded batch with per-row token timestamps.
+
+        Every row starts with the batch (after tokenization, which is reported apart)
+        and shares its step times: the streamer sees the whole ``(B,)`` column of new
+        ids once per step. A row's times stop at its own EOS (or the padding after a
+        stop string), counted like :meth:`generate` counts tokens.
+        """
+        import torch
+
+        _sync(self.device)
+        t0 = time.perf_counter()
+        enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = {k: v.to(self.device) for k, v in enc.items()}
+        _sync(self.device)
+        start = time.perf_counter()
+        clock = _TokenClock(self.device, start)
+        with torch.no_grad():
+            out = self.model.generate(**enc, streamer=clock, **self._gen_kwargs(settings))
+        tokenize_ms = (start - t0) * 1000.0
+        results = []
+        for row in out[:, enc["input_ids"].shape[1] :].cpu():
+            text, n = self._count_and_decode(row)
+            results.append(TimedGeneration(
+                text=text, output_tokens=n, tokenize_ms=tokenize_ms, token_times_ms=tuple(clock.times_ms[:n])
+            ))
+        return results
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` becomes as a prompt (special tokens written in it included)."""
+        return len(self.tokenizer(text, add_special_tokens=False).input_ids)
+
 
 def _quiet_transformers() -> None:
     import logging
@@ -191,10 +279,16 @@ def _quiet_transformers() -> None:
 
 def read_config(path: Path) -> dict[str, Any]:
     cfg = path / "config.json"
+    fix = "Point --model at the folder save_pretrained wrote, or restore its config.json."
     try:
-        return json.loads(cfg.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{cfg}: cannot read the model config ({exc}). Is this a Hugging Face model folder?") from None
+        config = json.loads(cfg.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{cfg}:{exc.lineno}: the model config is not valid JSON ({exc.msg}). {fix}") from None
+    except (OSError, ValueError, RecursionError) as exc:  # unreadable, not UTF-8, nested too deep
+        raise ModelError(f"{cfg}: cannot read the model config ({exc}). {fix}") from None
+    if not isinstance(config, dict):
+        raise ModelError(f"{cfg}: the model config should be a JSON object, found {type(config).__name__}. {fix}")
+    return config
 
 
 @dataclass
@@ -215,7 +309,9 @@ class HFSource:
         from qeval.checkpoint import detect_gptq_checkpoint
 
         config = read_config(path)
-        archs = config.get("architectures") or [config.get("model_type", "unknown")]
+        archs = config.get("architectures")
+        if not (isinstance(archs, list) and archs and isinstance(archs[0], str)):  # a damaged config: load() says more
+            archs = [str(config.get("model_type", "unknown"))]
         dtype = config.get("dtype") or config.get("torch_dtype") or "unknown"
         quant = config.get("quantization_config")
         gptq = detect_gptq_checkpoint(path, config)
@@ -228,7 +324,7 @@ class HFSource:
                 source_precision = str(dtype)
         card = ModelCard(
             spec=spec,
-            name=name or config.get("_name_or_path") or path.name,
+            name=name or str(config.get("_name_or_path") or path.name),
             source_precision=source_precision,
             parameters=None,
             architecture=archs[0],
@@ -250,12 +346,21 @@ class HFSource:
         t0 = time.perf_counter()
         try:
             tokenizer = AutoTokenizer.from_pretrained(self.path)
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"{self.path}: cannot load a tokenizer ({exc}). The folder needs tokenizer files.") from None
+        except Exception as exc:  # noqa: BLE001 -- transformers' many failure types become one user-facing error
+            raise ModelError(
+                f"{self.path}: cannot load a tokenizer ({_first_line(exc)}). The folder needs the tokenizer files "
+                "(tokenizer.json, tokenizer_config.json): save them there with tokenizer.save_pretrained(folder)."
+            ) from None
         if self.gptq is not None:
             return self._load_gptq(prec, device, tokenizer, t0)
         # as-is has no load dtype of its own: the checkpoint's stored dtype
-        model = AutoModelForCausalLM.from_pretrained(self.path, dtype=prec.load_dtype or getattr(torch, self.stored_dtype))
+        try:
+            model = AutoModelForCausalLM.from_pretrained(self.path, dtype=prec.load_dtype or getattr(torch, self.stored_dtype))
+        except Exception as exc:  # noqa: BLE001 -- missing, truncated or mismatched weights, a config transformers refuses
+            raise ModelError(
+                f"{self.path}: cannot load the model ({_first_line(exc)}). The folder needs the config.json and weights "
+                "(model.safetensors or pytorch_model.bin) that save_pretrained writes: re-save or re-download the model."
+            ) from None
         model.to(device)
         model.eval()
         _sync(device)
@@ -315,6 +420,13 @@ class HFSource:
             "packages": package_versions(),
         })
         return cache_dir() / "quantized" / f"{precision.name}-{key[:16]}"
+
+
+def _first_line(exc: BaseException) -> str:
+    """``Type: message`` of a third-party error, cut to its first line (transformers' run to a page)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = text if len(text) <= 300 else text[:297] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _stored_dtype(name: Any) -> str:

@@ -1,0 +1,209 @@
+"""The slot-refilling greedy engine: identical completions to batch-1 ``model.generate``."""
+
+from __future__ import annotations
+
+import random
+import warnings
+
+import pytest
+
+from qeval.config import GenerationSettings
+from qeval.evaluate import CHUNK_BATCHES, accuracy_pass, chunk_size
+from qeval.models import FakeTextModel
+from qeval.models._engine import (
+    EngineUnsupported,
+    check_generation_config,
+    greedy_generate,
+    shared_prefix_len,
+)
+from tests.fakes import MINI
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_llama_builder):
+    return tiny_llama_builder()
+
+
+def _prompts(n: int, seed: int, shared: int = 0) -> list[list[int]]:
+    rng = random.Random(seed)
+    head = [1] + [rng.randrange(3, 1000) for _ in range(shared)]
+    return [head + [rng.randrange(3, 1000) for _ in range(rng.randint(1, 24))] for _ in range(n)]
+
+
+def _batch1(model, prompt: list[int], max_new_tokens: int) -> list[int]:
+    ids = torch.tensor([prompt])
+    with torch.no_grad():
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                             do_sample=False, eos_token_id=None, pad_token_id=0)
+    return out[0, len(prompt) :].tolist()
+
+
+def _ends_at(ids: list[int], end_ids: set[int], should_stop) -> list[int]:
+    """``ids`` cut after the first end token or the first prefix that ``should_stop``."""
+    for i in range(len(ids)):
+        if ids[i] in end_ids or (should_stop is not None and should_stop([], ids[: i + 1])):
+            return ids[: i + 1]
+    return ids
+
+
+def _stop_by_content(prompt, ids: list[int]) -> bool:
+    # a deterministic function of the ids, so each row stops at its own length
+    return len(ids) >= 2 + ids[0] % 7
+
+
+def test_shared_prefix_len_leaves_one_token_per_prompt():
+    assert shared_prefix_len([[1, 2, 3, 4], [1, 2, 3, 5]]) == 3
+    assert shared_prefix_len([[1, 2, 3], [1, 2, 3, 4]]) == 2
+    assert shared_prefix_len([[1, 2], [3, 4]]) == 0
+    assert shared_prefix_len([[7]]) == 0
+    assert shared_prefix_len([]) == 0
+
+
+@pytest.mark.parametrize("slots", [1, 3, 8])
+@pytest.mark.parametrize("shared", [0, 20])
+def test_engine_matches_batch_one_generate(tiny, slots, shared):
+    torch.set_num_threads(1)
+    prompts = _prompts(14, seed=slots + shared, shared=shared)
+    max_new_tokens = 9
+    refs = [_batch1(tiny, p, max_new_tokens) for p in prompts]
+    # end tokens the model really emits: some rows end on their first token, others run on
+    end_ids = {refs[0][0], refs[3][2]}
+    got = greedy_generate(tiny, prompts, slots=slots, max_new_tokens=max_new_tokens, end_ids=end_ids, pad_id=0,
+                          should_stop=_stop_by_content, min_shared_prefix=16)
+    want = [_ends_at(r, end_ids, _stop_by_content) for r in refs]
+    mismatches = [i for i, (g, w) in enumerate(zip(got, want, strict=True)) if g != w]
+    assert not mismatches, f"rows {mismatches} differ from batch-1 generate"
+    assert len({len(g) for g in got}) > 2  # rows did stop at different lengths
+
+
+def test_engine_without_stops_runs_to_max_new_tokens(tiny):
+    prompts = _prompts(5, seed=7)
+    got = greedy_generate(tiny, prompts, slots=2, max_new_tokens=6, end_ids=set(), pad_id=0)
+    assert got == [_batch1(tiny, p, 6) for p in prompts]
+    assert greedy_generate(tiny, prompts, slots=2, max_new_tokens=0, end_ids=set(), pad_id=0) == [[]] * 5
+
+
+def test_generation_config_with_a_logits_processor_is_unsupported():
+    from transformers import GenerationConfig
+
+    check_generation_config(GenerationConfig())
+    with pytest.raises(EngineUnsupported, match="repetition_penalty"):
+        check_generation_config(GenerationConfig(repetition_penalty=1.3))
+
+
+class _CharTokenizer:
+    """One character per token (ids 3..999 -> CJK code points); 0 pad, 1 BOS, 2 EOS."""
+
+    bos_token_id, eos_token_id, pad_token_id = 1, 2, 0
+    bos_token, eos_token, pad_token = "<s>", "</s>", "<pad>"
+    padding_side = "right"
+    chat_template = None
+    _base = 0x4E00
+
+    def __call__(self, texts, return_tensors=None, padding=False, add_special_tokens=True):
+        from transformers import BatchEncoding
+
+        single = isinstance(texts, str)
+        head = [1] if add_special_tokens else []
+        rows = [head + self._encode(t) for t in ([texts] if single else texts)]
+        if return_tensors is None:
+            return BatchEncoding({"input_ids": rows[0] if single else rows})
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([[0] * (width - len(r)) + r for r in rows])
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+        return {"input_ids": ids, "attention_mask": mask}
+
+    def _encode(self, text: str) -> list[int]:
+        return [ord(c) - self._base for c in text.removeprefix(self.bos_token)]
+
+    def _convert_id_to_token(self, i: int) -> str:
+        return chr(self._base + i)
+
+    def convert_tokens_to_string(self, tokens: list[str]) -> str:
+        return "".join(tokens)
+
+    def get_vocab(self) -> dict[str, int]:  # what transformers' StopStringCriteria reads
+        return {self.pad_token: 0, self.bos_token: 1, self.eos_token: 2,
+                **{chr(self._base + i): i for i in range(3, 1000)}}
+
+    def decode(self, ids, skip_special_tokens=False):
+        ids = ids.tolist() if hasattr(ids, "tolist") else ids
+        return "".join(chr(self._base + i) for i in ids if i > 2 or not skip_special_tokens)
+
+
+def _text(ids: list[int]) -> str:
+    return "".join(chr(0x4E00 + i) for i in ids)
+
+
+def test_hf_text_model_generate_matches_batch_one(tiny):
+    from qeval.evaluate import cut_at_stop
+    from qeval.models import HFTextModel
+
+    hf = HFTextModel(tiny, _CharTokenizer(), "cpu")
+    prompts = [_text(p[1:]) for p in _prompts(11, seed=3, shared=18)]
+    probe = hf._generate_static(prompts[:4], GenerationSettings(max_new_tokens=8, batch_size=4))
+    stop = (probe[1].text[2:4], probe[2].text[:1])  # stop strings the model does produce
+    settings = GenerationSettings(max_new_tokens=8, stop=stop, batch_size=3)
+    got = hf.generate(prompts, settings)
+    assert getattr(hf, "_engine_unsupported", None) is None
+    for p, g in zip(prompts, got, strict=True):
+        ref = hf._generate_static([p], settings)[0]
+        assert cut_at_stop(g.text, stop) == cut_at_stop(ref.text, stop)
+        assert g.output_tokens == ref.output_tokens
+    assert any(g.output_tokens < 8 for g in got)
+
+
+def test_hf_text_model_falls_back_to_model_generate(tiny, monkeypatch):
+    from qeval.models import HFTextModel
+
+    hf = HFTextModel(tiny, _CharTokenizer(), "cpu")
+    prompts = [_text(p[1:]) for p in _prompts(5, seed=4)]
+    settings = GenerationSettings(max_new_tokens=5, batch_size=2)
+    want = hf.generate(prompts, settings)
+
+    def unsupported(*args, **kwargs):
+        raise EngineUnsupported("cache layer QuantizedLayer is not a plain DynamicLayer")
+
+    monkeypatch.setattr("qeval.models._engine.greedy_generate", unsupported)
+    with pytest.warns(RuntimeWarning, match="falls back to model.generate"):
+        assert hf.generate(prompts, settings) == want
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once, not on every call
+        assert hf.generate(prompts, settings) == want
+
+
+class _RefillingFake(FakeTextModel):
+    refills_slots = True
+
+    def __init__(self):
+        super().__init__(lambda prompt, precision: "The answer is 42.", "fp32", 0.0, 0)
+        self.calls: list[int] = []
+
+    def generate(self, prompts, settings):
+        self.calls.append(len(prompts))
+        return super().generate(prompts, settings)
+
+
+def test_accuracy_pass_hands_a_refilling_model_chunks_of_batches():
+    from qeval.suites import load_suite
+
+    suite = load_suite(str(MINI))
+    settings = GenerationSettings(max_new_tokens=8, batch_size=2)
+    model = _RefillingFake()
+    assert chunk_size(model, settings) == 2 * CHUNK_BATCHES
+    journaled = {}
+    first = accuracy_pass(model, suite, settings, on_batch=lambda i, cases, tok, s: journaled.update({i: (cases, tok, s)}))
+    n = len(suite.cases)
+    size = 2 * CHUNK_BATCHES
+    assert model.calls == [min(size, n - b) for b in range(0, n, size)]
+    assert sorted(journaled) == list(range(len(model.calls)))
+
+    # resuming reuses journaled chunks and generates only the rest
+    resumed_model = _RefillingFake()
+    done = {0: journaled[0]}
+    again = accuracy_pass(resumed_model, suite, settings, done=done)
+    assert resumed_model.calls == model.calls[1:]
+    assert again.cases == first.cases
+    assert chunk_size(FakeTextModel(lambda p, q: "", "fp32", 0.0, 0), settings) == 2

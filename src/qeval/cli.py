@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from qeval.errors import QevalError
 
@@ -36,7 +37,8 @@ def _user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except QevalError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            # escaped: the message quotes user input, which may contain rich markup ("[/]")
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_USAGE) from None
 
     return wrapper
@@ -261,6 +263,17 @@ def quantize(
     )
     console.print(f"Evaluate it: qeval sweep --model {done.path} --precisions as-is --suites SUITES", highlight=False)
 
+
+def _register_commands() -> None:
+    # perf and recommend live in their own modules; they import this one lazily.
+    from qeval.cli_perf import register as register_perf
+    from qeval.cli_recommend import register as register_recommend
+
+    register_perf(app)
+    register_recommend(app)
+
+
+_register_commands()
 
 if __name__ == "__main__":
     main()

@@ -53,6 +53,26 @@ class FakeTextModel:
             times.append((time.perf_counter() - start) * 1000.0)
         return TimedGeneration(text=text, output_tokens=n, tokenize_ms=(start - t0) * 1000.0, token_times_ms=tuple(times))
 
+    def generate_timed_batch(self, prompts: Sequence[str], settings: GenerationSettings) -> list[TimedGeneration]:
+        """One batch: every row shares the step times (one ``token_delay_s`` per step) and
+        stops at its own length, like a real batch whose rows end at different EOS."""
+        t0 = time.perf_counter()
+        done = [self._complete(p, settings) for p in prompts]
+        start = time.perf_counter()
+        times = []
+        for _ in range(max((n for _, n in done), default=0)):
+            time.sleep(self._delay)
+            times.append((time.perf_counter() - start) * 1000.0)
+        tokenize_ms = (start - t0) * 1000.0
+        return [
+            TimedGeneration(text=text, output_tokens=n, tokenize_ms=tokenize_ms, token_times_ms=tuple(times[:n]))
+            for text, n in done
+        ]
+
+    def count_tokens(self, text: str) -> int:
+        """The fake's tokens are words."""
+        return len(text.split())
+
     def weights_bytes(self) -> int | None:
         return self._weights_bytes
 

@@ -1,0 +1,85 @@
+"""perf.json and perf.md: writing them atomically, and reading perf.json back.
+
+perf.json is strict JSON (``qeval.report._json.jsonable``): an infinite interval
+bound is written as ``null`` and read back as ``-inf`` (lower) or ``inf`` (upper).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from qeval.errors import ReportError
+from qeval.perf._markdown import render_perf_markdown
+from qeval.perf._schema import PERF_SCHEMA_VERSION, PerfRecord
+from qeval.report._atomic import atomic_open, atomic_write_text
+from qeval.report._json import jsonable, read_json_object
+
+PERF_FILE = "perf.json"
+PERF_MARKDOWN = "perf.md"
+_RECORD = TypeAdapter(PerfRecord)
+
+
+def perf_dict(record: PerfRecord) -> dict[str, Any]:
+    """The strict-JSON form of ``record``."""
+    return jsonable(record)
+
+
+def write_perf(record: PerfRecord, folder: str | Path) -> Path:
+    """Write perf.md then perf.json into ``folder`` (created if needed); return the folder.
+
+    perf.json goes last, so a folder with a perf.json has a complete perf.md too.
+    """
+    folder = Path(folder)
+    atomic_write_text(folder / PERF_MARKDOWN, render_perf_markdown(record))
+    with atomic_open(folder / PERF_FILE, "w") as handle:
+        json.dump(perf_dict(record), handle, indent=1, ensure_ascii=False, allow_nan=False)
+        handle.write("\n")
+    return folder
+
+
+def _restore_infinities(value: Any, key: str = "") -> Any:
+    """Put back the infinite interval bounds strict JSON stored as null."""
+    if isinstance(value, dict):
+        return {k: _restore_infinities(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        if (key == "ci" or key.endswith("_ci")) and len(value) == 2:
+            lo, hi = value
+            return [-math.inf if lo is None else lo, math.inf if hi is None else hi]
+        return [_restore_infinities(v, key) for v in value]
+    return value
+
+
+def read_perf(path: str | Path) -> PerfRecord:
+    """Read a perf.json (or the run folder holding one) back into a frozen :class:`PerfRecord`.
+
+    Raises :class:`~qeval.errors.ReportError` saying what is wrong and what to do when
+    the file is missing, is not JSON, has another schema version or does not fit the schema.
+    """
+    target = Path(path)
+    if target.is_dir():
+        target = target / PERF_FILE
+    data = read_json_object(
+        target, "a qeval perf file", f"Pass a run folder that `qeval perf` wrote (or --into), or its {PERF_FILE}.",
+        "re-run `qeval perf`",
+    )
+    version = data.get("schema_version")
+    if version != PERF_SCHEMA_VERSION or isinstance(version, bool):
+        found = "no schema_version key" if "schema_version" not in data else f"schema_version {version!r}"
+        raise ReportError(
+            f"{target}: has {found}, but this qeval reads perf schema_version {PERF_SCHEMA_VERSION}. "
+            "Read it with the qeval version that wrote it, or re-run `qeval perf`."
+        )
+    try:
+        return _RECORD.validate_python(_restore_infinities(data))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise ReportError(
+            f"{target}: key {loc!r}: {first['msg']}. The file is damaged or was not written by `qeval perf`; "
+            "re-run it to regenerate the file."
+        ) from exc

@@ -193,11 +193,11 @@ def parse_scoped_slo(text: str, where: str) -> ScopedSlo:
 def _check(values: dict[str, Any]) -> None:
     from qeval.errors import QevalError
     from qeval.models import check_model_spec
-    from qeval.quantize import PRECISIONS  # the registry only; no backend is imported
+    from qeval.quantize import CALIBRATED, check_precision_name  # names only: neither torch nor a backend is imported
 
     for name in values["precisions"]:
         try:
-            PRECISIONS.get(name)
+            check_precision_name(name)
         except QevalError as exc:
             raise pytest.UsageError(f"--qeval-precisions: {exc}") from None
     try:
@@ -227,7 +227,7 @@ def _check(values: dict[str, Any]) -> None:
                 f"--qeval-slo {scoped.text!r} compares against {ref}, which is not in --qeval-precisions "
                 f"({','.join(values['precisions'])}). Add it, e.g. --qeval-precisions {ref},{','.join(values['precisions'])}."
             )
-    needing = [p for p in values["precisions"] if PRECISIONS.get(p).needs_calibration]
+    needing = [p for p in values["precisions"] if p in CALIBRATED]
     if needing and not values["calibration"]:
         raise pytest.UsageError(
             f"--qeval-precisions: {', '.join(needing)} need(s) calibration text: pass --qeval-calibration NAME "

@@ -74,12 +74,12 @@ def verdicts_markdown(session: QevalSession) -> str:
 def write_session_reports(session: QevalSession) -> tuple[Path | None, list[str]]:
     """Write everything; returns the run folder and human lines about what was written.
     Never raises: a report failure is reported, the test outcome stands."""
-    from qeval.report import atomic_write_text, write_record, write_report
-
     notes: list[str] = []
     record = session.record()
-    if record is None:
+    if record is None:  # nothing was evaluated (e.g. --collect-only): no report, no import of the report code
         return None, notes
+    from qeval.report import atomic_write_text, write_record, write_report
+
     folder = write_report(record, session.options.report)
     atomic_write_text(folder / SLO_JSON, json.dumps(verdicts_dict(session), indent=2, allow_nan=False) + "\n")
     md = verdicts_markdown(session)

@@ -63,7 +63,7 @@ class QevalSession:
     _calibration: Any = None
 
     def __post_init__(self) -> None:
-        from qeval.sweep import new_run_id
+        from qeval.run_id import new_run_id
 
         self.run_id = new_run_id()
         self.created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -9,9 +9,15 @@ import functools
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from scipy import stats as _st
 
 from qeval.results import MetricValue, Percentiles
+
+
+def _scipy_stats():
+    # scipy.stats takes ~1 s to import; loading a suite (pytest collection) needs none of it
+    from scipy import stats
+
+    return stats
 
 
 def proportion_ci(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float] | None:
@@ -24,7 +30,7 @@ def proportion_ci(successes: int, n: int, confidence: float = 0.95) -> tuple[flo
         return None
     if not 0 <= successes <= n:
         raise ValueError(f"successes={successes} must lie in [0, n={n}]")
-    ci = _st.binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
+    ci = _scipy_stats().binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
     return (float(ci.low), float(ci.high))
 
 
@@ -55,7 +61,7 @@ def bootstrap_ci(
     point = float(statistic(*arrays))
     if all(np.all(a == a[0]) for a in arrays):
         return (point, point)
-    res = _st.bootstrap(
+    res = _scipy_stats().bootstrap(
         tuple(arrays),
         lambda *cols, axis=-1: _vectorised(statistic, cols, axis),
         paired=True,
@@ -125,13 +131,13 @@ def paired_rate_drop(reference: Sequence[bool], current: Sequence[bool], confide
     lost = sum(1 for r, c in zip(reference, current) if r and not c)
     gained = sum(1 for r, c in zip(reference, current) if c and not r)
     drop = (lost - gained) / n
-    z = float(_st.norm.ppf(1 - (1 - confidence) / 2))
+    z = float(_scipy_stats().norm.ppf(1 - (1 - confidence) / 2))
     score = functools.partial(_tango_score, lost=lost, gained=gained, n=n)
     edge = 1 - 1e-12
     low = -1.0 if score(-edge) <= z else _brentq(lambda d: score(d) - z, -edge, drop)
     high = 1.0 if score(edge) >= -z else _brentq(lambda d: score(d) + z, drop, edge)
     discordant = lost + gained
-    p_value = 1.0 if discordant == 0 else float(_st.binomtest(lost, discordant, 0.5).pvalue)
+    p_value = 1.0 if discordant == 0 else float(_scipy_stats().binomtest(lost, discordant, 0.5).pvalue)
     return drop, (float(low), float(high)), p_value, lost, gained
 
 
@@ -167,7 +173,7 @@ def quantile_ci(samples: Sequence[float], q: float, confidence: float = 0.95) ->
     x = np.asarray(samples, dtype=float)
     if x.size == 0:
         return None
-    ci = _st.quantile_test(x, q=float(np.median(x)), p=q).confidence_interval(confidence_level=confidence)
+    ci = _scipy_stats().quantile_test(x, q=float(np.median(x)), p=q).confidence_interval(confidence_level=confidence)
     lo = float(ci.low) if np.isfinite(ci.low) else -np.inf
     hi = float(ci.high) if np.isfinite(ci.high) else np.inf
     return (lo, hi)

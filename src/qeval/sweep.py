@@ -16,7 +16,6 @@ current timed pass), writes the report marked incomplete and raises
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import threading
 import traceback
@@ -29,7 +28,15 @@ from typing import Any, Protocol
 from qeval.config import SweepConfig
 from qeval.errors import BackendUnavailable, QevalError, UsageError
 from qeval.evaluate import AccuracyPass, accuracy_pass, effective_settings
-from qeval.results import CellResult, LatencyStats, MemoryStats, RunRecord, Score, to_dict
+from qeval.results import (
+    CellResult,
+    LatencyStats,
+    MemoryStats,
+    RunRecord,
+    Score,
+    to_dict,
+)
+from qeval.run_id import new_run_id
 from qeval.stats import rate
 from qeval.timing import TimedPass, timed_pass
 
@@ -91,11 +98,6 @@ class _SuiteOutcome:
     timed: TimedPass | None = None
     error: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
-
-
-def new_run_id(now: datetime | None = None) -> str:
-    now = now or datetime.now(timezone.utc)
-    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
 
 
 def _error_text(exc: BaseException) -> str:
@@ -349,7 +351,6 @@ def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tup
     from qeval.journal import JOURNAL_FILE, Journal, JournalError
     from qeval.models import resolve_device, resolve_model
     from qeval.report._write import run_dir
-
     from qeval.variants import plan
 
     reporter = reporter or _Silent()

@@ -85,3 +85,19 @@ def test_list_precisions_rows():
     rows = list_precisions("cpu")
     assert [r[0] for r in rows] == EXPECTED
     assert all(isinstance(desc, str) and reason is None for _, desc, reason in rows)
+
+
+def test_calibrated_names_agree_with_the_precisions():
+    from qeval.quantize import CALIBRATED, PRECISIONS, get_precision
+
+    assert CALIBRATED == {name for name in PRECISIONS if get_precision(name).needs_calibration}
+
+
+def test_checking_a_name_imports_neither_torch_nor_a_backend():
+    import subprocess
+    import sys
+
+    code = ("import sys; from qeval.quantize import check_precision_name as c; c('int4'); "
+            "print(sorted(m for m in ('torch', 'optimum.quanto', 'qeval.quantize._base') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

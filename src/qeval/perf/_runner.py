@@ -292,7 +292,7 @@ def measure(config: PerfConfig, source: Any = None, note: Note | None = None) ->
     from qeval.environment import fingerprint
     from qeval.models import resolve_device, resolve_model
     from qeval.quantize import get_precision
-    from qeval.sweep import new_run_id
+    from qeval.run_id import new_run_id
 
     note = note or (lambda text: None)
     validate(config)

@@ -7,21 +7,39 @@
 
 Adding a precision: one backend module (a frozen config + a ``Precision``
 subclass) and one ``PRECISIONS.register`` line below. Entries are lazy, and
-backend modules import their library only inside ``apply``.
+backend modules import their library only inside ``apply``. Importing this package
+does not import torch: the names from ``_base`` load on first use, so checking a
+precision name (``name in PRECISIONS``) stays cheap, e.g. in pytest's collection.
 """
 
 from __future__ import annotations
 
-from qeval.quantize._base import (
-    GROUP_SIZE_CANDIDATES,
-    Backend,
-    Precision,
-    QuantizeContext,
-    choose_group_size,
-    quiet,
-    select_linears,
-)
+from typing import TYPE_CHECKING, Any
+
 from qeval.registry import Registry
+
+if TYPE_CHECKING:
+    from qeval.quantize._base import (
+        GROUP_SIZE_CANDIDATES,
+        Backend,
+        Precision,
+        QuantizeContext,
+        choose_group_size,
+        quiet,
+        select_linears,
+    )
+
+_FROM_BASE = ("GROUP_SIZE_CANDIDATES", "Backend", "Precision", "QuantizeContext", "choose_group_size", "quiet",
+              "select_linears")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_BASE:
+        from qeval.quantize import _base
+
+        return getattr(_base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 PRECISIONS: Registry[Precision] = Registry("precision")
 PRECISIONS.register("fp32", "qeval.quantize._dtype:FP32")
@@ -38,6 +56,17 @@ PRECISIONS.register("gptq-int4", "qeval.quantize._gptq:GPTQ_INT4")
 PRECISIONS.register("gptq-int8", "qeval.quantize._gptq:GPTQ_INT8")
 PRECISIONS.register("w8a8-static", "qeval.quantize._quanto_static:W8A8_STATIC")
 PRECISIONS.register("w8a8-static-p999", "qeval.quantize._quanto_static:W8A8_STATIC_P999")
+
+
+CALIBRATED = frozenset({"gptq-int4", "gptq-int8", "w8a8-static", "w8a8-static-p999"})
+"""Names of the precisions that need calibration text (``Precision.needs_calibration``),
+known without importing their backends; a test checks the two agree."""
+
+
+def check_precision_name(name: str) -> None:
+    """UnknownNameError (with did-you-mean) unless ``name`` is registered; imports nothing."""
+    if name not in PRECISIONS:
+        PRECISIONS.get(name)
 
 
 def get_precision(name: str) -> Precision:
@@ -60,6 +89,8 @@ __all__ = [
     "Backend",
     "Precision",
     "QuantizeContext",
+    "CALIBRATED",
+    "check_precision_name",
     "choose_group_size",
     "get_precision",
     "list_precisions",

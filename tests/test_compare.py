@@ -340,6 +340,16 @@ def test_throughput_regression_needs_significance_and_the_tolerance():
     assert within.significant and within.worse and not within.regression  # 5% lower < 10% tolerance
 
 
+def test_throughput_from_two_requests_is_never_a_regression():
+    # a bootstrap over 2 requests spans only their two rates: 2 slower requests looked "significant"
+    passed = [True] * 4
+    a = run(cell(passed, latency=timed([100.0, 101.0], tokens_per_s=840.0)))
+    b = run(cell(passed, latency=timed([125.0, 126.0], tokens_per_s=676.0)), run_id="cur")
+    tps = row(compare_runs(a, b), "tokens_per_s")
+    assert tps.worse and not tps.significant and not tps.regression and tps.ci is None
+    assert "fewer than 8 timed requests (2)" in tps.method
+
+
 def test_memory_deltas_are_exact_and_never_a_regression():
     a = run(cell([True] * 4))
     b = run(cell([True] * 4, memory=MemoryStats(270_000_000, 1_400_000_000, "cpu_rss")), run_id="cur")

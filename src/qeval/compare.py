@@ -416,7 +416,10 @@ def _throughput_delta(base: CellResult, cur: CellResult, tolerance: float) -> Me
     b_ci = measure.throughput_ci(base, confidence)
     c_ci = measure.throughput_ci(cur, confidence)
     if b_ci is None or c_ci is None:
-        return _point_delta(metric, b, c, +1, "point values only (per-request token counts not stored)")
+        fewest = min(base.latency.requests, cur.latency.requests)
+        why = (f"fewer than {measure.MIN_REQUESTS_FOR_THROUGHPUT_CI} timed requests ({fewest}): no interval"
+               if 0 < fewest < measure.MIN_REQUESTS_FOR_THROUGHPUT_CI else "per-request token counts not stored")
+        return _point_delta(metric, b, c, +1, f"point values only ({why})")
     ci = (c_ci[0] - b_ci[1], c_ci[1] - b_ci[0])
     delta = c - b
     return MetricDelta(

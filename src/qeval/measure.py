@@ -253,11 +253,18 @@ def ratio(reference: CellResult, current: CellResult, metric: str) -> Measuremen
     raise MeasureError(f"No ratio is defined for {metric!r}; use p50/p95/p99 of a latency, tokens_per_s, weights or peak.")
 
 
+MIN_REQUESTS_FOR_THROUGHPUT_CI = 8
+"""Fewer timed requests give no throughput interval. A percentile bootstrap over n
+requests only ever spans the range of their rates: with 2 requests, two slightly slower
+ones than the baseline's read as a "significant" slow-down (seen in CI, on a fake model)."""
+
+
 def throughput_ci(cell: CellResult, confidence: float = 0.95) -> tuple[float, float] | None:
-    """Interval of the cell's tokens/s from a bootstrap over its timed requests (``None`` without them)."""
+    """Interval of the cell's tokens/s from a bootstrap over its timed requests (``None`` without
+    them, or with fewer than :data:`MIN_REQUESTS_FOR_THROUGHPUT_CI`)."""
     tokens, seconds = _throughput_columns(cell)
     value = cell.latency.output_tokens_per_s if cell.latency else None
-    if not tokens or not value or sum(seconds) <= 0:
+    if len(tokens) < MIN_REQUESTS_FOR_THROUGHPUT_CI or not value or sum(seconds) <= 0:
         return None
     # Bootstrap tokens / request time, then scale onto tokens / pass wall time (the reported value).
     point = sum(tokens) / sum(seconds)

@@ -82,7 +82,10 @@ def plugin_path(precisions: tuple[str, ...], delay_s: float, project: Path, mode
     args = [sys.executable, "-m", "pytest", "-q", "-p", "no:hypothesispytest", "--qeval", str(suite),
             "--qeval-model", model or "fakemodel:fake", "--qeval-precisions", ",".join(precisions),
             "--qeval-latency-samples", "8", "--qeval-warmup", "2", "--qeval-device", "cpu",
-            *(["--qeval-limit", str(limit)] if limit else [])]
+            *(["--qeval-limit", str(limit)] if limit else []),
+            # pytest's cache (which holds the cell cache) lives under the rootdir, which a suite
+            # outside the project moves elsewhere: pin it here so the first run is really cold
+            "-o", f"cache_dir={project / '.pytest_cache'}"]
     times, out = [], ""
     for _ in range(2):
         start = time.perf_counter()

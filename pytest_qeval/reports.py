@@ -80,7 +80,9 @@ def write_session_reports(session: QevalSession) -> tuple[Path | None, list[str]
         return None, notes
     from qeval.report import atomic_write_text, write_record, write_report
 
-    folder = write_report(record, session.options.report)
+    # No plots or report.html: a gate's report is its verdicts, and drawing them (matplotlib,
+    # scipy) would be most of a cached re-run's time. `qeval recommend RUN_DIR` draws report.html.
+    folder = write_report(record, session.options.report, views=False)
     atomic_write_text(folder / SLO_JSON, json.dumps(verdicts_dict(session), indent=2, allow_nan=False) + "\n")
     md = verdicts_markdown(session)
     atomic_write_text(folder / SLO_MD, md)

@@ -12,18 +12,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from qeval.results import MetricValue
+
 PERF_SCHEMA_VERSION = 1
 
 LoadStatus = Literal["ok", "oom", "error", "skipped"]
 
 
-@dataclass(frozen=True)
-class Quantile:
-    """One percentile of a latency distribution with its 95% interval."""
-
-    value: float | None
-    ci: tuple[float, float] | None
-    n: int
+Quantile = MetricValue
+"""One percentile of a latency distribution with its 95% interval and sample count:
+the same record as a suite metric (value, ci, n)."""
 
 
 @dataclass(frozen=True)

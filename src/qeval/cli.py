@@ -150,7 +150,7 @@ def sweep(
     finally:
         reporter.stop()
     console.print(render_console_table(record))
-    console.print(f"Report: [bold]{path}[/] (summary.md, results.json, samples.jsonl, plots)")
+    console.print(f"Report: [bold]{path}[/] (report.html, summary.md, results.json, samples.jsonl, plots)")
     failed = [c for c in record.cells if c.status == "failed"]
     if failed:
         console.print(f"[yellow]{len(failed)} cell(s) failed; their reasons are in the report.[/]")

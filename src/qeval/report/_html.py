@@ -111,6 +111,26 @@ def _latency_ci(cell: CellResult) -> tuple[float, float] | None:
     return ci if ci is not None and all(map(_plottable, ci)) else None
 
 
+def _on_primary_metric(points: list, cells: dict, suite: str) -> tuple[list, str]:
+    """The suite's points with y on its primary metric: an F1 suite's pass rate (every
+    entity right) says little, and the page's other plots show its F1."""
+    from dataclasses import replace
+
+    from qeval.recommend import primary_metric
+
+    metric = primary_metric([cells[(p.precision, suite)] for p in points])
+    if metric == "accuracy":
+        return points, ACCURACY_LABEL
+    out = []
+    for p in points:
+        mv = cells[(p.precision, suite)].metrics.get(metric)
+        if mv is None or not _plottable(mv.value):
+            continue
+        lo, hi = mv.ci if mv.ci is not None else (mv.value, mv.value)
+        out.append(replace(p, y=mv.value, lo=lo, hi=hi))
+    return out, f"{metric} (95% CI)"
+
+
 def _draw_pareto(record: RunRecord):
     from qeval.recommend import Candidate, pareto_frontier
 
@@ -120,10 +140,10 @@ def _draw_pareto(record: RunRecord):
     cells = {(c.precision, c.suite): c for c in record.cells}
     colours = _colours(record)
     for ax, suite in zip(axes, suites):
-        points = by_suite.get(suite, [])
+        points, ylabel = _on_primary_metric(by_suite.get(suite, []), cells, suite)
         ax.set_title(suite, fontsize=10)
         ax.set_xlabel(LATENCY_LABEL, fontsize=8)
-        ax.set_ylabel(ACCURACY_LABEL, fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
         ax.grid(True, alpha=0.3)
         cands = [
             Candidate(p.precision, accuracy=p.y, p95_latency_ms=p.x,

@@ -282,6 +282,10 @@ def run_perf(config: PerfConfig, source: Any = None, note: Note | None = None) -
     record = measure(config, source, note)
     # run_dir refuses a run id that is not one safe folder name
     folder = Path(config.into) if config.into is not None else run_dir(record, config.out_dir)
+    from qeval.perf._write import PERF_FILE
+
+    if (folder / PERF_FILE).exists() and note is not None:
+        note(f"replacing {folder / PERF_FILE} (an earlier qeval perf run into this folder)")
     return record, write_perf(record, folder)
 
 

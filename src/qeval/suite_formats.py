@@ -360,6 +360,21 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _code_suite_defaults(description: str, prompt_template: str, stop: tuple[str, ...]) -> MappingProxyType:
+    """suite.yaml defaults of a code-benchmark format: what differs between them is the
+    description, the prompt and the stop strings."""
+    return MappingProxyType({
+        "description": description,
+        "prompt_template": prompt_template,
+        "chat_template": False,
+        "system_prompt": None,
+        "generation": {"max_new_tokens": 512, "stop": list(stop), "batch_size": 8},
+        "scorer": {"name": "code_exec", "args": {"timeout_s": 10}},
+        "primary_metric": "accuracy",
+        "slos": [],
+    })
+
+
 _FORMATS: dict[str, CaseFormat] = {
     HUMANEVAL: CaseFormat(
         name=HUMANEVAL,
@@ -367,17 +382,12 @@ _FORMATS: dict[str, CaseFormat] = {
         id_key="task_id",
         keys_hint="task_id, prompt, canonical_solution, test (defining check(candidate)) and entry_point",
         input_names=("prompt", "entry_point"),
-        suite_defaults=MappingProxyType({
-            "description": "HumanEval-format code completion: the model continues each prompt; check(entry_point) "
-                           "runs in the sandbox.",
-            "prompt_template": "{{ prompt | trim }}",
-            "chat_template": False,
-            "system_prompt": None,
-            "generation": {"max_new_tokens": 512, "stop": list(HUMANEVAL_STOP), "batch_size": 8},
-            "scorer": {"name": "code_exec", "args": {"timeout_s": 10}},
-            "primary_metric": "accuracy",
-            "slos": [],
-        }),
+        suite_defaults=_code_suite_defaults(
+            "HumanEval-format code completion: the model continues each prompt; check(entry_point) runs in the "
+            "sandbox.",
+            "{{ prompt | trim }}",
+            HUMANEVAL_STOP,
+        ),
         convert=_humaneval_case,
     ),
     MBPP: CaseFormat(
@@ -386,17 +396,12 @@ _FORMATS: dict[str, CaseFormat] = {
         id_key="task_id",
         keys_hint="task_id, text (or prompt), code and test_list (a non-empty list of assert lines)",
         input_names=("text", "test_example", "tests", "entry_point"),
-        suite_defaults=MappingProxyType({
-            "description": "MBPP-format code generation: the model writes a function from its description and "
-                           "one example test; every test runs in the sandbox.",
-            "prompt_template": '"""\n{{ text }}\n{{ test_example }}\n"""\n',
-            "chat_template": False,
-            "system_prompt": None,
-            "generation": {"max_new_tokens": 512, "stop": list(MBPP_STOP), "batch_size": 8},
-            "scorer": {"name": "code_exec", "args": {"timeout_s": 10}},
-            "primary_metric": "accuracy",
-            "slos": [],
-        }),
+        suite_defaults=_code_suite_defaults(
+            "MBPP-format code generation: the model writes a function from its description and one example test; "
+            "every test runs in the sandbox.",
+            '"""\n{{ text }}\n{{ test_example }}\n"""\n',
+            MBPP_STOP,
+        ),
         convert=_mbpp_case,
     ),
 }

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from qeval.errors import QevalError
+from qeval.cli_common import console, err_console
+from qeval.cli_common import split_list as _split
+from qeval.cli_common import user_errors as _user_errors
 
 app = typer.Typer(
     add_completion=False,
@@ -21,32 +20,6 @@ app = typer.Typer(
 )
 suites_app = typer.Typer(no_args_is_help=True, help="Work with suite folders.")
 app.add_typer(suites_app, name="suites")
-
-# Piped output (CI logs, `make demo | tee`) gets a width the results table fits in.
-console = Console() if Console().is_terminal else Console(width=160)
-err_console = Console(stderr=True)
-
-EXIT_USAGE = 2
-
-
-def _user_errors(fn):
-    """Show a user mistake as one paragraph and exit 2, without a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except QevalError as exc:
-            # escaped: the message quotes user input, which may contain rich markup ("[/]")
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(EXIT_USAGE) from None
-
-    return wrapper
-
-
-def _split(value: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in value.split(",") if v.strip())
-
 
 class _RichReporter:
     def __init__(self, progress) -> None:
@@ -95,12 +68,18 @@ def sweep(
 
     Ctrl-C finishes the current batch, writes the report marked incomplete and exits 130;
     `qeval sweep --resume RUN_DIR` then continues without redoing finished work."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from qeval.config import SweepConfig
+    from qeval.errors import UsageError
     from qeval.quantize import quiet
     from qeval.report import render_console_table
-    from qeval.errors import UsageError
     from qeval.sweep import SweepInterrupted, resume_sweep, run_sweep
 
     if resume is None and not (model and precisions and suites):

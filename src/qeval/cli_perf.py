@@ -1,35 +1,19 @@
 """``qeval perf``: translates flags into :func:`qeval.perf.run_perf`, nothing more.
 
-Registered on the main app by ``qeval.cli`` through :func:`register` (kept apart so
-that this module imports ``qeval.cli`` only when the command runs or registers).
+Registered on the main app by ``qeval.cli`` through :func:`register`.
 """
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-
-def _split(value: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in value.split(",") if v.strip())
+from qeval.cli_common import console, split_list, user_errors
 
 
-def _with_user_errors(fn):
-    """``qeval.cli._user_errors`` applied at call time (no import cycle at import time)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from qeval.cli import _user_errors
-
-        return _user_errors(fn)(*args, **kwargs)
-
-    return wrapper
-
-
-@_with_user_errors
+@user_errors
 def perf(
     model: Annotated[str, typer.Option(help="Local HF model folder, or built-in alias (smollm2-135m).")],
     precisions: Annotated[str, typer.Option(help="Comma-separated, e.g. bf16,int8,int4; the first is the reference of the ratios.")],
@@ -54,7 +38,6 @@ def perf(
     memory per batch size (out-of-memory recorded, not fatal), cold start, the highest
     batch size meeting every --slo, and cost per million output tokens.
     """
-    from qeval.cli import console
     from qeval.perf import (
         PERF_FILE,
         PERF_MARKDOWN,
@@ -66,7 +49,7 @@ def perf(
 
     config = PerfConfig(
         model=model,
-        precisions=_split(precisions),
+        precisions=split_list(precisions),
         suite=suite,
         limit=limit,
         prompt_tokens=prompt_tokens,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from qeval.cli_common import console, err_console, user_errors
 from qeval.errors import ReportError, UsageError
 
 if TYPE_CHECKING:
@@ -33,15 +34,12 @@ def recommend(
     memory_budget_gb: Annotated[float | None, typer.Option(min=0.0, help="Rule out precisions whose peak (else weights) memory exceeds this many GB (10^9 bytes).")] = None,
 ) -> None:
     """Recommend the cheapest precision that meets every SLO on its 95% interval; exit 1 if none does."""
-    from qeval.cli import _user_errors
-
-    _user_errors(_recommend)(run_dirs, slo or [], max_accuracy_drop, vs, memory_budget_gb)
+    user_errors(_recommend)(run_dirs, slo or [], max_accuracy_drop, vs, memory_budget_gb)
 
 
 def _recommend(
     run_dirs: list[Path], slo_texts: list[str], max_drop: float | None, vs: str | None, budget_gb: float | None
 ) -> None:
-    from qeval.cli import console
     from qeval.gates import parse_slo
     from qeval.recommend import BYTES_PER_GB, Requirements, build_candidates, recommend
     from qeval.report._recommendation import write_recommendation
@@ -136,7 +134,6 @@ def _unbounded(value: Any, key: str = "") -> Any:
 def _rewrite_html(folder: Path, record: Any, perf: PerfRecord | None, rec: Recommendation) -> Path | None:
     """report.html again, now with perf.json's load profile and the recommendation; a failure
     here only costs the page (recommendation.md/json are already written)."""
-    from qeval.cli import err_console
     from qeval.report._html import HTML_FILE, write_html
 
     try:

@@ -1,0 +1,41 @@
+"""What every ``qeval`` command shares: the consoles, the user-error wrapper, list options.
+
+Its own module so that the commands defined outside ``qeval.cli`` (perf, recommend)
+import it directly instead of reaching back into ``qeval.cli``, which imports them.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from qeval.errors import QevalError
+
+# Piped output (CI logs, `make demo | tee`) gets a width the results table fits in.
+console = Console() if Console().is_terminal else Console(width=160)
+err_console = Console(stderr=True)
+
+EXIT_USAGE = 2
+
+
+def user_errors(fn):
+    """Show a user mistake as one paragraph and exit 2, without a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except QevalError as exc:
+            # escaped: the message quotes user input, which may contain rich markup ("[/]")
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_USAGE) from None
+
+    return wrapper
+
+
+def split_list(value: str) -> tuple[str, ...]:
+    """``"a, b,,c"`` -> ``("a", "b", "c")``: a comma-separated option."""
+    return tuple(v.strip() for v in value.split(",") if v.strip())

@@ -125,7 +125,8 @@ class QevalSession:
         if self._environment is None:
             from qeval.environment import fingerprint
 
-            self._environment = fingerprint(self.device)
+            # a fully cached re-run then never imports torch (most of its time otherwise)
+            self._environment = fingerprint(self.device, torch_probe_dir=self.cache_dir)
         return self._environment
 
     def sweep_config(self) -> Any:

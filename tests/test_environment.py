@@ -83,3 +83,42 @@ def test_fingerprint_differences():
     b = {"device": "cpu", "packages": {"torch": "2.12.1", "numpy": "2.4"}, "cpu": {"model": "EPYC"}, "torch": {"threads": 4}}
     assert fingerprint_differences(a, a) == []
     assert fingerprint_differences(a, b) == ["packages.torch: 2.13.0 != 2.12.1", "torch.threads: 2 != 4"]
+
+
+def test_a_cpu_fingerprint_reuses_an_earlier_torch_probe(tmp_path, monkeypatch):
+    from qeval import environment
+
+    probe = {"available": True, "threads": 7, "interop_threads": 3, "cuda_build": None}
+    key = environment._torch_probe_key("cpu")
+    (tmp_path / f"torch-probe-{key}.json").write_text(json.dumps(probe))
+    monkeypatch.delitem(sys.modules, "torch")  # as in a process that has not imported it
+    fp = fingerprint("cpu", torch_probe_dir=tmp_path)
+    assert fp["torch"]["threads"] == 7 and fp["torch"]["probed"].startswith("earlier run")
+    assert "torch" not in sys.modules
+
+
+def test_the_torch_probe_is_keyed_by_thread_variables(monkeypatch):
+    from qeval import environment
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = environment._torch_probe_key("cpu")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert environment._torch_probe_key("cpu") != before
+
+
+def test_with_torch_imported_the_probe_is_measured_not_read(tmp_path):
+    import torch
+
+    from qeval import environment
+
+    key = environment._torch_probe_key("cpu")
+    (tmp_path / f"torch-probe-{key}.json").write_text(json.dumps({"threads": 999}))
+    assert fingerprint("cpu", torch_probe_dir=tmp_path)["torch"]["threads"] == torch.get_num_threads()
+
+
+def test_cpu_only_torch_reads_the_build_without_importing_it():
+    import torch
+
+    from qeval.models import cpu_only_torch
+
+    assert cpu_only_torch() == (torch.version.cuda is None and torch.version.hip is None)

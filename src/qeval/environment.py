@@ -10,6 +10,7 @@ hash: enough to tell "same machine?" without naming it.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
 import socket
@@ -180,12 +181,59 @@ def _load_average() -> float | None:
         return None
 
 
-def fingerprint(device: str) -> dict[str, Any]:
+def _torch_probe_key(device: str) -> str:
+    """Everything torch's default thread count depends on when nothing in the process set it."""
+    parts = {
+        "device": device,
+        "python": sys.executable,
+        "torch": package_versions(("torch",)),
+        "env": {k: os.environ.get(k) for k in THREAD_ENV_VARS},
+        "cores": [os.cpu_count(), _usable_cores()],
+        "cpu": cpu_model(),
+        "host": host_id(),
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _torch_info_cached(device: str, probe_dir: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """:func:`_torch_info` without importing torch (~2 s) when an earlier process on this
+    machine, with the same torch, interpreter and thread variables, recorded it in ``probe_dir``.
+
+    Only on CPU and only while torch is not imported: then no code in this process can have
+    changed its thread count, so the earlier probe is what torch would answer now.
+    """
+    if device != "cpu" or "torch" in sys.modules:
+        return _torch_info(device)
+    path = Path(probe_dir) / f"torch-probe-{_torch_probe_key(device)}.json"
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(info, dict) and isinstance(info.get("threads"), int):
+            return {**info, "probed": "earlier run (torch not imported in this one)"}, None
+    except (OSError, ValueError):
+        pass
+    info, cuda = _torch_info(device)
+    if isinstance(info.get("threads"), int):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(info), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError:
+            pass
+    return info, cuda
+
+
+def fingerprint(device: str, torch_probe_dir: str | Path | None = None) -> dict[str, Any]:
     """What a report must record about the machine and libraries. Never raises.
 
     ``device`` is the resolved device the run used (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
+    With ``torch_probe_dir`` (a cache folder) a CPU fingerprint reuses an earlier process's
+    torch thread count instead of importing torch (see :func:`_torch_info_cached`).
     """
-    torch_info, cuda = _torch_info(device)
+    if torch_probe_dir is None:
+        torch_info, cuda = _torch_info(device)
+    else:
+        torch_info, cuda = _torch_info_cached(device, Path(torch_probe_dir))
     cpu_name = cpu_model()
     env: dict[str, Any] = {
         "device": device,

@@ -105,3 +105,23 @@ def test_a_different_calibration_sample_is_a_different_cell(project):
     data = json.loads(sorted((project.path / "reports").glob("*/results.json"))[0].read_text())
     assert data["settings"]["calibration"]["name"] == "generic"
     assert data["cells"][0]["precision_config"]["calibration"]["samples"] == 4
+
+
+def test_a_fully_cached_rerun_never_imports_torch(project):
+    # What makes a warm re-run cheap (benchmarks/warm_rerun.py): the cache key and the
+    # report's fingerprint come from an earlier run's probe, not from importing torch.
+    project.makeconftest("""
+        import sys
+
+        def pytest_unconfigure(config):
+            open("torch_imported.txt", "w").write(str("torch" in sys.modules))
+    """)
+    args = ("--qeval", "mini", "--qeval-model", "fakemodel:right", *QUICK, "--qeval-device", "cpu")
+    first = project.runpytest_subprocess("-p", "no:hypothesispytest", *args)
+    assert "qeval: evaluating" in first.stdout.str()
+    second = project.runpytest_subprocess("-p", "no:hypothesispytest", *args)
+    second.stdout.fnmatch_lines(["*1 cell(s) reused from the cache*"])
+    assert (project.path / "torch_imported.txt").read_text() == "False"
+    report = sorted((project.path / "reports").glob("*/results.json"))[-1]
+    torch_info = json.loads(report.read_text())["environment"]["torch"]
+    assert isinstance(torch_info["threads"], int) and torch_info["probed"].startswith("earlier run")

@@ -101,3 +101,15 @@ def test_checking_a_name_imports_neither_torch_nor_a_backend():
             "print(sorted(m for m in ('torch', 'optimum.quanto', 'qeval.quantize._base') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_every_precision_config_is_readable_without_torch():
+    # a cached plugin run builds its cache keys from these: importing torch would be most of its time
+    import subprocess
+    import sys
+
+    code = ("import sys; from qeval.quantize import PRECISIONS, get_precision\n"
+            "for n in PRECISIONS: p = get_precision(n); p.config, p.needs_calibration, p.description\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -72,11 +72,30 @@ def check_model_spec(spec: str) -> None:
     resolve_model(spec)
 
 
+def cpu_only_torch() -> bool:
+    """True when the installed torch is a build without CUDA or ROCm, read from its
+    ``torch/version.py`` without importing torch (~2 s); False when unsure."""
+    import ast
+    from importlib import metadata
+
+    try:
+        path = metadata.distribution("torch").locate_file("torch/version.py")
+        tree = ast.parse(Path(str(path)).read_text(encoding="utf-8"))
+    except Exception:  # noqa: BLE001 - absent, unusual or unreadable: ask torch itself
+        return False
+    values = {}
+    for node in tree.body:
+        target = node.target if isinstance(node, ast.AnnAssign) else (node.targets[0] if isinstance(node, ast.Assign) else None)
+        if isinstance(target, ast.Name) and isinstance(node.value, ast.Constant):
+            values[target.id] = node.value.value
+    return all(k in values for k in ("cuda", "hip")) and values["cuda"] is None and values["hip"] is None
+
+
 def resolve_device(device: str) -> str:
     """``auto`` means CUDA when available, else CPU; ``cuda`` without a GPU is a usage error."""
     if device not in ("auto", "cpu", "cuda"):
         raise UsageError(f"Unknown device {device!r}: use auto, cpu or cuda.")
-    if device == "cpu":
+    if device == "cpu" or (device == "auto" and cpu_only_torch()):
         return "cpu"
     import torch
 

@@ -9,10 +9,11 @@ GPTQ checkpoint the model source loads it through gptqmodel (see
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 from qeval.quantize._base import Precision
 

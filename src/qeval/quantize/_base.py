@@ -20,10 +20,11 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
-from torch import nn
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 from qeval.errors import BackendUnavailable, UsageError
 
@@ -113,6 +114,8 @@ class QuantizeContext:
 
 
 def torch_dtype(name: str) -> torch.dtype:
+    import torch
+
     dtype = getattr(torch, name, None)
     if not isinstance(dtype, torch.dtype):
         raise ValueError(f"{name!r} is not a torch dtype")
@@ -156,6 +159,8 @@ class Precision(ABC):
         try:
             if device not in DEVICES:
                 return f"unknown device {device!r}; use one of {', '.join(DEVICES)}"
+            import torch
+
             if device == "cuda" and not torch.cuda.is_available():
                 return f"CUDA is not available on this machine (torch {torch.__version__})"
             if self.backend is not None:
@@ -167,6 +172,8 @@ class Precision(ABC):
             return f"could not check whether {self.name} runs on {device}: {exc!r}"
 
     def _device_reason(self, device: str) -> str | None:
+        import torch
+
         if device == "cuda" and self.load_dtype is torch.bfloat16 and not torch.cuda.is_bf16_supported():
             return f"{self.name} computes in bf16, which this GPU does not support"
         return None
@@ -189,6 +196,8 @@ class Precision(ABC):
                 "(e.g. generic, medical) or a calibration.jsonl path."
             )
         cast_from = _cast_if_needed(model, self.load_dtype) if self.load_dtype is not None else None
+        import torch
+
         from qeval.memory import peak_memory
 
         start = time.perf_counter()
@@ -262,6 +271,8 @@ def select_linears(model: nn.Module) -> tuple[list[str], list[str]]:
     out = get_out() if callable(get_out) else None
     if out is not None:
         keep.add(id(out))
+    from torch import nn
+
     embedding_ptrs = {
         m.weight.data_ptr() for m in model.modules() if isinstance(m, nn.Embedding)
     }

@@ -9,9 +9,10 @@ over the flattened matrix share one absmax, so no layer width is constrained.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
 from qeval.quantize._base import Backend, Precision, select_linears, torch_dtype
 
@@ -35,6 +36,8 @@ class BnbPrecision(Precision):
     backend = BNB
 
     def _apply(self, model: nn.Module, device: str) -> tuple[nn.Module, dict[str, Any]]:
+        from torch import nn
+
         bnb = self.backend.load("bitsandbytes")
         compute_dtype = torch_dtype(self.config.compute_dtype)
         names, kept = select_linears(model)

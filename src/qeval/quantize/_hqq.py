@@ -10,9 +10,10 @@ NotImplementedError in 5.23, hence the direct call.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
 from qeval.errors import BackendUnavailable
 from qeval.quantize._base import (
@@ -43,6 +44,8 @@ class HqqPrecision(Precision):
     backend = HQQ
 
     def _apply(self, model: nn.Module, device: str) -> tuple[nn.Module, dict[str, Any]]:
+        from torch import nn
+
         if getattr(model, "hqq_quantized", False):
             raise BackendUnavailable(f"{self.name}: this model was already quantized by hqq")
         hqq_base = self.backend.load("hqq.models.base")

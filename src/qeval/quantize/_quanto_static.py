@@ -34,10 +34,11 @@ import math
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 from qeval.errors import BackendUnavailable, UsageError
 from qeval.quantize._base import Precision, QuantizeContext, select_linears
@@ -93,6 +94,8 @@ class AbsMaxObserver:
         self._absmax: torch.Tensor | None = None
 
     def update(self, values: torch.Tensor) -> None:
+        import torch
+
         if values.numel() == 0:
             return
         batch_max = values.detach().abs().amax().float()
@@ -120,6 +123,8 @@ class PercentileObserver:
     """
 
     def __init__(self, percentile: float, max_values: int) -> None:
+        import torch
+
         self.values_seen = 0
         self.percentile = percentile
         self.max_values = max_values
@@ -128,6 +133,8 @@ class PercentileObserver:
         self._top = torch.empty(0)
 
     def update(self, values: torch.Tensor) -> None:
+        import torch
+
         if values.numel() == 0:
             return
         self.values_seen += values.numel()
@@ -146,6 +153,8 @@ class PercentileObserver:
         return float(self._top.max()) if self._top.numel() else 0.0  # the top-k always holds the max
 
     def range(self) -> float:
+        import torch
+
         n = self.values_seen
         if n == 0:
             return 0.0
@@ -183,6 +192,8 @@ def calibration_batches(tokenizer: Any, texts: tuple[str, ...] | list[str], max_
     id is 0 and masked). Sorting by length cuts padding; neither statistic depends on
     order. Empty texts are dropped.
     """
+    import torch
+
     encoded = [tokenizer(text, truncation=True, max_length=max_length)["input_ids"] for text in texts]
     encoded = sorted((ids for ids in encoded if len(ids) > 0), key=len)
     batches = []
@@ -210,6 +221,8 @@ def observe_input_ranges(
     ``percentile`` None the range is max |x|; otherwise the exact percentile of |x|.
     The model is not modified; hooks are removed afterwards.
     """
+    import torch
+
     device = next(model.parameters()).device
     max_tokens = sum(int(mask.numel()) for _, mask in batches)
     observers: dict[str, AbsMaxObserver | PercentileObserver] = {}
@@ -260,6 +273,8 @@ class StaticActivationPrecision(Precision):
     calibration_purpose = " to fix its activation ranges"
 
     def _apply(self, model: nn.Module, device: str, context: QuantizeContext | None = None) -> tuple[nn.Module, dict[str, Any]]:
+        import torch
+
         quanto = self.backend.load("optimum.quanto")
         config = self.config
         model = model.to(device)

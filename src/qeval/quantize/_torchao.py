@@ -9,10 +9,10 @@ nn.Linear module.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
 from qeval.quantize._base import Backend, Precision, select_linears
 
@@ -36,6 +36,8 @@ class TorchaoPrecision(Precision):
     backend = TORCHAO
 
     def _device_reason(self, device: str) -> str | None:
+        import torch
+
         reason = super()._device_reason(device)
         if reason is None and device == "cuda" and self.config.weight_dtype.startswith("float8"):
             major, minor = torch.cuda.get_device_capability()
@@ -44,6 +46,9 @@ class TorchaoPrecision(Precision):
         return reason
 
     def _apply(self, model: nn.Module, device: str) -> tuple[nn.Module, dict[str, Any]]:
+        import torch
+        from torch import nn
+
         quantization = self.backend.load("torchao.quantization")
         config = getattr(quantization, self.config.torchao_config)()
         model = model.to(device)

@@ -6,6 +6,8 @@ import random
 import warnings
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from qeval.config import GenerationSettings
 from qeval.evaluate import CHUNK_BATCHES, accuracy_pass, chunk_size
@@ -14,7 +16,9 @@ from qeval.models._engine import (
     EngineUnsupported,
     check_generation_config,
     greedy_generate,
+    iter_greedy,
     shared_prefix_len,
+    waiting_order,
 )
 from tests.fakes import MINI
 
@@ -76,6 +80,29 @@ def test_engine_matches_batch_one_generate(tiny, slots, shared):
     mismatches = [i for i, (g, w) in enumerate(zip(got, want, strict=True)) if g != w]
     assert not mismatches, f"rows {mismatches} differ from batch-1 generate"
     assert len({len(g) for g in got}) > 2  # rows did stop at different lengths
+
+
+@given(st.lists(st.integers(1, 50), max_size=40), st.one_of(st.none(), st.integers(1, 12)))
+def test_waiting_order_is_longest_first_block_by_block(lengths, group):
+    order = waiting_order(lengths, group)
+    assert sorted(order) == list(range(len(lengths)))
+    size = group or max(len(lengths), 1)
+    blocks = [order[b : b + size] for b in range(0, len(order), size)]
+    for k, block in enumerate(blocks):
+        assert set(block) == set(range(k * size, min((k + 1) * size, len(lengths))))
+        assert [lengths[i] for i in block] == sorted((lengths[i] for i in block), reverse=True)
+
+
+def test_streamed_rows_come_back_as_they_end_and_match_the_collected_ones(tiny):
+    prompts = _prompts(11, seed=5, shared=20)
+    kwargs = dict(slots=3, max_new_tokens=7, end_ids=set(), pad_id=0, should_stop=_stop_by_content,
+                  min_shared_prefix=16)
+    streamed = list(iter_greedy(tiny, prompts, group=4, **kwargs))
+    assert sorted(i for i, _ in streamed) == list(range(11))
+    assert dict(streamed) == dict(enumerate(greedy_generate(tiny, prompts, **kwargs)))
+    # block by block: the first block's rows have all ended before the last block's end
+    position = {i: n for n, (i, _) in enumerate(streamed)}
+    assert max(position[i] for i in range(4)) < max(position[i] for i in range(8, 11))
 
 
 def test_engine_without_stops_runs_to_max_new_tokens(tiny):
@@ -166,7 +193,7 @@ def test_hf_text_model_falls_back_to_model_generate(tiny, monkeypatch):
     def unsupported(*args, **kwargs):
         raise EngineUnsupported("cache layer QuantizedLayer is not a plain DynamicLayer")
 
-    monkeypatch.setattr("qeval.models._engine.greedy_generate", unsupported)
+    monkeypatch.setattr("qeval.models._engine.iter_greedy", unsupported)
     with pytest.warns(RuntimeWarning, match="falls back to model.generate"):
         assert hf.generate(prompts, settings) == want
     with warnings.catch_warnings():
@@ -175,35 +202,62 @@ def test_hf_text_model_falls_back_to_model_generate(tiny, monkeypatch):
 
 
 class _RefillingFake(FakeTextModel):
+    """Streams completions in a scrambled order, as a slot-refilling batch does."""
+
     refills_slots = True
 
     def __init__(self):
-        super().__init__(lambda prompt, precision: "The answer is 42.", "fp32", 0.0, 0)
-        self.calls: list[int] = []
+        super().__init__(lambda prompt, precision: f"The answer is {len(prompt)}.", "fp32", 0.0, 0)
+        self.calls: list[tuple[int, int | None]] = []
 
-    def generate(self, prompts, settings):
-        self.calls.append(len(prompts))
-        return super().generate(prompts, settings)
+    def generate_stream(self, prompts, settings, group=None):
+        self.calls.append((len(prompts), group))
+        gens = super().generate(prompts, settings)
+        order = sorted(range(len(prompts)), key=lambda i: (i % 3, -i))  # every chunk ends late
+        for i in order:
+            yield i, gens[i]
 
 
-def test_accuracy_pass_hands_a_refilling_model_chunks_of_batches():
+def test_accuracy_pass_streams_every_chunk_through_a_refilling_model():
     from qeval.suites import load_suite
 
     suite = load_suite(str(MINI))
     settings = GenerationSettings(max_new_tokens=8, batch_size=2)
+    plain = accuracy_pass(FakeTextModel(lambda prompt, precision: f"The answer is {len(prompt)}.", "fp32", 0.0, 0),
+                          suite, settings)
     model = _RefillingFake()
-    assert chunk_size(model, settings) == 2 * CHUNK_BATCHES
+    size = 2 * CHUNK_BATCHES
+    assert chunk_size(model, settings) == size
     journaled = {}
     first = accuracy_pass(model, suite, settings, on_batch=lambda i, cases, tok, s: journaled.update({i: (cases, tok, s)}))
     n = len(suite.cases)
-    size = 2 * CHUNK_BATCHES
-    assert model.calls == [min(size, n - b) for b in range(0, n, size)]
-    assert sorted(journaled) == list(range(len(model.calls)))
+    assert model.calls == [(n, size)]  # one stream: the batch never drains between chunks
+    assert first.cases == plain.cases  # in suite order, whatever order rows ended in
+    assert sorted(journaled) == list(range(-(-n // size)))
+    assert [c.case_id for i in sorted(journaled) for c in journaled[i][0]] == [c.id for c in suite.cases]
+    assert sum(t for _, t, _ in journaled.values()) == first.output_tokens
 
-    # resuming reuses journaled chunks and generates only the rest
+    # resuming reuses journaled chunks and streams only the rest
     resumed_model = _RefillingFake()
-    done = {0: journaled[0]}
-    again = accuracy_pass(resumed_model, suite, settings, done=done)
-    assert resumed_model.calls == model.calls[1:]
+    again = accuracy_pass(resumed_model, suite, settings, done={0: journaled[0]})
+    assert resumed_model.calls == [(n - size, size)]
     assert again.cases == first.cases
     assert chunk_size(FakeTextModel(lambda p, q: "", "fp32", 0.0, 0), settings) == 2
+
+
+def test_a_stop_between_streamed_chunks_keeps_the_finished_ones():
+    from qeval.suites import load_suite
+
+    suite = load_suite(str(MINI))
+    settings = GenerationSettings(max_new_tokens=8, batch_size=2)
+    journaled = {}
+
+    def stop():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        accuracy_pass(_RefillingFake(), suite, settings, should_stop=stop,
+                      on_batch=lambda i, cases, tok, s: journaled.update({i: cases}))
+    assert len(journaled) == 1
+    (index, cases), = journaled.items()
+    assert [c.case_id for c in cases] == [c.id for c in suite.cases[index * 2 * CHUNK_BATCHES:][: len(cases)]]

@@ -45,13 +45,13 @@ def _safe_score(scorer, completion: str, expected) -> Score:
 
 
 CHUNK_BATCHES = 4
-"""Batches' worth of cases per ``generate`` call for a slot-refilling model: more waiting
-prompts keep its slots full longer (the batch drains only at a chunk's end), fewer make
-a journaled (resumable) unit smaller."""
+"""Batches' worth of cases per journaled (resumable) chunk of the accuracy pass for a
+slot-refilling model. It streams every chunk through one batch that never drains between
+chunks, so the chunk size only sets how much work an interruption can lose."""
 
 
 def chunk_size(model: TextModel, settings: GenerationSettings) -> int:
-    """Cases per ``model.generate`` call (and per journal unit) of the accuracy pass."""
+    """Cases per journal unit of the accuracy pass (and per ``generate`` call of a static model)."""
     refills = getattr(model, "refills_slots", False)
     return settings.batch_size * (CHUNK_BATCHES if refills else 1)
 
@@ -63,9 +63,11 @@ def accuracy_pass(
     """Generate every case of ``suite`` greedily and score it, in chunks of cases.
 
     A chunk is ``settings.batch_size`` cases, or ``batch_size * CHUNK_BATCHES`` for a
-    model whose ``generate`` refills the slots of finished rows (``refills_slots``,
-    :mod:`qeval.models._engine`): it needs more waiting prompts than slots to keep its
-    batch full. Chunks follow the suite's case order.
+    model that refills the slots of finished rows (``refills_slots`` and
+    ``generate_stream``, :mod:`qeval.models._engine`): every chunk still to do is handed
+    to it at once, and a chunk is scored and journaled as soon as its last case ends,
+    while the batch goes on decoding the next ones. A chunk's ``wall_s`` is the generation
+    time since the previous chunk ended (scoring excluded), so the chunks' times add up.
 
     Resuming (:mod:`qeval.journal`): ``done`` maps a chunk index to the
     ``(cases, output_tokens, wall_s)`` an earlier run journaled for it; those chunks
@@ -82,53 +84,88 @@ def accuracy_pass(
     if check is not None:
         check(suite.name, [c.id for c in suite.cases])
     scorer = suite.scorer()
-    results: list[CaseResult] = []
-    wall_s = 0.0
-    output_tokens = 0
     size = chunk_size(model, settings)
-    for index, b in enumerate(range(0, len(prompts), size)):
-        cases = suite.cases[b : b + size]
+    chunks = [(index, b, suite.cases[b : b + size]) for index, b in enumerate(range(0, len(prompts), size))]
+    by_chunk: dict[int, tuple[tuple[CaseResult, ...], int, float]] = {}
+    todo = []
+    for index, b, cases in chunks:
         reused = done.get(index)
         if reused is not None and [c.case_id for c in reused[0]] == [c.id for c in cases]:
-            batch_results, tokens, took = reused
-            results.extend(batch_results)
-            output_tokens += tokens
-            wall_s += took
+            by_chunk[index] = (tuple(reused[0]), reused[1], reused[2])
             if progress is not None:
                 progress(len(cases))
-            continue
-        start = time.perf_counter()
-        gens = model.generate(prompts[b : b + size], settings)
-        took = time.perf_counter() - start
-        batch_results = []
-        for i, (case, gen) in enumerate(zip(cases, gens, strict=True)):
-            completion = cut_at_stop(gen.text, settings.stop)
-            score = _safe_score(scorer, completion, case.expected)
-            batch_results.append(
-                CaseResult(
-                    case_id=case.id,
-                    prompt=prompts[b + i],
-                    completion=completion,
-                    expected=case.expected,
-                    score=float(score.value),
-                    passed=bool(score.passed),
-                    reason=score.reason,
-                    output_tokens=gen.output_tokens,
-                    tags=dict(case.tags),
-                    details=dict(score.details),
-                )
-            )
+        else:
+            todo.append((index, b, cases))
+
+    def finish(index: int, b: int, cases, gens, took: float) -> None:
+        results = tuple(_case_result(case, prompts[b + i], gen, settings, scorer) for i, (case, gen) in
+                        enumerate(zip(cases, gens, strict=True)))
         tokens = sum(g.output_tokens for g in gens)
-        results.extend(batch_results)
-        output_tokens += tokens
-        wall_s += took
+        by_chunk[index] = (results, tokens, took)
         if on_batch is not None:
-            on_batch(index, tuple(batch_results), tokens, took)
+            on_batch(index, results, tokens, took)
         if progress is not None:
             progress(len(cases))
         if should_stop is not None:
             should_stop()
-    return AccuracyPass(cases=tuple(results), wall_s=wall_s, output_tokens=output_tokens)
+
+    stream = getattr(model, "generate_stream", None) if getattr(model, "refills_slots", False) else None
+    if stream is not None and todo:
+        _stream_chunks(stream, todo, prompts, settings, size, finish)
+    else:
+        for index, b, cases in todo:
+            start = time.perf_counter()
+            gens = model.generate(prompts[b : b + len(cases)], settings)
+            finish(index, b, cases, gens, time.perf_counter() - start)
+    ordered = [by_chunk[index] for index, _, _ in chunks]
+    return AccuracyPass(cases=tuple(r for rs, _, _ in ordered for r in rs),
+                        wall_s=sum(s for _, _, s in ordered), output_tokens=sum(t for _, t, _ in ordered))
+
+
+def _stream_chunks(stream, todo, prompts, settings, size, finish) -> None:
+    """All of ``todo``'s prompts through one ``generate_stream``; ``finish`` each chunk as it ends."""
+    where = []  # stream position -> (chunk slot in todo, row in chunk)
+    for slot, (_, b, cases) in enumerate(todo):
+        where.extend((slot, row) for row in range(len(cases)))
+    gens: list[list] = [[None] * len(cases) for _, _, cases in todo]
+    left = [len(cases) for _, _, cases in todo]
+    flat = [prompts[b + row] for _, b, cases in todo for row in range(len(cases))]
+    took = 0.0
+    it = iter(stream(flat, settings, group=size))
+    while True:
+        start = time.perf_counter()
+        item = next(it, None)
+        took += time.perf_counter() - start
+        if item is None:
+            break
+        position, gen = item
+        slot, row = where[position]
+        gens[slot][row] = gen
+        left[slot] -= 1
+        if left[slot] == 0:
+            index, b, cases = todo[slot]
+            finish(index, b, cases, gens[slot], took)
+            took = 0.0
+    missing = [todo[slot][0] for slot, n in enumerate(left) if n]
+    if missing:
+        raise RuntimeError(f"generate_stream ended without completing chunk(s) {missing}")
+
+
+def _case_result(case, prompt: str, gen, settings: GenerationSettings, scorer) -> CaseResult:
+    completion = cut_at_stop(gen.text, settings.stop)
+    score = _safe_score(scorer, completion, case.expected)
+    return CaseResult(
+        case_id=case.id,
+        prompt=prompt,
+        completion=completion,
+        expected=case.expected,
+        score=float(score.value),
+        passed=bool(score.passed),
+        reason=score.reason,
+        output_tokens=gen.output_tokens,
+        tags=dict(case.tags),
+        details=dict(score.details),
+    )
 
 
 def effective_settings(suite, batch_size: int | None) -> GenerationSettings:

@@ -11,13 +11,14 @@ row's true positions, so each row computes what it would alone (up to float roun
 of batched kernels: see ``tests/test_engine.py`` for the batch-1 equivalence check).
 
 Waiting prompts are taken longest first, so rows prefilled together have similar
-lengths. When every prompt starts with the same tokens (a system prompt, few-shot
+lengths; :func:`iter_greedy` hands each completion back as soon as its row ends, so a
+caller can score and journal finished blocks of cases while the batch keeps decoding. When every prompt starts with the same tokens (a system prompt, few-shot
 examples) that prefix is prefilled once and its KV copied into each new row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 MIN_SHARED_PREFIX_TOKENS = 16
@@ -66,7 +67,28 @@ def shared_prefix_len(prompts: Sequence[Sequence[int]]) -> int:
     return max(n, 0)
 
 
-def greedy_generate(
+def greedy_generate(model: Any, prompts: Sequence[Sequence[int]], **options: Any) -> list[list[int]]:
+    """Greedy completions (generated ids, the ending token included) of token-id ``prompts``,
+    in prompt order: :func:`iter_greedy` (same keyword options) collected."""
+    results: list[list[int]] = [[] for _ in prompts]
+    for i, ids in iter_greedy(model, prompts, **options):
+        results[i] = ids
+    return results
+
+
+def waiting_order(lengths: Sequence[int], group: int | None = None) -> list[int]:
+    """The order prompts enter the batch: longest first (rows prefilled together then need
+    little padding), within consecutive blocks of ``group`` prompts taken block by block
+    (so block k is finished, give or take a few rows, before block k + 2 starts)."""
+    n = len(lengths)
+    size = n if not group or group <= 0 else group
+    order: list[int] = []
+    for b in range(0, n, max(size, 1)):
+        order.extend(sorted(range(b, min(b + size, n)), key=lambda i: -lengths[i]))
+    return order
+
+
+def iter_greedy(
     model: Any,
     prompts: Sequence[Sequence[int]],
     *,
@@ -77,21 +99,26 @@ def greedy_generate(
     should_stop: Callable[[Sequence[int], list[int]], bool] | None = None,
     min_shared_prefix: int = MIN_SHARED_PREFIX_TOKENS,
     refill_min: int | None = None,
-) -> list[list[int]]:
-    """Greedy completions (generated ids, the ending token included) of token-id ``prompts``.
+    group: int | None = None,
+) -> Iterator[tuple[int, list[int]]]:
+    """``(prompt index, generated ids)`` for each prompt as soon as its row ends.
 
     ``end_ids`` end a row when generated (EOS, and padding); ``should_stop(prompt, ids)``
     is asked after each new token of a row and ends it when true (stop strings). Free slots
-    are refilled once ``refill_min`` of them are free (default: a quarter of ``slots``). Raises
-    :class:`EngineUnsupported` when the model's cache is not a plain dynamic KV cache.
+    are refilled once ``refill_min`` of them are free (default: a quarter of ``slots``), in
+    :func:`waiting_order` (``group``). Raises :class:`EngineUnsupported` before yielding
+    anything when the model's cache is not a plain dynamic KV cache.
     """
     import torch
 
-    results: list[list[int]] = [[] for _ in prompts]
     slots = max(1, slots)
     refill_min = min(slots, max(1, slots // 4 if refill_min is None else refill_min))
-    if max_new_tokens <= 0 or not prompts:
-        return results
+    if not prompts:
+        return
+    if max_new_tokens <= 0:
+        yield from ((i, []) for i in range(len(prompts)))
+        return
+    results: list[list[int]] = [[] for _ in prompts]
     device = next(model.parameters()).device
     prefix_len = shared_prefix_len(prompts)
     prefix_kv = None
@@ -100,13 +127,12 @@ def greedy_generate(
             prefix_kv = _prefill_prefix(model, prompts[0][:prefix_len], device)
     else:
         prefix_len = 0
-    # longest first: rows prefilled together then need little padding
-    waiting = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    waiting = waiting_order([len(p) for p in prompts], group)
     waiting.reverse()  # pop() from the end
     batch: _Batch | None = None
-    with torch.no_grad():
-        while waiting or batch is not None:
-            free = slots - (0 if batch is None else len(batch.rows))
+    while waiting or batch is not None:
+        free = slots - (0 if batch is None else len(batch.rows))
+        with torch.no_grad():
             # a prefill is one more pass over the weights: refill a few slots at once
             if waiting and free >= min(refill_min, len(waiting)):
                 take = [waiting.pop() for _ in range(min(free, len(waiting)))]
@@ -120,7 +146,8 @@ def greedy_generate(
                 finished = _record(tokens, batch.rows, prompts, results, max_new_tokens, end_ids, should_stop)
             if finished:
                 batch = batch.drop(finished)
-    return results
+        for i in sorted(finished):
+            yield i, results[i]
 
 
 def _record(tokens, rows, prompts, results, max_new_tokens, end_ids, should_stop) -> set[int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,8 +55,8 @@ class HFTextModel:
     """A transformers causal LM + tokenizer behind the :class:`TextModel` interface."""
 
     refills_slots = True
-    """``generate`` decodes ``batch_size`` rows at a time and refills finished rows' slots:
-    the accuracy pass hands it several batches' worth of prompts per call."""
+    """``generate_stream`` decodes ``batch_size`` rows at a time and refills finished rows'
+    slots: the accuracy pass hands it every prompt at once and journals chunks as they end."""
 
     def __init__(self, model: Any, tokenizer: Any, device: str) -> None:
         self.model = model
@@ -134,32 +134,48 @@ class HFTextModel:
         return self._stops[stop]
 
     def generate(self, prompts: Sequence[str], settings: GenerationSettings) -> list[Generation]:
-        """Greedy completions through the slot-refilling engine (:mod:`qeval.models._engine`).
+        """Greedy completions of ``prompts``, in order: :meth:`generate_stream` collected."""
+        results: list[Generation | None] = [None] * len(prompts)
+        for i, gen in self.generate_stream(prompts, settings):
+            results[i] = gen
+        return results  # type: ignore[return-value]
 
-        ``settings.batch_size`` rows decode at a time; hand it more prompts than that and
-        finished rows' slots are refilled. Falls back to ``model.generate`` (static batches)
-        for a model the engine cannot drive, e.g. a quantized or sliding-window KV cache.
+    def generate_stream(
+        self, prompts: Sequence[str], settings: GenerationSettings, group: int | None = None
+    ) -> Iterator[tuple[int, Generation]]:
+        """``(prompt index, completion)`` as each row ends, through the slot-refilling engine
+        (:mod:`qeval.models._engine`; ``group``: see its ``waiting_order``).
+
+        ``settings.batch_size`` rows decode at a time and finished rows' slots are refilled, so
+        the batch drains only once, at the end. Falls back to ``model.generate`` (static batches,
+        in order) for a model the engine cannot drive, e.g. a quantized or sliding-window KV cache.
         """
         from qeval.models._engine import EngineUnsupported
 
         if getattr(self, "_engine_unsupported", None) is None:
+            stream = self._engine_stream(prompts, settings, group)
             try:
-                return self._generate_engine(prompts, settings)
+                first = next(stream, None)
             except (EngineUnsupported, AttributeError, NotImplementedError) as exc:
                 import warnings
 
                 self._engine_unsupported = f"{type(exc).__name__}: {exc}"
                 warnings.warn(f"qeval: batched decoding falls back to model.generate ({self._engine_unsupported})",
                               RuntimeWarning, stacklevel=2)
-        results: list[Generation] = []
+            else:
+                if first is not None:
+                    yield first
+                    yield from stream
+                return
         for b in range(0, len(prompts), settings.batch_size):
-            results.extend(self._generate_static(prompts[b : b + settings.batch_size], settings))
-        return results
+            yield from enumerate(self._generate_static(prompts[b : b + settings.batch_size], settings), start=b)
 
-    def _generate_engine(self, prompts: Sequence[str], settings: GenerationSettings) -> list[Generation]:
+    def _engine_stream(
+        self, prompts: Sequence[str], settings: GenerationSettings, group: int | None
+    ) -> Iterator[tuple[int, Generation]]:
         import torch
 
-        from qeval.models._engine import check_generation_config, greedy_generate
+        from qeval.models._engine import check_generation_config, iter_greedy
 
         check_generation_config(self.model.generation_config)
         prompt_ids = self.tokenizer(list(prompts), add_special_tokens=False).input_ids
@@ -174,15 +190,12 @@ class HFTextModel:
 
         # pad ends a row too: _count_and_decode cuts a completion there, as for model.generate
         end_ids = set(self._eos_ids) | {self.tokenizer.pad_token_id}
-        outs = greedy_generate(
+        for i, ids in iter_greedy(
             self.model, prompt_ids, slots=settings.batch_size, max_new_tokens=settings.max_new_tokens,
-            end_ids=end_ids, pad_id=self.tokenizer.pad_token_id, should_stop=should_stop,
-        )
-        results = []
-        for ids in outs:
+            end_ids=end_ids, pad_id=self.tokenizer.pad_token_id, should_stop=should_stop, group=group,
+        ):
             text, n = self._count_and_decode(torch.tensor(ids, dtype=torch.long))
-            results.append(Generation(text=text, output_tokens=n))
-        return results
+            yield i, Generation(text=text, output_tokens=n)
 
     def _generate_static(self, prompts: Sequence[str], settings: GenerationSettings) -> list[Generation]:
         """One static batch through ``model.generate`` (left padding): the engine's fallback."""

@@ -67,14 +67,34 @@ def test_oom_is_recorded_and_larger_batches_are_skipped(tmp_path, error):
     fp32, int8 = record.precisions
     assert [p.status for p in fp32.points] == ["ok", "ok", "ok"]
     assert [p.status for p in int8.points] == ["ok", "oom", "skipped"]
-    assert "out of memory at batch 8" in int8.points[1].reason
+    assert "out of memory at batch 8 (warm-up)" in int8.points[1].reason
     assert "batch 8" in int8.points[2].reason
-    # int8 never tried batch 32, nor batch 8 again in round 1; fp32 went on
-    assert record.order == ("0/fp32/1", "0/int8/1", "0/fp32/8", "0/int8/8", "0/fp32/32",
+    # int8 ran out at its batch-8 warm-up: it never tried batch 8 timed, nor batch 32; fp32 went on
+    assert record.order == ("0/fp32/1", "0/int8/1", "0/fp32/8", "0/fp32/32",
                             "1/int8/1", "1/fp32/1", "1/fp32/8", "1/fp32/32")
     ratio_8 = [r for r in int8.ratios if r.batch_size == 8]
     assert ratio_8 and all(r.value is None for r in ratio_8)
     assert (folder / PERF_FILE).is_file() and "**oom**" in (folder / PERF_MARKDOWN).read_text()
+
+
+def test_each_batch_size_is_warmed_up_once_before_the_timed_rounds(tmp_path):
+    source = _Source(token_delay_s=0.0, oom={"fp32": (10_000, None), "int8": (10_000, None)})
+    models = []
+    original = source.load
+
+    def load(precision, device, calibration=None):
+        loaded = original(precision, device, calibration)
+        models.append(loaded.model)
+        return loaded
+
+    source.load = load
+    run_perf(_config(tmp_path, warmup=2), source=source)
+    for model in models:
+        # cold-start request, 2 warm-up requests at batch 1, one untimed batch of 8 and of 32, then timed
+        assert model.calls[:5] == [1, 1, 1, 8, 32]
+    run_perf(_config(tmp_path, warmup=0), source=source)
+    # no warm-up: after the cold-start request, the timed batch-1 block (4 prompts), then batch 8
+    assert models[-1].calls[:6] == [1, 1, 1, 1, 1, 8]
 
 
 def test_profile_measures_every_point(tmp_path):

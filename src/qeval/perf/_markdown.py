@@ -144,7 +144,7 @@ def render_perf_markdown(record: PerfRecord) -> str:
         "",
         (f"Run `{record.run_id}` ({record.created_at}). Reference precision: **{record.reference}**. "
         f"Batch sizes {', '.join(map(str, record.batch_sizes))}; {record.rounds} round(s), precisions interleaved "
-        f"ABBA ({len(record.order)} blocks); {warmup} warm-up request(s) per precision. Prompts {prompt_text}; "
+        f"ABBA ({len(record.order)} blocks); {warmup} warm-up request(s) at batch 1 and one warm-up batch at each larger size per precision (untimed). Prompts {prompt_text}; "
         f"up to {record.max_new_tokens} new tokens, greedy."),
         "",
         ("Percentiles: linear interpolation, with distribution-free 95% order-statistic intervals "

@@ -1,7 +1,8 @@
 """The load profile: every precision loaded at once, blocks interleaved ABBA, OOM survived.
 
 Order of work: load each precision and time its first request (cold start), then
-``warmup`` untimed requests per precision, then ``rounds`` rounds; in each round
+``warmup`` untimed batch-1 requests and one untimed batch at each larger batch size per
+precision (none when ``warmup`` is 0), then ``rounds`` rounds; in each round
 every batch size, and at each batch size every precision in ABBA order
 (:mod:`qeval.perf._plan`). A block serves the run's prompts in batches of B
 (repeating them to fill at least one batch). A precision that cannot load is
@@ -203,6 +204,27 @@ def _load(source: Any, precision: Any, device: str, config: PerfConfig, suite: A
     return _Loaded(name=name, model=model, prompts=prompts, weights_bytes=weights, cold=cold)
 
 
+def _warm_batch(entry: _Loaded, batch_size: int, settings: GenerationSettings) -> None:
+    """One untimed batch of ``batch_size``: the first batch of a new shape pays one-time costs
+    (allocator growth, kernel selection) that round 1 would otherwise carry. Running out of
+    memory here is recorded as that batch size's ``oom``, as in a timed block."""
+    if entry.oom_at is not None and batch_size >= entry.oom_at:
+        return
+    served = entry.served.setdefault(batch_size, _Served())
+    oom: str | None = None
+    try:
+        entry.model.generate_timed_batch(next(iter(_batches(entry.prompts, batch_size, 1))), settings)
+    except Exception as exc:  # noqa: BLE001 - recorded like a timed block's failure
+        if not is_out_of_memory(exc):
+            served.status, served.reason, served.ran = "error", f"warm-up: {_error_text(exc)}", True
+            return
+        oom = f"out of memory at batch {batch_size} (warm-up): {str(exc).splitlines()[0][:300]}"
+    if oom is not None:
+        free_device_memory()
+        served.status, served.reason, served.ran = "oom", oom, True
+        entry.oom_at = batch_size if entry.oom_at is None else min(entry.oom_at, batch_size)
+
+
 def _run_block(entry: _Loaded, block: Block, settings: GenerationSettings, device: str, at_least: int = 1) -> None:
     from qeval.memory import peak_memory
 
@@ -324,6 +346,9 @@ def measure(config: PerfConfig, source: Any = None, note: Note | None = None) ->
         for entry in loaded:
             for i in range(config.warmup):
                 entry.model.generate_timed_batch([entry.prompts[i % len(entry.prompts)]], settings)
+            if config.warmup:
+                for batch_size in sorted(b for b in config.batch_sizes if b > 1):
+                    _warm_batch(entry, batch_size, settings)
         order = []
         for block in abba_order([e.name for e in loaded], config.batch_sizes, config.rounds):
             entry = outcomes[block.precision]

@@ -1,24 +1,18 @@
 """Warm re-run with everything cached vs a cold run (target <= 5% of cold time).
 
-Two paths that re-run an identical evaluation:
+The path the target is about: the pytest plugin (``pytest --qeval <suite> --qeval-model M``),
+which stores finished cells in :class:`qeval.cache.CellCache`. It runs twice in subprocesses
+over the same project folder with a real model, so the second run finds every cell in the
+cache; a real model's cold run is what a CI job pays without the cache.
 
-1. ``qeval sweep`` through its Python API: :func:`qeval.sweep.run_sweep` with one
-   :class:`~qeval.config.SweepConfig`, run twice (fresh run ids, same ``out_dir``).
-2. The pytest plugin (``pytest --qeval <suite> --qeval-model ...``), which stores
-   finished cells in :class:`qeval.cache.CellCache`: run twice in subprocesses over
-   the same project folder, so the second run finds every cell in the cache.
+    .venv/bin/python benchmarks/warm_rerun.py                     # smollm2-135m, fp32, arithmetic, 16 cases
+    .venv/bin/python benchmarks/warm_rerun.py --precisions fp32,int8,int4
 
-The model is qeval's fake (``token_delay_s`` per token in the timed pass, instant
-accuracy pass) so the numbers measure qeval's own work: a slow real model only makes
-the cold run longer and the ratio smaller. Prints each wall time and warm / cold.
-
-    .venv/bin/python benchmarks/warm_rerun.py
-    .venv/bin/python benchmarks/warm_rerun.py --precisions fp32,int8,int4 --token-delay-ms 2
-    .venv/bin/python benchmarks/warm_rerun.py --model smollm2-135m --suite suites/arithmetic --limit 16
-
-With ``--model`` the plugin path runs that real model (``--suite``, ``--limit``); the
-fake-model sweep path is skipped. A real model's cold run is what a CI job pays
-without the cache, so its ratio is the one the target is about.
+With ``--fake`` it measures qeval's own floor instead, on its fake model (``token_delay_s``
+per token in the timed pass, instant accuracy pass): ``run_sweep`` twice in one process
+(a sweep has no cell cache: the second run re-measures, minus the imports), and the plugin
+path. Both runs there are mostly interpreter + pytest start-up, so those ratios are not
+held against the target; the profile shows where a warm sweep's time goes.
 """
 
 from __future__ import annotations
@@ -99,35 +93,34 @@ def plugin_path(precisions: tuple[str, ...], delay_s: float, project: Path, mode
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--precisions", default="fp32,int8,int4")
-    parser.add_argument("--token-delay-ms", type=float, default=2.0)
-    parser.add_argument("--model", default=None, help="a real model for the plugin path (e.g. smollm2-135m)")
-    parser.add_argument("--suite", type=Path, default=MINI)
-    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--model", default="smollm2-135m", help="the real model of the plugin path")
+    parser.add_argument("--precisions", default="fp32")
+    parser.add_argument("--suite", type=Path, default=ROOT / "suites" / "arithmetic")
+    parser.add_argument("--limit", type=int, default=16)
+    parser.add_argument("--fake", action="store_true", help="qeval's own floor on the fake model instead")
+    parser.add_argument("--token-delay-ms", type=float, default=2.0, help="the fake model's per-token delay")
     args = parser.parse_args()
     precisions = tuple(args.precisions.split(","))
-    delay = args.token_delay_ms / 1000.0
     sys.path.insert(0, str(ROOT))
 
-    if args.model:
+    if not args.fake:
         with tempfile.TemporaryDirectory() as tmp:
-            cold, warm, out = plugin_path(precisions, delay, Path(tmp), args.model, args.suite.resolve(), args.limit)
-            print(f"pytest --qeval ({args.model}, {args.suite.name}, limit {args.limit}, cell cache): cold {cold:.2f} s, "
-                  f"warm {warm:.2f} s -> {warm / cold:.1%} of cold "
+            cold, warm, out = plugin_path(precisions, 0.0, Path(tmp), args.model, args.suite.resolve(), args.limit)
+            print(f"pytest --qeval ({args.model}, {','.join(precisions)}, {args.suite.name}, limit {args.limit}, "
+                  f"cell cache): cold {cold:.2f} s, warm {warm:.2f} s -> {warm / cold:.1%} of cold "
                   f"({'MET' if warm / cold <= TARGET else 'MISSED'}, target <= {TARGET:.0%})")
             print("warm run's last lines:\n  " + "\n  ".join(out.strip().splitlines()[-3:]))
         return
+    delay = args.token_delay_ms / 1000.0
     with tempfile.TemporaryDirectory() as tmp:
         cold, warm = sweep_path(precisions, delay, Path(tmp) / "reports")
-        print(f"run_sweep (fake model, {len(precisions)} precisions x mini): cold {cold:.2f} s, "
-              f"identical re-run {warm:.2f} s -> {warm / cold:.1%} of cold "
-              f"({'MET' if warm / cold <= TARGET else 'MISSED'}, target <= {TARGET:.0%})")
+        print(f"run_sweep (fake model, {len(precisions)} precision(s) x mini): cold {cold:.2f} s, "
+              f"identical re-run {warm:.2f} s -> {warm / cold:.1%} of cold (no cell cache: re-measured)")
         project = Path(tmp) / "project"
         project.mkdir()
         cold, warm, out = plugin_path(precisions, delay, project)
-        # both runs pay interpreter + pytest + plugin start-up; the cache can only save the rest
-        print(f"pytest --qeval (fake model, cell cache): cold {cold:.2f} s, warm {warm:.2f} s -> "
-              f"{warm / cold:.1%} of cold ({'MET' if warm / cold <= TARGET else 'MISSED'}, target <= {TARGET:.0%})")
+        print(f"pytest --qeval (fake model, cell cache): cold {cold:.2f} s, warm {warm:.2f} s -> {warm / cold:.1%} "
+              "of cold (both mostly start-up: the floor, not the target)")
         print("warm run's last lines:\n  " + "\n  ".join(out.strip().splitlines()[-3:]))
 
 

@@ -17,7 +17,7 @@ from qeval.errors import ReportError
 from qeval.perf._markdown import render_perf_markdown
 from qeval.perf._schema import PERF_SCHEMA_VERSION, PerfRecord
 from qeval.report._atomic import atomic_open, atomic_write_text
-from qeval.report._json import jsonable, read_json_object
+from qeval.report._json import check_schema_version, jsonable, read_json_object
 
 PERF_FILE = "perf.json"
 PERF_MARKDOWN = "perf.md"
@@ -67,13 +67,7 @@ def read_perf(path: str | Path) -> PerfRecord:
         target, "a qeval perf file", f"Pass a run folder that `qeval perf` wrote (or --into), or its {PERF_FILE}.",
         "re-run `qeval perf`",
     )
-    version = data.get("schema_version")
-    if version != PERF_SCHEMA_VERSION or isinstance(version, bool):
-        found = "no schema_version key" if "schema_version" not in data else f"schema_version {version!r}"
-        raise ReportError(
-            f"{target}: has {found}, but this qeval reads perf schema_version {PERF_SCHEMA_VERSION}. "
-            "Read it with the qeval version that wrote it, or re-run `qeval perf`."
-        )
+    check_schema_version(data, target, PERF_SCHEMA_VERSION, "perf schema_version", "re-run `qeval perf`")
     try:
         return _RECORD.validate_python(_restore_infinities(data))
     except ValidationError as exc:

@@ -98,6 +98,19 @@ def write_results(record: RunRecord, path: str | Path) -> Path:
     return Path(path)
 
 
+def check_schema_version(data: dict[str, Any], target: Path, expected: int, label: str, regenerate: str) -> None:
+    """A :class:`~qeval.errors.ReportError` unless ``data["schema_version"]`` is ``expected``
+    (an int: ``true`` is not 1). ``label`` names the version ("perf schema_version"),
+    ``regenerate`` how to write the file again."""
+    version = data.get("schema_version")
+    if version != expected or isinstance(version, bool):
+        found = "no schema_version key" if "schema_version" not in data else f"schema_version {version!r}"
+        raise ReportError(
+            f"{target}: has {found}, but this qeval reads {label} {expected}. "
+            f"Read it with the qeval version that wrote it, or {regenerate}."
+        )
+
+
 def read_json_object(target: Path, what: str, missing: str, regenerate: str) -> dict[str, Any]:
     """The JSON object in ``target``, or a :class:`~qeval.errors.ReportError` saying what is wrong
     (missing, unreadable, not UTF-8, not JSON, cut short, not an object) and how to fix it.
@@ -155,13 +168,7 @@ def read_results(path: str | Path) -> dict[str, Any]:
     data = read_json_object(
         target, "a qeval results file", f"Pass a run folder (reports/<run-id>/) or its {RESULTS_FILE}.", "re-run the sweep"
     )
-    version = data.get("schema_version")
-    if version != SCHEMA_VERSION or isinstance(version, bool):
-        found = "no schema_version key" if "schema_version" not in data else f"schema_version {version!r}"
-        raise ReportError(
-            f"{target}: has {found}, but this qeval reads schema_version {SCHEMA_VERSION}. "
-            "Read it with the qeval version that wrote it, or re-run the sweep to regenerate it."
-        )
+    check_schema_version(data, target, SCHEMA_VERSION, "schema_version", "re-run the sweep to regenerate it")
     if not isinstance(data.get("cells"), list):
         raise ReportError(f"{target}: key 'cells' must be a list of cell results: the file is damaged or was not "
                           "written by qeval. Re-run the sweep to regenerate it.")

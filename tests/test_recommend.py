@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 
 import pytest
@@ -329,3 +330,9 @@ def test_cli_uses_perf_json_when_present(fake_run, tmp_path):
     int4 = next(c for c in json.loads((run / "recommendation.json").read_text())["candidates"] if c["precision"] == "int4")
     assert int4["checks"][0]["outcome"] == "inconclusive" and "needs n≈" in int4["ruled_out_by"][0]
     assert 'id="perf"' in (run / "report.html").read_text()
+
+
+def test_recommendation_numbers_read_as_numbers():
+    from qeval.report._recommendation import _fmt
+
+    assert [_fmt(v) for v in (2534.2, 921.4, 0.625, None, math.inf)] == ["2,534", "921", "0.625", "—", "∞"]

@@ -19,6 +19,8 @@ RECOMMENDATION_JSON = "recommendation.json"
 def _fmt(value: float | None, digits: int = 3) -> str:
     if value is None or not math.isfinite(value):
         return "—" if value is None else ("∞" if value > 0 else "-∞")
+    if abs(value) >= 1000:  # 2,534 ms, not 2.53e+03
+        return f"{value:,.0f}"
     return f"{value:.{digits}g}"
 
 

@@ -213,13 +213,14 @@ def _torch_info_cached(device: str, probe_dir: Path) -> tuple[dict[str, Any], di
         pass
     info, cuda = _torch_info(device)
     if isinstance(info.get("threads"), int):
+        from qeval.errors import QevalError
+        from qeval.report import atomic_write_text
+
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(info), encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError:
-            pass
+            atomic_write_text(path, json.dumps(info))
+        except (OSError, QevalError):
+            pass  # no probe stored: the next run imports torch again
     return info, cuda
 
 

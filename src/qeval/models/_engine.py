@@ -11,9 +11,10 @@ row's true positions, so each row computes what it would alone (up to float roun
 of batched kernels: see ``tests/test_engine.py`` for the batch-1 equivalence check).
 
 Waiting prompts are taken longest first, so rows prefilled together have similar
-lengths; :func:`iter_greedy` hands each completion back as soon as its row ends, so a
-caller can score and journal finished blocks of cases while the batch keeps decoding. When every prompt starts with the same tokens (a system prompt, few-shot
+lengths. When every prompt starts with the same tokens (a system prompt, few-shot
 examples) that prefix is prefilled once and its KV copied into each new row.
+:func:`iter_greedy` hands each completion back as soon as its row ends, so a caller
+can score and journal finished blocks of cases while the batch keeps decoding.
 """
 
 from __future__ import annotations

@@ -204,6 +204,14 @@ def _load(source: Any, precision: Any, device: str, config: PerfConfig, suite: A
     return _Loaded(name=name, model=model, prompts=prompts, weights_bytes=weights, cold=cold)
 
 
+def _record_oom(entry: _Loaded, served: _Served, batch_size: int, reason: str) -> None:
+    """Free the memory, record ``batch_size`` as ``oom`` and skip it and every larger size.
+    Called outside the ``except`` block: its traceback would still pin the batch's tensors."""
+    free_device_memory()
+    served.status, served.reason = "oom", reason
+    entry.oom_at = batch_size if entry.oom_at is None else min(entry.oom_at, batch_size)
+
+
 def _warm_batch(entry: _Loaded, batch_size: int, settings: GenerationSettings) -> None:
     """One untimed batch of ``batch_size``: the first batch of a new shape pays one-time costs
     (allocator growth, kernel selection) that round 1 would otherwise carry. Running out of
@@ -220,9 +228,8 @@ def _warm_batch(entry: _Loaded, batch_size: int, settings: GenerationSettings) -
             return
         oom = f"out of memory at batch {batch_size} (warm-up): {str(exc).splitlines()[0][:300]}"
     if oom is not None:
-        free_device_memory()
-        served.status, served.reason, served.ran = "oom", oom, True
-        entry.oom_at = batch_size if entry.oom_at is None else min(entry.oom_at, batch_size)
+        served.ran = True
+        _record_oom(entry, served, batch_size, oom)
 
 
 def _run_block(entry: _Loaded, block: Block, settings: GenerationSettings, device: str, at_least: int = 1) -> None:
@@ -244,10 +251,7 @@ def _run_block(entry: _Loaded, block: Block, settings: GenerationSettings, devic
             return
         oom = f"out of memory at batch {block.batch_size} (round {block.round}): {str(exc).splitlines()[0][:300]}"
     if oom is not None:
-        # outside the except block: the traceback no longer pins the batch's tensors
-        free_device_memory()
-        served.status, served.reason = "oom", oom
-        entry.oom_at = block.batch_size if entry.oom_at is None else min(entry.oom_at, block.batch_size)
+        _record_oom(entry, served, block.batch_size, oom)
         return
     served.requests.extend(requests)
     served.round_tokens.append(sum(r.output_tokens for r in requests))

@@ -61,7 +61,8 @@ class LoadPoint:
     round_tokens_per_s: tuple[float, ...] = ()
     """Each round's output tokens / its wall time (what the throughput interval is made from)."""
     warmup_requests: int = 0
-    """Untimed requests this precision served before the rounds (at batch 1)."""
+    """Untimed batch-1 requests this precision served before the rounds (the one untimed
+    batch at each larger batch size is not counted here)."""
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from qeval.report import (
     write_results,
     write_samples,
 )
+from qeval.report._json import ends_inside_a_value
 from qeval.results import ModelCard
 from tests.fuzz._explained import explained
 from tests.fuzz._strategies import json_values, mutated
@@ -113,6 +114,25 @@ def test_results_truncated(tmp_path, valid_run, cut):
     text = (valid_run / "results.json").read_bytes()
     result = _read(_run_folder(tmp_path, valid_run, results=text[: min(cut, len(text) - 2)]))
     assert isinstance(result, ReportError)
+
+
+@FUZZ
+@given(data=st.data())
+def test_results_cut_anywhere_is_called_cut_short(tmp_path, valid_run, data):
+    """Wherever the cut falls (inside a number, a string, between keys), the message says the file
+    is cut short: json's error position alone does not (a cut inside ``1.5`` reports the ``.``)."""
+    text = (valid_run / "results.json").read_bytes()
+    cut = data.draw(st.integers(1, len(text.rstrip()) - 1))
+    result = _read(_run_folder(tmp_path, valid_run, results=text[:cut]))
+    assert isinstance(result, ReportError) and "cut short" in str(result), (text[cut - 20 : cut], result)
+
+
+@given(value=json_values, cut=st.integers(0, 400))
+def test_a_whole_document_never_ends_inside_a_value(value, cut):
+    document = json.dumps({"v": value})
+    assert not ends_inside_a_value(document)
+    if 0 < cut < len(document):
+        assert ends_inside_a_value(document[:cut])
 
 
 @pytest.mark.parametrize("text", [b"[" * 5000, b'{"schema_version": ' + b"9" * 5000 + b"}", b"\xff\xfe{}", b""])

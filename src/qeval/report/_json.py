@@ -111,6 +111,32 @@ def check_schema_version(data: dict[str, Any], target: Path, expected: int, labe
         )
 
 
+def ends_inside_a_value(text: str) -> bool:
+    """Whether ``text`` ends with a string still open or a ``{``/``[`` not yet closed.
+
+    That is what a file cut short looks like wherever the cut falls (``json``'s
+    error position alone does not say it: a cut inside ``1.5`` reports an
+    unexpected ``.``, a cut inside a string reports its opening quote), while a
+    whole document always ends with everything closed."""
+    depth = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "{[":
+            depth += 1
+        elif char in "}]":
+            depth -= 1
+    return in_string or depth > 0
+
+
 def read_json_object(target: Path, what: str, missing: str, regenerate: str) -> dict[str, Any]:
     """The JSON object in ``target``, or a :class:`~qeval.errors.ReportError` saying what is wrong
     (missing, unreadable, not UTF-8, not JSON, cut short, not an object) and how to fix it.
@@ -136,7 +162,7 @@ def read_json_object(target: Path, what: str, missing: str, regenerate: str) -> 
         if not isinstance(exc, json.JSONDecodeError):  # a 5,000-digit number, [[[[... nested too deep
             raise ReportError(f"{target}: unreadable JSON ({type(exc).__name__}: {exc}); the file is damaged or is not "
                               f"{what}. {regenerate.capitalize()} to regenerate it.") from None
-        truncated = exc.pos >= len(text.rstrip())
+        truncated = exc.pos >= len(text.rstrip()) or ends_inside_a_value(text)
         damage = (
             "the file is cut short (truncated: written by a qeval without atomic writes, or damaged on disk)"
             if truncated else f"the file is damaged or is not {what}"

@@ -16,6 +16,7 @@ from qeval.perf import (
     run_perf,
     write_perf,
 )
+from qeval.perf._write import perf_dict
 
 
 class _OutOfMemoryAt:
@@ -139,6 +140,23 @@ def test_round_trip_and_into(tmp_path):
     json.loads((run_dir / PERF_FILE).read_text())  # strict JSON
     write_perf(back, tmp_path / "again")
     assert read_perf(tmp_path / "again" / PERF_FILE).precisions == record.precisions
+
+
+def test_a_second_run_into_the_same_folder_keeps_the_first(tmp_path):
+    run_dir = tmp_path / "sweep-run"
+    run_dir.mkdir()
+    notes: list[str] = []
+    config = _config(tmp_path, into=str(run_dir), batch_sizes=(1,))
+    first, _ = run_perf(config, source=_Source(token_delay_s=0.0), note=notes.append)
+    assert not any("earlier" in text for text in notes)
+    second, _ = run_perf(config, source=_Source(token_delay_s=0.0), note=notes.append)
+    third, _ = run_perf(config, source=_Source(token_delay_s=0.0), note=notes.append)
+    kept = sorted(run_dir.glob("perf.2*.json"))
+    assert len(kept) == 2 and len(sorted(run_dir.glob("perf.2*.md"))) == 2
+    assert sum(f"kept as {path}" in text for path in kept for text in notes) == 2
+    assert [p.points for p in read_perf(run_dir).precisions] == [p.points for p in third.precisions]
+    assert {json.dumps(json.loads(path.read_text())) for path in kept} == {
+        json.dumps(perf_dict(first)), json.dumps(perf_dict(second))}
 
 
 def test_read_perf_errors(tmp_path):

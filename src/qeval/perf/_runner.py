@@ -302,16 +302,15 @@ def run_perf(config: PerfConfig, source: Any = None, note: Note | None = None) -
     """
     from pathlib import Path
 
-    from qeval.perf._write import write_perf
+    from qeval.perf._write import keep_earlier, write_perf
     from qeval.report._write import run_dir
 
     record = measure(config, source, note)
     # run_dir refuses a run id that is not one safe folder name
     folder = Path(config.into) if config.into is not None else run_dir(record, config.out_dir)
-    from qeval.perf._write import PERF_FILE
-
-    if (folder / PERF_FILE).exists() and note is not None:
-        note(f"replacing {folder / PERF_FILE} (an earlier qeval perf run into this folder)")
+    kept = keep_earlier(folder)
+    if kept is not None and note is not None:
+        note(f"an earlier qeval perf run into this folder is kept as {kept} (and its .md)")
     return record, write_perf(record, folder)
 
 

@@ -42,6 +42,29 @@ def write_perf(record: PerfRecord, folder: str | Path) -> Path:
     return folder
 
 
+def keep_earlier(folder: str | Path) -> Path | None:
+    """Move an earlier perf.json/perf.md in ``folder`` aside, to ``perf.<stamp>.json``/``.md``, so a
+    second ``qeval perf --into`` never destroys the first profile. ``<stamp>`` is the earlier file's
+    modification time (UTC, ``20261123T070548Z``), with ``-2``, ``-3``... if that name is taken.
+
+    Returns the earlier perf.json's new path, or ``None`` when there was none."""
+    from datetime import datetime, timezone
+
+    folder = Path(folder)
+    earlier = folder / PERF_FILE
+    if not earlier.exists():
+        return None
+    stamp = datetime.fromtimestamp(earlier.stat().st_mtime, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stem, n = f"perf.{stamp}", 1
+    while (folder / f"{stem}.json").exists() or (folder / f"{stem}.md").exists():
+        n += 1
+        stem = f"perf.{stamp}-{n}"
+    if (folder / PERF_MARKDOWN).exists():
+        (folder / PERF_MARKDOWN).replace(folder / f"{stem}.md")
+    earlier.replace(folder / f"{stem}.json")
+    return folder / f"{stem}.json"
+
+
 def _restore_infinities(value: Any, key: str = "") -> Any:
     """Put back the infinite interval bounds strict JSON stored as null."""
     if isinstance(value, dict):

@@ -54,7 +54,7 @@ def suite_slos(suite: Any, session: QevalSession) -> list[SLO]:
             raise QevalError(f"{where}: SLO '{slo}' compares against the baseline: pass --qeval-baseline PATH.")
         if slo.reference not in (None, "baseline") and slo.reference not in options.precisions:
             raise QevalError(
-                f"{where}: SLO '{slo}' compares against {slo.reference}, which is not in --qeval-precisions "
+                f"{where}: SLO '{slo}' compares against {slo.reference}, which is not in --qeval-precisions or --qeval-target "
                 f"({','.join(options.precisions)}); add it."
             )
     return slos

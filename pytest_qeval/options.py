@@ -26,7 +26,7 @@ class _Option:
     the ``[tool.qeval]`` key ``<name>``, with dashes as underscores)."""
     help: str
     default: Any = None
-    kind: str = "str"  # str | int | list | flag | slos
+    kind: str = "str"  # str | int | float | list | flag | slos | multi (repeatable, kept as given)
 
 
 OPTIONS: tuple[_Option, ...] = (
@@ -48,6 +48,13 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("calibration", "calibration set for GPTQ precisions: a name under calibration/ or a .jsonl path"),
     _Option("calibration-samples", "calibration texts to sample", 128, "int"),
     _Option("calibration-seed", "seed of the calibration sample", 0, "int"),
+    _Option("target", "NAME=SPEC, repeatable: MODEL@PRECISION or openai:URL[#MODEL]; replaces "
+            "--qeval-model/--qeval-precisions, and SLOs refer to targets by NAME", (), "multi"),
+    _Option("api-key-env", "TARGET=VAR, repeatable: read that endpoint's API key from environment variable VAR", (), "multi"),
+    _Option("target-revision", "TARGET=REV, repeatable: what the endpoint serves; only with one may its cells be "
+            "reused from the cache", (), "multi"),
+    _Option("concurrency", "endpoint targets: requests in flight at once in the accuracy pass", 8, "int"),
+    _Option("request-timeout", "endpoint targets: seconds of silence before a request is a timeout", 120.0, "float"),
 )
 
 
@@ -79,6 +86,13 @@ class Options:
     calibration: str | None
     calibration_samples: int
     calibration_seed: int
+    target: tuple[str, ...] = ()
+    api_key_env: tuple[str, ...] = ()
+    target_revision: tuple[str, ...] = ()
+    concurrency: int = 8
+    request_timeout: float = 120.0
+    targets: tuple[Any, ...] = ()
+    """The run's targets (:class:`qeval.targets.TargetSpec`), one per name in ``precisions``."""
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -91,9 +105,11 @@ def add_options(parser: pytest.Parser) -> None:
             group.addoption(flag, action="store_true", default=None, help=opt.help)
         elif opt.kind == "slos":
             group.addoption(flag, action="append", default=None, metavar="EXPR", help=opt.help)
+        elif opt.kind == "multi":
+            group.addoption(flag, action="append", default=None, metavar="NAME=VALUE", help=opt.help)
         else:
             group.addoption(flag, default=None, metavar=opt.name.split("-")[-1].upper(), help=opt.help)
-        ini_type = {"flag": "bool", "slos": "linelist"}.get(opt.kind, "string")
+        ini_type = {"flag": "bool", "slos": "linelist", "multi": "linelist"}.get(opt.kind, "string")
         parser.addini(_ini_name(opt), f"qeval: {opt.help}", type=ini_type, default=None)
 
 
@@ -141,11 +157,48 @@ def read_options(config: pytest.Config) -> Options:
     saying which option (and where it was set), what is wrong and what to write."""
     table, where_toml = _pyproject_table(config)
     values: dict[str, Any] = {}
+    wheres: dict[str, str] = {}
     for opt in OPTIONS:
         raw, where = _raw(config, opt, table, where_toml)
         values[opt.name.replace("-", "_")] = _convert(opt, raw, where)
+        wheres[opt.name] = where
+    _targets(values, wheres)
     _check(values)
     return Options(**values)
+
+
+def _targets(values: dict[str, Any], wheres: dict[str, str]) -> None:
+    """``--qeval-target NAME=SPEC`` (with its key and revision options) → ``targets``, and the
+    target names become the run's ``precisions`` (the names every item, SLO and report uses)."""
+    from qeval.errors import QevalError
+    from qeval.targets import parse_assignments, parse_target, with_options
+
+    entries = values["target"]
+    values["targets"] = ()
+    try:
+        if not entries:
+            for flag in ("api-key-env", "target-revision"):
+                if values[flag.replace("-", "_")]:
+                    raise pytest.UsageError(f"{wheres[flag]}: it names targets; give them with --qeval-target NAME=SPEC.")
+            return
+        for flag in ("model", "precisions"):
+            if wheres[flag] != "default":
+                raise pytest.UsageError(
+                    f"{wheres[flag]} and {wheres['target']}: give either targets or a model with precisions, not both "
+                    "(--qeval-model M --qeval-precisions a,b means --qeval-target a=M@a --qeval-target b=M@b)."
+                )
+        specs = [parse_target(e, wheres["target"]) for e in entries]
+        targets = with_options(
+            specs, parse_assignments(values["api_key_env"], "--qeval-api-key-env", "VAR"),
+            parse_assignments(values["target_revision"], "--qeval-target-revision", "REV"), where=f"{wheres['target']}: ",
+        )
+    except QevalError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    values["targets"] = targets
+    values["precisions"] = tuple(t.name for t in targets)
+    models = {t.model for t in targets if t.kind == "model"}
+    if len(models) == 1:
+        values["model"] = models.pop()
 
 
 def _convert(opt: _Option, raw: Any, where: str) -> Any:
@@ -155,6 +208,17 @@ def _convert(opt: _Option, raw: Any, where: str) -> Any:
         if isinstance(raw, str):
             return raw.strip().lower() in ("1", "true", "yes", "on")
         return bool(raw)
+    if opt.kind == "multi":
+        items = [raw] if isinstance(raw, str) else list(raw)
+        return tuple(str(i).strip() for i in items if str(i).strip())
+    if opt.kind == "float":
+        try:
+            number = float(raw)
+        except (TypeError, ValueError):
+            raise pytest.UsageError(f"{where}: expected a number of seconds, got {raw!r}.") from None
+        if not number > 0:
+            raise pytest.UsageError(f"{where}: must be more than 0, got {raw!r}.")
+        return number
     if opt.kind == "int":
         try:
             value = int(raw)
@@ -195,15 +259,16 @@ def _check(values: dict[str, Any]) -> None:
     from qeval.models import check_model_spec
     from qeval.quantize import CALIBRATED, check_precision_name  # names only: neither torch nor a backend is imported
 
-    for name in values["precisions"]:
+    for name in values["precisions"] if not values["targets"] else ():
         try:
             check_precision_name(name)
         except QevalError as exc:
             raise pytest.UsageError(f"--qeval-precisions: {exc}") from None
-    try:
-        check_model_spec(values["model"])
-    except QevalError as exc:
-        raise pytest.UsageError(f"--qeval-model: {exc}") from None
+    for model in {t.model for t in values["targets"] if t.kind == "model"} or {values["model"]}:
+        try:
+            check_model_spec(model)
+        except QevalError as exc:
+            raise pytest.UsageError(f"--qeval-model: {exc}") from None
     dupes = sorted({p for p in values["precisions"] if values["precisions"].count(p) > 1})
     if dupes:
         raise pytest.UsageError(f"--qeval-precisions: {', '.join(dupes)} given more than once.")
@@ -224,10 +289,11 @@ def _check(values: dict[str, Any]) -> None:
             raise pytest.UsageError(f"--qeval-slo {scoped.text!r} compares against the baseline: pass --qeval-baseline PATH.")
         if ref not in (None, "baseline") and ref not in values["precisions"]:
             raise pytest.UsageError(
-                f"--qeval-slo {scoped.text!r} compares against {ref}, which is not in --qeval-precisions "
+                f"--qeval-slo {scoped.text!r} compares against {ref}, which is not in --qeval-precisions (or --qeval-target) "
                 f"({','.join(values['precisions'])}). Add it, e.g. --qeval-precisions {ref},{','.join(values['precisions'])}."
             )
-    needing = [p for p in values["precisions"] if p in CALIBRATED]
+    precisions = [t.precision for t in values["targets"] if t.kind == "model"] if values["targets"] else values["precisions"]
+    needing = [p for p in precisions if p in CALIBRATED]
     if needing and not values["calibration"]:
         raise pytest.UsageError(
             f"--qeval-precisions: {', '.join(needing)} need(s) calibration text: pass --qeval-calibration NAME "

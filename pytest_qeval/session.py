@@ -61,6 +61,8 @@ class QevalSession:
     _environment: dict[str, Any] | None = None
     _models: dict[str, Any] = field(default_factory=dict)
     _calibration: Any = None
+    _targets: dict[str, Any] = field(default_factory=dict)
+    _sources: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from qeval.run_id import new_run_id
@@ -135,6 +137,7 @@ class QevalSession:
         o = self.options
         return SweepConfig(
             model=o.model, precisions=o.precisions, suites=tuple(str(s.path) for s in self.suites.values()),
+            targets=o.targets, concurrency=o.concurrency, request_timeout_s=o.request_timeout,
             device=o.device, limit=o.limit, latency_samples=o.latency_samples, warmup_requests=o.warmup,
             batch_size=o.batch_size, out_dir=str(o.report), run_id=self.run_id,
             calibration=o.calibration, calibration_samples=o.calibration_samples, calibration_seed=o.calibration_seed,
@@ -158,14 +161,49 @@ class QevalSession:
             self._evaluate(precision)
         return self.cells[key]
 
-    def _evaluate(self, precision_name: str) -> None:
-        from qeval.quantize import get_precision, quiet
-        from qeval.sweep import run_precision
+    def target_spec(self, name: str) -> Any:
+        """The target called ``name`` (``--qeval-target``, or a precision of ``--qeval-model``)."""
+        from qeval.targets import TargetSpec
 
-        precision = get_precision(precision_name)
+        for spec in self.options.targets:
+            if spec.name == name:
+                return spec
+        return TargetSpec(name=name, kind="model", model=self.options.model, precision=name)
+
+    def target(self, name: str) -> Any:
+        """A provisionable target for ``name`` (endpoints are identified the first time)."""
+        if name not in self._targets:
+            from qeval.quantize import get_precision
+            from qeval.targets import EndpointTarget, InProcessTarget
+
+            spec = self.target_spec(name)
+            if spec.kind == "openai":
+                target: Any = EndpointTarget(spec, concurrency=self.options.concurrency,
+                                             read_timeout_s=self.options.request_timeout)
+                target.identify()  # down: a usage error within seconds, not a hang
+            else:
+                precision = get_precision(str(spec.precision))
+                source = self.source if spec.model == self.options.model else self._source_for(str(spec.model))
+                target = InProcessTarget(spec, source, precision,
+                                         self.calibration if precision.needs_calibration else None)
+            self._targets[name] = target
+        return self._targets[name]
+
+    def _source_for(self, model: str) -> Any:
+        if model not in self._sources:
+            from qeval.models import resolve_model
+
+            self._sources[model] = resolve_model(model)
+        return self._sources[model]
+
+    def _evaluate(self, precision_name: str) -> None:
+        from qeval.quantize import quiet
+        from qeval.runner import run_target
+
+        spec = self.target_spec(precision_name)
         pending = [s for s in self.suites.values() if (s.name, precision_name) not in self.cells]
-        keys = {s.name: self._cache_key(s, precision) for s in pending}
-        cache = self._cache()
+        cache = self._cache() if self._cacheable(spec) else None
+        keys = {s.name: self._cache_key(s, spec) for s in pending} if cache else {}
         todo = []
         for suite in pending:
             hit = cache.get(keys[suite.name]) if cache else None
@@ -177,16 +215,21 @@ class QevalSession:
         if not todo:
             return
         names = ", ".join(f"{s.name} ({len(s.cases)} cases)" for s in todo)
-        self.write_line(f"qeval: evaluating {self.options.model} at {precision_name} on {names} ...")
+        self.write_line(f"qeval: evaluating {spec} on {names} ...")
+        target = self.target(precision_name)
         with quiet():
-            calibration = self.calibration if precision.needs_calibration else None
-            cells = run_precision(self.source, precision, todo, self.device, self.sweep_config(), _Lines(self.write_line),
-                                  calibration)
+            cells = run_target(target, todo, self.device, self.sweep_config(), _Lines(self.write_line), precision_name)
         for suite, cell in zip(todo, cells):
             self.cells[(suite.name, precision_name)] = cell
             if cache:
                 cache.put(keys[suite.name], cell, self.run_id, self.created_at)
         self.write_line(f"qeval: {precision_name} done: " + ", ".join(f"{c.suite} {c.status}" for c in cells))
+
+    @staticmethod
+    def _cacheable(spec: Any) -> bool:
+        """An endpoint's cells are reused only when the user vouches for what it serves
+        (``--qeval-target-revision``): the same URL can serve another model tomorrow."""
+        return spec.kind != "openai" or spec.revision is not None
 
     def _cache(self) -> Any:
         if self.options.no_cache or self.cache_dir is None:
@@ -202,39 +245,57 @@ class QevalSession:
 
         return model_identity(self.options.model, self.source)
 
-    def _cache_key(self, suite: Any, precision: Any) -> str:
+    def _cache_key(self, suite: Any, spec: Any) -> str:
         from qeval.cache import cell_key, code_identity
         from qeval.environment import COMPARED_KEYS, fingerprint_subset
         from qeval.evaluate import effective_settings
         from qeval.results import to_dict
 
         o = self.options
+        if spec.kind == "openai":
+            import socket
+
+            what: dict[str, Any] = {
+                "endpoint": {"url": spec.url, "served_model": spec.served_model, "revision": spec.revision},
+                "concurrency": o.concurrency,
+                "client_host": socket.gethostname(),  # latency is from this client to that server
+            }
+        else:
+            from qeval.quantize import get_precision
+
+            precision = get_precision(str(spec.precision))
+            model_identity = self._model_identity if spec.model == o.model else self._identity_of(str(spec.model))
+            what = {
+                "model": model_identity,
+                "precision": precision.name,
+                "precision_config": to_dict(precision.config),
+                "calibration": self.calibration.record() if precision.needs_calibration else None,
+                "machine": fingerprint_subset(self.environment, COMPARED_KEYS),
+            }
         return cell_key({
-            "model": self._model_identity,
-            "precision": precision.name,
-            "precision_config": to_dict(precision.config),
+            **what,
+            "target": spec.name,
             "suite": suite.name,
             "suite_hash": suite.content_hash,
             "cases": [c.id for c in suite.cases],
             "generation": to_dict(effective_settings(suite, o.batch_size)),
             "timing": {"latency_samples": o.latency_samples, "warmup": o.warmup},
-            "calibration": self.calibration.record() if precision.needs_calibration else None,
-            "machine": fingerprint_subset(self.environment, COMPARED_KEYS),
             "code": code_identity(),
         })
 
-    def model(self, precision: str) -> Any:
-        """A loaded model at ``precision`` for hand-written tests (loaded once per session)."""
-        if precision not in self._models:
-            from qeval.quantize import get_precision, quiet
+    def _identity_of(self, model: str) -> dict[str, Any]:
+        from qeval.cache import model_identity
 
-            get_precision(precision)
+        return dict(model_identity(model, self._source_for(model)))
+
+    def model(self, precision: str) -> Any:
+        """A provisioned model for target ``precision`` (a precision name or a ``--qeval-target``
+        name) for hand-written tests, provisioned once per session."""
+        if precision not in self._models:
+            from qeval.quantize import quiet
+
             with quiet():
-                if get_precision(precision).needs_calibration:
-                    loaded = self.source.load(precision, self.device, self.calibration)
-                else:
-                    loaded = self.source.load(precision, self.device)
-                self._models[precision] = loaded.model
+                self._models[precision] = self.target(precision).provision(self.device).model
         return self._models[precision]
 
     def close(self) -> None:
@@ -258,9 +319,14 @@ class QevalSession:
                                 self.calibration if needs else None)
         settings["cached_cells"] = {f"{s}/{p}": run for (s, p), run in self.cached.items()}
         settings["slos"] = [v.slo for v in self.verdicts]
+        from qeval.sweep import target_records
+
+        targets = {name: self.target(name) for name in self.options.precisions
+                   if any(c.precision == name for c in self.cells.values())} if self.options.targets else {}
+        model = next(iter(targets.values())).card if targets else self.source.card
         return RunRecord(
-            run_id=self.run_id, created_at=self.created_at, model=self.source.card,
-            environment=self.environment, settings=settings, cells=tuple(cells),
+            run_id=self.run_id, created_at=self.created_at, model=model,
+            environment=self.environment, settings=settings, cells=tuple(cells), targets=target_records(targets),
         )
 
 

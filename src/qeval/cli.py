@@ -63,8 +63,14 @@ def sweep(
     calibration_seed: Annotated[int, typer.Option(help="Seed of the calibration sample.")] = 0,
     calibration_seeds: Annotated[int, typer.Option(min=1, help="Quantize K times per set from samples with seeds SEED..SEED+K-1; the report gives the spread calibration alone causes.")] = 1,
     resume: Annotated[Optional[Path], typer.Option(help="Finish the killed or interrupted sweep in this run folder (reports/<run-id>/) from its journal; every other option comes from the journal.")] = None,
+    target: Annotated[Optional[list[str]], typer.Option("--target", help="NAME=SPEC, repeatable: MODEL@PRECISION (smollm2-135m@int4) or openai:URL[#MODEL] (openai:http://127.0.0.1:8000/v1). Replaces --model/--precisions.")] = None,
+    api_key_env: Annotated[Optional[list[str]], typer.Option("--api-key-env", help="TARGET=VAR: the endpoint's API key is read from environment variable VAR (never written anywhere).")] = None,
+    target_revision: Annotated[Optional[list[str]], typer.Option("--target-revision", help="TARGET=REV: what the endpoint serves (model revision, image tag), recorded with its results.")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Endpoint targets: requests in flight at once in the accuracy pass.")] = 8,
+    request_timeout: Annotated[float, typer.Option(min=0.1, help="Endpoint targets: seconds of silence before a request is a timeout (then retried).")] = 120.0,
+    tokenizer: Annotated[Optional[Path], typer.Option(help="Endpoint targets: tokenizer folder to count output tokens with when the server sends no usage.")] = None,
 ) -> None:
-    """Quantize, evaluate and measure MODEL at each precision on each suite; write a report.
+    """Evaluate and measure each target (MODEL at each precision, or --target NAME=SPEC) on each suite; write a report.
 
     Ctrl-C finishes the current batch, writes the report marked incomplete and exits 130;
     `qeval sweep --resume RUN_DIR` then continues without redoing finished work."""
@@ -82,13 +88,16 @@ def sweep(
     from qeval.report import render_console_table
     from qeval.sweep import SweepInterrupted, resume_sweep, run_sweep
 
-    if resume is None and not (model and precisions and suites):
+    targets = _targets(target or [], api_key_env or [], target_revision or [], model, precisions)
+    if resume is None and not targets and not (model and precisions and suites):
         missing = [f"--{n}" for n, v in (("model", model), ("precisions", precisions), ("suites", suites)) if not v]
-        raise UsageError(f"Missing {', '.join(missing)}: a sweep needs --model, --precisions and --suites "
-                         "(or --resume RUN_DIR to finish an interrupted one).")
-    if resume is not None and (model or precisions or suites):
-        raise UsageError("--resume takes its model, precisions and suites from the run's journal; "
-                         "leave out --model, --precisions and --suites.")
+        raise UsageError(f"Missing {', '.join(missing)}: a sweep needs --model, --precisions and --suites, or "
+                         "--target NAME=SPEC (repeatable) and --suites (or --resume RUN_DIR to finish an interrupted one).")
+    if resume is None and not suites:
+        raise UsageError("Missing --suites: e.g. --suites suites/arithmetic,suites/medical.")
+    if resume is not None and (model or precisions or suites or targets):
+        raise UsageError("--resume takes its targets and suites from the run's journal; "
+                         "leave out --model, --precisions, --target and --suites.")
     config = None if resume is not None else SweepConfig(
         model=model,
         precisions=_split(precisions or ""),
@@ -103,6 +112,10 @@ def sweep(
         calibration_samples=calibration_samples,
         calibration_seed=calibration_seed,
         calibration_seeds=calibration_seeds,
+        targets=targets,
+        concurrency=concurrency,
+        request_timeout_s=request_timeout,
+        tokenizer=str(tokenizer) if tokenizer else None,
     )
     progress = Progress(
         TextColumn("{task.description}"),
@@ -133,6 +146,24 @@ def sweep(
     failed = [c for c in record.cells if c.status == "failed"]
     if failed:
         console.print(f"[yellow]{len(failed)} cell(s) failed; their reasons are in the report.[/]")
+
+
+def _targets(entries: list[str], key_envs: list[str], revisions: list[str], model: Optional[str],
+             precisions: Optional[str]) -> tuple:
+    """``--target`` options (with ``--api-key-env`` / ``--target-revision``) as target specs."""
+    from qeval.errors import UsageError
+    from qeval.targets import parse_assignments, parse_target, with_options
+
+    if not entries:
+        if key_envs or revisions:
+            raise UsageError("--api-key-env and --target-revision name targets: give them with --target NAME=SPEC.")
+        return ()
+    if model or precisions:
+        raise UsageError("Give either --target NAME=SPEC (repeatable) or --model with --precisions, not both: "
+                         "--model M --precisions a,b means --target a=M@a --target b=M@b.")
+    specs = [parse_target(e) for e in entries]
+    return with_options(specs, parse_assignments(key_envs, "--api-key-env", "VAR"),
+                        parse_assignments(revisions, "--target-revision", "REV"))
 
 
 @app.command("precisions")

@@ -341,6 +341,10 @@ def _costs(
     base: CellResult, cur: CellResult, latency_compared: bool, tolerance: float, notes: list[str]
 ) -> list[MetricDelta]:
     rows: list[MetricDelta] = []
+    moved = endpoint_change(base, cur)
+    if latency_compared and moved:
+        notes.append(f"latency not compared: {moved}.")
+        latency_compared = False
     if latency_compared:
         untimed = [name for name, cell in (("baseline", base), ("current", cur)) if not _timed(cell)]
         if untimed:
@@ -362,6 +366,32 @@ def _costs(
             rows.append(_throughput_delta(base, cur, tolerance))
     rows.extend(_memory_deltas(base, cur, notes))
     return rows
+
+
+def endpoint_key(cell: CellResult) -> tuple[Any, ...] | None:
+    """What an endpoint's latency depends on beyond qeval: which server, serving what, measured from
+    which client host (``None`` for an in-process cell, whose machine the environment fingerprint covers)."""
+    import json
+
+    cfg = cell.precision_config or {}
+    if cfg.get("kind") != "openai":
+        return None
+    ident = cfg.get("identity") or {}
+    version = ident.get("version") if isinstance(ident, Mapping) else None
+    return (cfg.get("url"), cfg.get("served_model"), cfg.get("revision"), json.dumps(version, sort_keys=True, default=str),
+            ident.get("server_header") if isinstance(ident, Mapping) else None, cfg.get("client_host"))
+
+
+def endpoint_change(base: CellResult, cur: CellResult) -> str | None:
+    """Why two cells' latencies are not comparable as endpoint measurements, or ``None``."""
+    a, b = endpoint_key(base), endpoint_key(cur)
+    if a == b:
+        return None
+    if a is None or b is None:
+        return "one run measured an in-process model and the other an endpoint (the network and server are in one figure only)"
+    names = ("url", "served model", "revision", "server version", "server header", "client host")
+    differ = [f"{n} {x!r} -> {y!r}" for n, x, y in zip(names, a, b) if x != y]
+    return "the endpoint or the client host changed (" + "; ".join(differ) + ")"
 
 
 def _timed(cell: CellResult) -> bool:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qeval.targets import TargetSpec
 
 
 @dataclass(frozen=True)
@@ -18,9 +22,10 @@ class GenerationSettings:
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """One sweep: which model, precisions and suites, and how much to run."""
+    """One sweep: which targets (or model and precisions) and suites, and how much to run."""
 
-    model: str
+    model: str | None
+    """With ``precisions``: shorthand for one target per precision (``NAME=model@NAME``)."""
     precisions: tuple[str, ...]
     suites: tuple[str, ...]
     device: str = "auto"
@@ -42,3 +47,19 @@ class SweepConfig:
     ``calibration_seed, calibration_seed + 1, ...``: the spread calibration alone causes."""
     run_id: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    targets: tuple[TargetSpec, ...] = ()
+    """Named targets (``--target NAME=SPEC``); when given, ``model``/``precisions`` are not used."""
+    concurrency: int = 8
+    """Requests in flight at once in an endpoint's accuracy pass."""
+    request_timeout_s: float = 120.0
+    """An endpoint request that sends nothing for this long is a ``timeout`` (after its retries)."""
+    tokenizer: str | None = None
+    """A tokenizer folder to count an endpoint's output tokens with when it sends no ``usage``."""
+
+    def target_specs(self) -> tuple[TargetSpec, ...]:
+        """The targets of the run: the explicit ones, else one per precision of ``model``."""
+        if self.targets:
+            return self.targets
+        from qeval.targets import targets_from_precisions
+
+        return targets_from_precisions(self.model or "", self.precisions)

@@ -152,6 +152,14 @@ def _stream_chunks(stream, todo, prompts, settings, size, finish) -> None:
 
 
 def _case_result(case, prompt: str, gen, settings: GenerationSettings, scorer) -> CaseResult:
+    error_kind = getattr(gen, "error_kind", None)
+    if error_kind is not None:
+        # not scored: a failed request is an error outcome, not a wrong answer
+        return CaseResult(
+            case_id=case.id, prompt=prompt, completion="", expected=case.expected, score=0.0, passed=False,
+            reason=f"error ({error_kind}): {gen.error or error_kind}", output_tokens=0, tags=dict(case.tags),
+            error=error_kind, attempts=gen.attempts,
+        )
     completion = cut_at_stop(gen.text, settings.stop)
     score = _safe_score(scorer, completion, case.expected)
     return CaseResult(
@@ -165,6 +173,7 @@ def _case_result(case, prompt: str, gen, settings: GenerationSettings, scorer) -
         output_tokens=gen.output_tokens,
         tags=dict(case.tags),
         details=dict(score.details),
+        attempts=getattr(gen, "attempts", 1),
     )
 
 

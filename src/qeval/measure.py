@@ -151,13 +151,16 @@ def paired_cases(reference: CellResult, current: CellResult) -> tuple[list[CaseR
             "has no per-case results, and a paired comparison needs them. Compare against a record "
             "saved with --qeval-save-baseline, or a run folder that still has samples.jsonl."
         )
-    ref_by_id = {c.case_id: c for c in reference.cases}
-    cur = [c for c in current.cases if c.case_id in ref_by_id]
+    # an error outcome (a request that failed for good) says nothing about quality: unpaired
+    ref_by_id = {c.case_id: c for c in reference.cases if c.error is None}
+    cur = [c for c in current.cases if c.case_id in ref_by_id and c.error is None]
     notes = []
+    errors = sum(c.error is not None for c in current.cases) + sum(c.error is not None for c in reference.cases)
     if len(cur) != len(current.cases) or len(cur) != len(reference.cases):
         notes.append(
             f"paired on the {len(cur)} cases both runs share "
-            f"({len(current.cases)} now, {len(reference.cases)} in the reference)"
+            f"({len(current.cases)} now, {len(reference.cases)} in the reference"
+            + (f"; {errors} error outcome(s) left out" if errors else "") + ")"
         )
     if not cur:
         raise MeasureError(f"Suite {current.suite!r}: the two runs share no case ids, so they cannot be paired.")

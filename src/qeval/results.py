@@ -54,6 +54,11 @@ class CaseResult:
     output_tokens: int
     tags: Mapping[str, Any] = field(default_factory=dict)
     details: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    """The request failed for good (``timeout``, ``connection``, ``http_503``, ``truncated`` ...):
+    an ``error`` outcome, left out of accuracy and every quality metric, counted in ``error_rate``."""
+    attempts: int = 1
+    """Requests sent for this case (retries included)."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,15 @@ class LatencyStats:
     request_tokens: tuple[int, ...] = ()
     """Output tokens of each timed request, in order (pairs with ``samples_ms["e2e"]``
     only where every request produced a token)."""
+    errors: int = 0
+    """Timed requests that failed for good (not in any number above); see ``error_kinds``."""
+    error_kinds: Mapping[str, int] = field(default_factory=dict)
+    token_source: str = "ids"
+    """Where output token counts came from: ``ids``, ``usage``, ``tokenizer`` or ``chunks`` (approximate);
+    several sources in one pass are joined with ``+``."""
+    client_overhead_ms: Percentiles | None = None
+    """Per timed request, the time qeval's own client spent between bytes arriving and reading on
+    (endpoints only): what the client adds to every figure above."""
 
 
 @dataclass(frozen=True)
@@ -147,16 +161,42 @@ class ModelCard:
 
 
 @dataclass(frozen=True)
+class TargetRecord:
+    """One target of a run: what was evaluated under the name its cells carry."""
+
+    name: str
+    kind: str
+    """``model`` (loaded in-process by qeval) or ``openai`` (an endpoint)."""
+    spec: str
+    """``MODEL@PRECISION`` or ``openai:URL#MODEL``: never a secret."""
+    card: ModelCard
+    remote: bool = False
+    """Served by someone else: weights and peak memory are unknown (never the client's memory)."""
+    revision: str | None = None
+    """What the user said the endpoint serves (``--target-revision``)."""
+    identity: Mapping[str, Any] = field(default_factory=dict)
+    """What the endpoint said it is when the run started (served model, ``server`` header,
+    vLLM ``/version``, llama.cpp ``/props``); empty for in-process targets."""
+    client_host: str | None = None
+    """The machine the requests were sent from: endpoint latency is only comparable across runs
+    from the same client host to the same endpoint identity."""
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """Everything one sweep produced."""
 
     run_id: str
     created_at: str
     model: ModelCard
+    """The first target's model (older records: the one model of the run)."""
     environment: Mapping[str, Any]
     settings: Mapping[str, Any]
     cells: tuple[CellResult, ...]
     schema_version: int = SCHEMA_VERSION
+    targets: tuple[TargetRecord, ...] = ()
+    """Every target, in run order (empty in records written before targets existed: there, each
+    cell's ``precision`` names a precision of ``model``)."""
 
 
 def to_dict(record: Any) -> Any:

@@ -34,7 +34,14 @@ def config_from_header(header: dict[str, Any], folder: Path, where: Path) -> Swe
         raw = dict(header["config"])
         cwd = Path(header.get("cwd") or ".")
         raw["suites"] = tuple(_rebased(str(e), cwd) for e in raw["suites"])
-        raw["model"] = _rebased(str(raw["model"]), cwd)
+        if raw.get("model"):
+            raw["model"] = _rebased(str(raw["model"]), cwd)
+        from qeval.targets import TargetSpec
+
+        raw["targets"] = tuple(
+            TargetSpec(**{**t, "model": _rebased(str(t["model"]), cwd) if t.get("model") else t.get("model")})
+            for t in raw.get("targets") or ()
+        )
         if raw.get("calibration"):
             # names (generic, medical) stay; relative .jsonl paths are re-based one by one
             raw["calibration"] = ",".join(_rebased(e.strip(), cwd) for e in str(raw["calibration"]).split(","))

@@ -37,234 +37,38 @@ from qeval.results import (
     to_dict,
 )
 from qeval.run_id import new_run_id
-from qeval.stats import rate
-from qeval.timing import TimedPass, timed_pass
+from qeval.runner import Reporter, RunContext, Silent, SweepInterrupted, run_precision, run_target  # noqa: F401 - re-exported
+from qeval.targets import InProcessTarget
 
 
-class SweepInterrupted(BaseException):
-    """Ctrl-C stopped the sweep between batches; ``path`` is the (incomplete) report folder."""
-
-    def __init__(self, path: Path | None = None) -> None:
-        super().__init__(f"sweep interrupted; partial report in {path}")
-        self.path = path
-
-
-class _Ctx:
-    """Per-sweep state threaded through the runners: journal, resumed work, Ctrl-C flag."""
-
-    def __init__(self, journal=None, state=None) -> None:
-        self.journal = journal
-        self.state = state
-        self.stop_requested = False
-
-    def done_batches(self, label: str, suite: str) -> dict:
-        if self.state is None:
-            return {}
-        return self.state.batches.get((label, suite), {})
-
-    def check(self) -> None:
-        if self.stop_requested:
-            raise SweepInterrupted()
-
-    def on_sigint(self, signum, frame) -> None:
-        if self.stop_requested:  # second Ctrl-C: stop now (the journal stays consistent)
-            raise KeyboardInterrupt
-        self.stop_requested = True
-
-
-class Reporter(Protocol):
-    """What the sweep tells its caller (the CLI draws progress bars from it)."""
-
-    def task(self, description: str, total: int) -> None: ...
-    def advance(self, n: int = 1) -> None: ...
-    def note(self, text: str) -> None: ...
-
-
-class _Silent:
-    def task(self, description: str, total: int) -> None:
-        pass
-
-    def advance(self, n: int = 1) -> None:
-        pass
-
-    def note(self, text: str) -> None:
-        pass
-
-
-@dataclass
-class _SuiteOutcome:
-    suite: Any
-    acc: AccuracyPass | None = None
-    timed: TimedPass | None = None
-    error: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-def _error_text(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".strip()
-    return text if len(text) <= 500 else text[:497] + "..."
-
-
-def _empty_cell(precision: str, suite: str, status: str, reason: str, config: dict | None = None) -> CellResult:
-    return CellResult(
-        precision=precision,
-        suite=suite,
-        status=status,  # type: ignore[arg-type]
-        reason=reason,
-        n=0,
-        accuracy=None,
-        accuracy_ci=None,
-        precision_config=config or {},
-    )
-
-
-def _cell(precision: str, outcome: _SuiteOutcome, memory: MemoryStats, loaded, applied: dict) -> CellResult:
-    name = outcome.suite.name
-    if outcome.acc is None:
-        cell = _empty_cell(precision, name, "failed", outcome.error or "unknown error", applied)
-        return replace(cell, memory=memory, load_s=loaded.load_s, quantize_s=loaded.quantize_s)
-    cases = outcome.acc.cases
-    acc = rate([c.passed for c in cases])
-    scores = [Score(value=c.score, passed=c.passed, reason=c.reason, details=c.details) for c in cases]
-    try:
-        metrics = dict(outcome.suite.scorer().aggregate(scores))
-    except Exception as exc:  # noqa: BLE001 - a broken aggregate must not sink the cell
-        metrics = {}
-        outcome.error = f"aggregate failed: {_error_text(exc)}"
-    latency: LatencyStats | None = outcome.timed.latency if outcome.timed else None
-    return CellResult(
-        precision=precision,
-        suite=name,
-        status="ok",
-        # An ok cell can still carry a note, e.g. the timed pass failed after accuracy succeeded.
-        reason=outcome.error,
-        n=acc.n,
-        accuracy=acc.value,
-        accuracy_ci=acc.ci,
-        metrics=metrics,
-        latency=latency,
-        memory=memory,
-        load_s=loaded.load_s,
-        quantize_s=loaded.quantize_s,
-        precision_config=applied,
-        accuracy_pass_s=outcome.acc.wall_s,
-        accuracy_pass_output_tokens=outcome.acc.output_tokens,
-        timed_case_ids=outcome.timed.case_ids if outcome.timed else (),
-        cases=cases,
-    )
-
-
-def _run_suite(model, suite, config: SweepConfig, reporter: Reporter, label: str = "", ctx: _Ctx | None = None) -> _SuiteOutcome:
-    outcome = _SuiteOutcome(suite=suite)
-    settings = effective_settings(suite, config.batch_size)
-    ctx = ctx or _Ctx()
-    journal = ctx.journal
-    on_batch = None
-    if journal is not None:
-        def on_batch(index, cases, tokens, took):
-            journal.batch(label, suite.name, index, cases, tokens, took)
-    progress = reporter.advance
-
-    def timed_progress(n: int) -> None:
-        reporter.advance(n)
-        ctx.check()
-
-    try:
-        reporter.task(f"accuracy  {suite.name}", len(suite.cases))
-        outcome.acc = accuracy_pass(
-            model, suite, settings, progress=progress, done=ctx.done_batches(label, suite.name),
-            on_batch=on_batch, should_stop=ctx.check,
-        )
-    except Exception as exc:  # noqa: BLE001 - recorded, the sweep goes on
-        outcome.error = f"accuracy pass failed: {_error_text(exc)}"
-        return outcome
-    if config.latency_samples <= 0:
-        return outcome
-    try:
-        prompts = [c.prompt for c in outcome.acc.cases]
-        reporter.task(f"latency   {suite.name}", config.latency_samples if prompts else 0)
-        outcome.timed = timed_pass(
-            model,
-            prompts,
-            [c.id for c in suite.cases],
-            settings,
-            samples=config.latency_samples,
-            warmup=config.warmup_requests,
-            progress=timed_progress,
-        )
-    except Exception as exc:  # noqa: BLE001
-        outcome.error = f"timed pass failed: {_error_text(exc)}"
-    return outcome
-
-
-def run_precision(
-    source, precision, suites: Sequence, device: str, config: SweepConfig, reporter: Reporter, calibration=None,
-    label: str | None = None, ctx: _Ctx | None = None,
-) -> list[CellResult]:
-    """Load ``source`` at ``precision`` once and evaluate every suite on it: one cell per suite.
-
-    ``label`` names the cells (default: the precision's name); calibration variants
-    of one precision get distinct labels (see :mod:`qeval.variants`). Never raises
-    for a precision that cannot run or breaks: those become ``skipped`` or
-    ``failed`` cells carrying the reason.
-    """
-    from qeval.memory import peak_memory
-
-    name = label or precision.name
-
-    reason = precision.unavailable_reason(device)
-    if reason is not None:
-        reporter.note(f"[yellow]skip[/] {name}: {reason}")
-        return [_empty_cell(name, s.name, "skipped", reason) for s in suites]
-    reporter.note(f"[bold]{name}[/]: {precision.description}")
-    try:
-        with peak_memory(device) as peak:
-            if precision.needs_calibration:
-                loaded = source.load(precision.name, device, calibration)
-            else:
-                loaded = source.load(precision.name, device)
-            weights = loaded.model.weights_bytes()
-            outcomes = [_run_suite(loaded.model, s, config, reporter, name, ctx) for s in suites]
-            loaded.model.close()
-    except BackendUnavailable as exc:
-        reporter.note(f"[yellow]skip[/] {name}: {exc.reason}")
-        return [_empty_cell(name, s.name, "skipped", exc.reason) for s in suites]
-    except QevalError as exc:
-        reporter.note(f"[red]failed[/] {name}: {exc}")
-        return [_empty_cell(name, s.name, "failed", str(exc)) for s in suites]
-    except Exception as exc:  # noqa: BLE001 - OOM, backend bugs: recorded, the sweep goes on
-        reason = _error_text(exc)
-        reporter.note(f"[red]failed[/] {name}: {reason}")
-        tb = traceback.format_exc(limit=8)
-        return [
-            _empty_cell(name, s.name, "failed", reason, {"traceback": tb}) for s in suites
-        ]
-    # Quantizing measures its own peak, which resets the process/allocator peak that
-    # this block started from; the cell's peak is the larger of the two windows.
-    quantize_peak = loaded.applied.get("quantize_peak_bytes")
-    peak_bytes = max(b for b in (peak.peak_bytes, quantize_peak) if b is not None) if (
-        peak.peak_bytes is not None or quantize_peak is not None) else None
-    memory = MemoryStats(
-        weights_bytes=weights,
-        peak_bytes=peak_bytes,
-        peak_kind=peak.peak_kind,
-        cuda_reserved_bytes=peak.cuda_reserved_bytes,
-    )
-    return [_cell(name, o, memory, loaded, loaded.applied) for o in outcomes]
+# The runner's names, kept importable from here for callers of the sweep.
+_Ctx = RunContext
+_Silent = Silent
 
 
 def prepare(config: SweepConfig) -> tuple[list, list]:
-    """Validate suites and precisions before anything heavy is loaded."""
+    """Validate targets and suites before anything heavy is loaded.
+
+    Returns the precision of each target (``None`` for an endpoint), in target order, and the suites."""
     from qeval.quantize import get_precision
     from qeval.suites import load_suite
 
-    if not config.precisions:
-        raise UsageError("No precision given: pass --precisions, e.g. --precisions bf16,int8 (see `qeval precisions`).")
+    if not config.targets and not config.precisions:
+        raise UsageError("No precision given: pass --precisions, e.g. --precisions bf16,int8 (see `qeval precisions`), "
+                         "or name targets with --target NAME=SPEC.")
+    if not config.targets and not config.model:
+        raise UsageError("No model given: pass --model (a model folder or smollm2-135m), or name targets with --target NAME=SPEC.")
     if not config.suites:
         raise UsageError("No suite given: pass --suites, e.g. --suites suites/arithmetic.")
     if config.limit is not None and config.limit < 1:
         raise UsageError(f"--limit must be at least 1 (got {config.limit}); leave it out to run every case.")
-    precisions = [get_precision(name) for name in config.precisions]
+    specs = config.target_specs()
+    precisions = [get_precision(t.precision) if t.kind == "model" else None for t in specs]
+    names = [t.name for t in specs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        what = "Target(s)" if config.targets else "Precision(s)"
+        raise UsageError(f"{what} {', '.join(dupes)} given more than once: give each once per sweep.")
     suites = [load_suite(path).limited(config.limit) for path in expand_suite_paths(config.suites)]
     names = [s.name for s in suites]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -287,7 +91,7 @@ def load_calibrations(config: SweepConfig, precisions: Sequence) -> dict[tuple[s
     up front so that a bad name or too few texts fails before any model is loaded."""
     from qeval.variants import calibration_names, seeds
 
-    needing = [p.name for p in precisions if p.needs_calibration]
+    needing = [p.name for p in precisions if p is not None and p.needs_calibration]
     if not needing:
         return {}
     names = calibration_names(config.calibration)
@@ -349,7 +153,7 @@ def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tup
     from qeval import __version__
     from qeval.environment import fingerprint
     from qeval.journal import JOURNAL_FILE, Journal, JournalError
-    from qeval.models import resolve_device, resolve_model
+    from qeval.models import resolve_device
     from qeval.report._write import run_dir
     from qeval.variants import plan
 
@@ -364,11 +168,12 @@ def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tup
             "or the suite is gone): resuming would mix results of two suite versions. Restore the suites or "
             "start a new sweep."
         )
-    variants = plan(precisions, config.calibration, config.calibration_seed, config.calibration_seeds)
+    specs = config.target_specs()
+    variants = plan(precisions, config.calibration, config.calibration_seed, config.calibration_seeds, specs)
     calibrations = load_calibrations(config, precisions)
     calibration = next(iter(calibrations.values()), None)
     device = resolve_device(config.device)
-    source = source or resolve_model(config.model)
+    targets = build_targets(config, specs, source, state)
     if state is None:
         run_id = config.run_id or new_run_id()
         created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -378,10 +183,11 @@ def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tup
     record = RunRecord(
         run_id=run_id,
         created_at=created_at,
-        model=source.card,
+        model=targets[specs[0].name].card,
         environment=fingerprint(device),
         settings=settings,
         cells=(),
+        targets=target_records(targets),
     )
     out = Path(config.out_dir)
     folder = run_dir(record, out)
@@ -396,7 +202,7 @@ def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tup
             "kind": "header", "run_id": run_id, "created_at": created_at, "qeval_version": __version__,
             "config": to_dict(replace(config, run_id=run_id)), "cwd": os.getcwd(), "suite_hashes": hashes,
             "device": device,
-            "model": to_dict(source.card),
+            "model": to_dict(record.model),
         })
     else:
         journal = Journal(state.path, truncate_to=state.valid_bytes)
@@ -423,16 +229,19 @@ def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tup
                 cells = list(state.cells[variant.label])
                 reporter.note(f"[green]reused[/] {variant.label}: finished before the interruption")
             else:
-                sample = calibrations.get((variant.calibration, variant.seed))
-                cells = run_precision(
-                    source, variant.precision, suites, device, config, reporter, sample, variant.label, ctx)
+                target = targets[variant.target.name]
+                if isinstance(target, InProcessTarget):
+                    sample = calibrations.get((variant.calibration, variant.seed))
+                    target = replace(target, calibration=sample)
+                cells = run_target(target, suites, device, config, reporter, variant.label, ctx)
                 loaded_any = True
-                journal.cells(variant.label, cells, source.card)
-            model = source.card
+                journal.cells(variant.label, cells, target.card)
+            model = targets[specs[0].name].card
             if not loaded_any and state is not None and state.model is not None:
                 model = state.model  # the card as it stood after the first load
-            # source.card may have learnt the parameter count on first load.
-            record = replace(record, model=model, cells=record.cells + tuple(cells))
+            # a source's card may have learnt the parameter count on first load.
+            record = replace(record, model=model, targets=target_records(targets),
+                             cells=record.cells + tuple(cells))
             path = _write(record, out, resumed, incomplete=False, views=variant is variants[-1])
         if state is None or not state.done:
             journal.done()
@@ -467,6 +276,66 @@ def _write(record: RunRecord, out: Path, resumed: dict, incomplete: bool, views:
     return path
 
 
+def build_targets(config: SweepConfig, specs: Sequence, source=None, state=None) -> dict[str, Any]:
+    """One provisionable target per spec, by name; endpoints are identified now, so one that is
+    down fails the run within seconds (a usage error), before any model is loaded.
+
+    ``source`` (tests, Python callers) serves every in-process target in place of its model spec."""
+    from qeval.models import resolve_model
+    from qeval.quantize import get_precision
+    from qeval.targets import EndpointTarget, InProcessTarget
+
+    sources: dict[str, Any] = {}
+    out: dict[str, Any] = {}
+    todo_endpoints = []
+    for spec in specs:
+        if spec.kind == "openai":
+            target = EndpointTarget(spec, concurrency=config.concurrency, read_timeout_s=config.request_timeout_s,
+                                    count_tokens=_token_counter(config.tokenizer))
+            out[spec.name] = target
+            if state is None or spec.name not in state.cells:
+                todo_endpoints.append(target)
+            continue
+        model = str(spec.model)
+        if model not in sources:
+            sources[model] = source or resolve_model(model)
+        out[spec.name] = InProcessTarget(spec, sources[model], get_precision(str(spec.precision)))
+    for target in todo_endpoints:
+        target.identify()
+    return out
+
+
+def _token_counter(tokenizer: str | None):
+    """``--tokenizer PATH``: counts an endpoint's output tokens when it sends no usage."""
+    if not tokenizer:
+        return None
+    path = Path(tokenizer)
+    if not (path / "tokenizer_config.json").is_file() and not (path / "tokenizer.json").is_file():
+        raise UsageError(f"--tokenizer {tokenizer}: no tokenizer.json or tokenizer_config.json in that folder. "
+                         "Give the folder of the served model's tokenizer (a Hugging Face model folder).")
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(path))
+    return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
+
+
+def target_records(targets: dict[str, Any]) -> tuple:
+    """The run record's ``targets``: what each name stood for."""
+    import socket
+
+    from qeval.results import TargetRecord
+
+    host = socket.gethostname()
+    return tuple(
+        TargetRecord(
+            name=name, kind=t.spec.kind, spec=t.spec.spec, card=t.card, remote=t.spec.remote,
+            revision=t.spec.revision, identity=dict(getattr(t, "identity", {}) or {}),
+            client_host=host if t.spec.remote else None,
+        )
+        for name, t in targets.items()
+    )
+
+
 def run_settings(
     config: SweepConfig, suites: Sequence, device: str, calibration=None, variants: Sequence = (),
     calibrations: dict | None = None,
@@ -476,15 +345,17 @@ def run_settings(
     ``calibration`` is the first calibration sample; ``calibration_variants`` lists
     every labelled (set, seed) cell when a sweep compares several."""
     calibrations = calibrations or {}
-    several = [v for v in variants if v.label != v.precision.name]
+    several = [v for v in variants if v.calibration is not None and v.label != (v.target.name if v.target else v.precision.name)]
     return {
         "calibration": calibration.record() if calibration is not None else None,
         "calibration_variants": [
             {"label": v.label, "precision": v.precision.name, "set": v.calibration, "seed": v.seed,
-             "sample_hash": calibrations[(v.calibration, v.seed)].sample_hash}
+             "sample_hash": calibrations[(v.calibration, v.seed)].sample_hash, "target": v.target.name if v.target else None}
             for v in several
         ],
         "precisions": list(config.precisions),
+        "targets": [str(t) for t in config.target_specs()],
+        "concurrency": config.concurrency,
         "suites": [str(s.path) for s in suites],
         "suite_hashes": {s.name: s.content_hash for s in suites},
         "device": device,

@@ -41,11 +41,27 @@ def sample_indices(n_cases: int, samples: int, warmup: int, seed: int = 0) -> tu
 
 
 def summarise(requests: Sequence[TimedGeneration], wall_s: float, warmup_requests: int) -> LatencyStats:
-    """Pure: turn per-request token timestamps into latency statistics."""
-    ttft, tpot, itl, e2e, tok = [], [], [], [], []
+    """Pure: turn per-request token timestamps into latency statistics.
+
+    A request that failed for good is counted in ``errors`` and in no latency figure. TPOT is
+    (e2e - TTFT) / (output tokens - 1): from an endpoint, a stream chunk may carry several
+    tokens, so the divisor is the token count (the server's ``usage`` where it sent one), not
+    the number of chunks; ITL stays the gap between chunks, as served."""
+    ttft, tpot, itl, e2e, tok, overhead = [], [], [], [], [], []
     tokens = 0
     per_request = []
+    kinds: dict[str, int] = {}
+    sources: list[str] = []
     for r in requests:
+        error_kind = getattr(r, "error_kind", None)
+        if error_kind is not None:
+            kinds[error_kind] = kinds.get(error_kind, 0) + 1
+            continue
+        source = getattr(r, "token_source", "ids")
+        if source not in sources:
+            sources.append(source)
+        if getattr(r, "client_overhead_ms", None) is not None:
+            overhead.append(float(r.client_overhead_ms))
         tok.append(r.tokenize_ms)
         times = r.token_times_ms
         tokens += r.output_tokens
@@ -55,8 +71,10 @@ def summarise(requests: Sequence[TimedGeneration], wall_s: float, warmup_request
         ttft.append(times[0])
         e2e.append(times[-1])
         itl.extend(b - a for a, b in zip(times, times[1:]))
-        if len(times) >= 2:
-            tpot.append((times[-1] - times[0]) / (len(times) - 1))
+        # in-process, one timestamp per token; from a stream, one per chunk (tokens from usage)
+        steps = (len(times) if source == "ids" else max(len(times), int(r.output_tokens))) - 1
+        if steps >= 1 and len(times) >= 2:
+            tpot.append((times[-1] - times[0]) / steps)
     return LatencyStats(
         ttft_ms=percentiles(ttft),
         tpot_ms=percentiles(tpot),
@@ -64,11 +82,15 @@ def summarise(requests: Sequence[TimedGeneration], wall_s: float, warmup_request
         e2e_ms=percentiles(e2e),
         tokenize_ms=percentiles(tok),
         output_tokens_per_s=(tokens / wall_s) if wall_s > 0 and requests else None,
-        requests=len(requests),
+        requests=len(requests) - sum(kinds.values()),
         warmup_requests=warmup_requests,
         output_tokens=tokens,
         samples_ms={"ttft": tuple(ttft), "tpot": tuple(tpot), "itl": tuple(itl), "e2e": tuple(e2e), "tokenize": tuple(tok)},
         request_tokens=tuple(per_request),
+        errors=sum(kinds.values()),
+        error_kinds=kinds,
+        token_source="+".join(sources) if sources else "ids",
+        client_overhead_ms=percentiles(overhead) if overhead else None,
     )
 
 

@@ -30,6 +30,8 @@ class Variant:
     """Calibration set name or path (calibrated precisions only)."""
     seed: int | None = None
     """Seed of the calibration sample."""
+    target: Any = None
+    """The :class:`qeval.targets.TargetSpec` this variant runs (``None``: a plain precision)."""
 
 
 def calibration_names(spec: str | None) -> tuple[str, ...]:
@@ -53,24 +55,30 @@ def seeds(first: int, count: int) -> tuple[int, ...]:
     return tuple(range(first, first + count))
 
 
-def plan(precisions: Sequence[Any], calibration: str | None, first_seed: int = 0, seed_count: int = 1) -> list[Variant]:
-    """The variants of a sweep, in the order given: calibration sets, then seeds, vary fastest."""
+def plan(precisions: Sequence[Any], calibration: str | None, first_seed: int = 0, seed_count: int = 1,
+         targets: Sequence[Any] = ()) -> list[Variant]:
+    """The variants of a sweep, in the order given: calibration sets, then seeds, vary fastest.
+
+    ``targets`` (:class:`qeval.targets.TargetSpec`, one per entry of ``precisions``; ``None``
+    in ``precisions`` for an endpoint) name the variants after the targets."""
     names = calibration_names(calibration)
     seed_list = seeds(first_seed, seed_count)
     several = len(names) > 1 or len(seed_list) > 1
     out: list[Variant] = []
-    for precision in precisions:
-        if not precision.needs_calibration or not names:
-            out.append(Variant(precision.name, precision))
+    specs = list(targets) or [None] * len(precisions)
+    for precision, target in zip(precisions, specs, strict=True):
+        base = target.name if target is not None else precision.name
+        if precision is None or not precision.needs_calibration or not names:
+            out.append(Variant(base, precision, target=target))
             continue
         for name in names:
             for seed in seed_list:
-                label = precision.name
+                label = base
                 if several:
                     label += f"{LABEL_SET}{_short(name)}"
                     if len(seed_list) > 1:
                         label += f"{LABEL_SEED}{seed}"
-                out.append(Variant(label, precision, name, seed))
+                out.append(Variant(label, precision, name, seed, target))
     labels = [v.label for v in out]
     clash = sorted({label for label in labels if labels.count(label) > 1})
     if clash:

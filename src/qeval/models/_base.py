@@ -17,6 +17,16 @@ class Generation:
     text: str
     output_tokens: int
     """Generated ids up to and including the first EOS (padding excluded)."""
+    error_kind: str | None = None
+    """Set when the request failed for good (an endpoint: ``timeout``, ``connection``, ``http_500``,
+    ``truncated`` ...): the case is an ``error`` outcome, not a wrong answer."""
+    error: str | None = None
+    """One line saying what failed (never a secret)."""
+    attempts: int = 1
+    """Requests sent for this completion (retries included)."""
+    token_source: str = "ids"
+    """Where ``output_tokens`` came from: ``ids`` (in-process), ``usage`` (the server's count),
+    ``tokenizer`` (the user's tokenizer on the text) or ``chunks`` (stream chunks: approximate)."""
 
 
 @dataclass(frozen=True)
@@ -30,7 +40,14 @@ class TimedGeneration:
     output_tokens: int
     tokenize_ms: float
     token_times_ms: tuple[float, ...]
-    """When each generated token became available (first = TTFT)."""
+    """When each generated token became available (first = TTFT). From an endpoint: when each
+    stream chunk carrying generated text arrived (a chunk may hold several tokens)."""
+    error_kind: str | None = None
+    """Set when the request failed for good: it is counted, not timed."""
+    token_source: str = "ids"
+    """As :attr:`Generation.token_source`."""
+    client_overhead_ms: float | None = None
+    """Time qeval itself spent between bytes arriving and reading the next ones (endpoints)."""
 
 
 class TextModel(Protocol):

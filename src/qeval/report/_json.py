@@ -83,6 +83,7 @@ def results_dict(record: RunRecord) -> dict[str, Any]:
         "model": to_dict(record.model),
         "environment": to_dict(record.environment),
         "settings": to_dict(record.settings),
+        "targets": to_dict(record.targets),
         "samples_file": SAMPLES_FILE,
         "cells": cells,
     }

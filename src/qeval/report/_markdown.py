@@ -131,6 +131,27 @@ def _quantization_cost(record: RunRecord) -> list[str]:
     return lines
 
 
+def _targets(record: RunRecord) -> list[str]:
+    """What each target name stood for, when the run is more than one model's precisions."""
+    if not record.targets or all(t.kind == "model" and t.spec.split("@")[0] == record.model.spec for t in record.targets):
+        return []
+    rows = []
+    for t in record.targets:
+        ident = t.identity or {}
+        version = ident.get("version") or {}
+        server = ", ".join(str(x) for x in (ident.get("server_header"),
+                                             version.get("version") if isinstance(version, Mapping) else None) if x)
+        rows.append((f"`{_md(t.name)}`", _md(t.kind), f"`{_md(t.spec)}`", _md(t.card.name), _md(t.revision or MISSING),
+                     _md(server or MISSING)))
+    lines = ["## Targets", ""]
+    lines += _table(("target", "kind", "spec", "model", "revision", "server"), rows)
+    if any(t.remote for t in record.targets):
+        lines += ["", "Endpoint targets: weights and peak memory are not measured (the server's memory is not the "
+                  "client's); latency includes the network and is comparable only from the same client host to the "
+                  "same endpoint identity."]
+    return lines + [""]
+
+
 def render_markdown(record: RunRecord) -> str:
     """The whole summary.md text."""
     card = record.model
@@ -154,6 +175,8 @@ def render_markdown(record: RunRecord) -> str:
         lines += ["", card.notes.strip()]
     lines.append("")
 
+    lines += _targets(record)
+
     lines += ["## Results", ""]
     rows = table_rows(record)
     if rows:
@@ -176,9 +199,9 @@ def render_markdown(record: RunRecord) -> str:
         if cell.precision_config and cell.precision not in configs:
             configs[cell.precision] = cell.precision_config
     if configs:
-        lines += ["## What each precision applied", ""]
+        lines += ["## What each target applied", ""]
         lines += _table(
-            ("precision", "config"),
+            ("target", "config"),
             [(f"`{p}`", f"`{json.dumps(jsonable(c), sort_keys=True)}`") for p, c in configs.items()],
         )
         lines.append("")

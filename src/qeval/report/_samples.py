@@ -47,6 +47,10 @@ def sample_rows(record: RunRecord) -> Iterator[dict[str, Any]]:
                 "tags": case.tags,
                 "details": case.details,
             }
+            if case.error is not None:  # an endpoint request that failed for good
+                row["error"] = case.error
+            if case.attempts != 1:
+                row["attempts"] = case.attempts
             yield jsonable(row)
 
 

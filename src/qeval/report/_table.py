@@ -20,7 +20,7 @@ MISSING = "—"
 BYTES_PER_MB = 1_000_000
 
 COLUMNS: tuple[str, ...] = (
-    "precision",
+    "target",
     "suite",
     "status",
     "accuracy [95% CI] n",
@@ -133,7 +133,18 @@ def fmt_metrics(metrics: dict[str, MetricValue] | None, cell_n: int) -> str:
     return "; ".join(parts)
 
 
-_PEAK_KIND_SHORT = {"cpu_rss": "rss", "cuda_allocated": "cuda"}
+_PEAK_KIND_SHORT = {"cpu_rss": "rss", "cuda_allocated": "cuda", "unknown (remote endpoint)": "remote"}
+
+
+def _shown_metrics(cell: CellResult) -> dict[str, MetricValue]:
+    """The cell's metrics; ``error_rate`` only where a request can fail (an endpoint) or one did.
+    Its ``n`` counts every case, errors included, so it is shown even when equal to the cell's."""
+    metrics = dict(cell.metrics)
+    errors = metrics.get("error_rate")
+    remote = (cell.precision_config or {}).get("kind") == "openai"
+    if errors is not None and not remote and not errors.value:
+        del metrics["error_rate"]
+    return metrics
 
 
 def _status(cell: CellResult) -> str:
@@ -157,7 +168,7 @@ def row_for(cell: CellResult) -> TableRow:
         suite=cell.suite,
         status=_status(cell),
         accuracy=fmt_rate(cell.accuracy, cell.accuracy_ci, cell.n) if ran or _finite(cell.accuracy) else MISSING,
-        metrics=fmt_metrics(dict(cell.metrics), cell.n),
+        metrics=fmt_metrics(_shown_metrics(cell), cell.n),
         ttft_p95_ms=fmt_percentile(lat.ttft_ms if lat else None, "p95"),
         tpot_p50_ms=fmt_percentile(lat.tpot_ms if lat else None, "p50"),
         output_tokens_per_s=fmt_number(lat.output_tokens_per_s if lat else None),

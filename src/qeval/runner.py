@@ -1,0 +1,267 @@
+"""The one entry point that runs cells: a provisioned target × suites → frozen cell results.
+
+Every way of running a cell goes through :func:`run_target`: the sweep, the pytest plugin
+and ``qeval perf``'s cold start (and, later, a Ray task). Per target: provision once
+(load + quantize, or identify the endpoint), then per suite the accuracy pass and the timed
+pass. A target that cannot run here becomes ``skipped`` cells; one that breaks (OOM, backend
+error, endpoint gone) becomes ``failed`` cells with the reason, and the caller goes on. A
+request that fails for good costs one case (an ``error`` outcome), not the cell.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from qeval.config import SweepConfig
+from qeval.errors import BackendUnavailable, QevalError
+from qeval.evaluate import AccuracyPass, accuracy_pass, effective_settings
+from qeval.results import CellResult, LatencyStats, MemoryStats, MetricValue, Score
+from qeval.stats import rate
+from qeval.timing import TimedPass, timed_pass
+
+ERROR_RATE = "error_rate"
+"""Share of cases whose request failed for good (timeouts, HTTP errors, dropped or truncated
+streams), with its Wilson interval: the canary rollback metric (``error_rate <= 0.02``)."""
+
+
+class SweepInterrupted(BaseException):
+    """Ctrl-C stopped the sweep between batches; ``path`` is the (incomplete) report folder."""
+
+    def __init__(self, path: Any = None) -> None:
+        super().__init__(f"sweep interrupted; partial report in {path}")
+        self.path = path
+
+
+class RunContext:
+    """Per-run state threaded through the runners: journal, resumed work, Ctrl-C flag."""
+
+    def __init__(self, journal: Any = None, state: Any = None) -> None:
+        self.journal = journal
+        self.state = state
+        self.stop_requested = False
+
+    def done_batches(self, label: str, suite: str) -> dict[int, Any]:
+        if self.state is None:
+            return {}
+        done: dict[int, Any] = self.state.batches.get((label, suite), {})
+        return done
+
+    def check(self) -> None:
+        if self.stop_requested:
+            raise SweepInterrupted()
+
+    def on_sigint(self, signum: int, frame: Any) -> None:
+        if self.stop_requested:  # second Ctrl-C: stop now (the journal stays consistent)
+            raise KeyboardInterrupt
+        self.stop_requested = True
+
+
+class Reporter(Protocol):
+    """What a run tells its caller (the CLI draws progress bars from it)."""
+
+    def task(self, description: str, total: int) -> None: ...
+    def advance(self, n: int = 1) -> None: ...
+    def note(self, text: str) -> None: ...
+
+
+class Silent:
+    def task(self, description: str, total: int) -> None:
+        pass
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        pass
+
+
+@dataclass
+class _SuiteOutcome:
+    suite: Any
+    acc: AccuracyPass | None = None
+    timed: TimedPass | None = None
+    error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def error_text(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def empty_cell(name: str, suite: str, status: str, reason: str, config: dict[str, Any] | None = None) -> CellResult:
+    return CellResult(
+        precision=name,
+        suite=suite,
+        status=status,  # type: ignore[arg-type]
+        reason=reason,
+        n=0,
+        accuracy=None,
+        accuracy_ci=None,
+        precision_config=config or {},
+    )
+
+
+def _cell(name: str, outcome: _SuiteOutcome, memory: MemoryStats, loaded: Any, applied: dict[str, Any]) -> CellResult:
+    suite_name = outcome.suite.name
+    if outcome.acc is None:
+        cell = empty_cell(name, suite_name, "failed", outcome.error or "unknown error", applied)
+        return replace(cell, memory=memory, load_s=loaded.load_s, quantize_s=loaded.quantize_s)
+    cases = outcome.acc.cases
+    answered = [c for c in cases if c.error is None]  # error outcomes say nothing about quality
+    acc = rate([c.passed for c in answered])
+    scores = [Score(value=c.score, passed=c.passed, reason=c.reason, details=c.details) for c in answered]
+    metrics: dict[str, MetricValue] = {}
+    if answered:
+        try:
+            metrics = dict(outcome.suite.scorer().aggregate(scores))
+        except Exception as exc:  # noqa: BLE001 - a broken aggregate must not sink the cell
+            outcome.error = f"aggregate failed: {error_text(exc)}"
+    errors = rate([c.error is not None for c in cases])
+    metrics[ERROR_RATE] = MetricValue(errors.value, errors.ci, errors.n)
+    reason = outcome.error
+    failed = len(cases) - len(answered)
+    if failed:
+        kinds: dict[str, int] = {}
+        for c in cases:
+            if c.error is not None:
+                kinds[c.error] = kinds.get(c.error, 0) + 1
+        what = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+        note = f"{failed} of {len(cases)} requests failed for good ({what}): left out of accuracy, counted in error_rate"
+        reason = f"{reason}; {note}" if reason else note
+    latency: LatencyStats | None = outcome.timed.latency if outcome.timed else None
+    return CellResult(
+        precision=name,
+        suite=suite_name,
+        status="ok" if answered else "failed",
+        # An ok cell can still carry a note, e.g. the timed pass failed after accuracy succeeded.
+        reason=reason if answered else (reason or "no case was answered"),
+        n=acc.n,
+        accuracy=acc.value,
+        accuracy_ci=acc.ci,
+        metrics=metrics,
+        latency=latency,
+        memory=memory,
+        load_s=loaded.load_s,
+        quantize_s=loaded.quantize_s,
+        precision_config=applied,
+        accuracy_pass_s=outcome.acc.wall_s,
+        accuracy_pass_output_tokens=outcome.acc.output_tokens,
+        timed_case_ids=outcome.timed.case_ids if outcome.timed else (),
+        cases=cases,
+    )
+
+
+def _run_suite(model: Any, suite: Any, config: SweepConfig, reporter: Reporter, label: str = "",
+               ctx: RunContext | None = None) -> _SuiteOutcome:
+    outcome = _SuiteOutcome(suite=suite)
+    settings = effective_settings(suite, config.batch_size)
+    ctx = ctx or RunContext()
+    journal = ctx.journal
+    on_batch = None
+    if journal is not None:
+        def on_batch(index: int, cases: Any, tokens: int, took: float) -> None:
+            journal.batch(label, suite.name, index, cases, tokens, took)
+    progress = reporter.advance
+
+    def timed_progress(n: int) -> None:
+        reporter.advance(n)
+        ctx.check()
+
+    try:
+        reporter.task(f"accuracy  {suite.name}", len(suite.cases))
+        outcome.acc = accuracy_pass(
+            model, suite, settings, progress=progress, done=ctx.done_batches(label, suite.name),
+            on_batch=on_batch, should_stop=ctx.check,
+        )
+    except Exception as exc:  # noqa: BLE001 - recorded, the sweep goes on
+        outcome.error = f"accuracy pass failed: {error_text(exc)}"
+        return outcome
+    if config.latency_samples <= 0:
+        return outcome
+    try:
+        # only cases that were answered: a failed request says nothing about latency
+        answered = [c for c in outcome.acc.cases if c.error is None]
+        prompts = [c.prompt for c in answered]
+        reporter.task(f"latency   {suite.name}", config.latency_samples if prompts else 0)
+        if prompts:
+            outcome.timed = timed_pass(
+                model,
+                prompts,
+                [c.case_id for c in answered],
+                settings,
+                samples=config.latency_samples,
+                warmup=config.warmup_requests,
+                progress=timed_progress,
+            )
+    except Exception as exc:  # noqa: BLE001
+        outcome.error = f"timed pass failed: {error_text(exc)}"
+    return outcome
+
+
+def run_target(
+    target: Any, suites: Sequence[Any], device: str, config: SweepConfig, reporter: Reporter,
+    label: str | None = None, ctx: RunContext | None = None,
+) -> list[CellResult]:
+    """Provision ``target`` once and evaluate every suite on it: one cell per suite.
+
+    ``label`` names the cells (default: the target's name). Never raises for a target that
+    cannot run or breaks: those become ``skipped`` or ``failed`` cells carrying the reason.
+    """
+    from qeval.memory import peak_memory
+
+    name = label or target.spec.name
+    reason = target.unavailable_reason(device)
+    if reason is not None:
+        reporter.note(f"[yellow]skip[/] {name}: {reason}")
+        return [empty_cell(name, s.name, "skipped", reason) for s in suites]
+    reporter.note(f"[bold]{name}[/]: {target.description}")
+    remote = target.spec.remote
+    try:
+        with peak_memory("cpu" if remote else device) as peak:
+            loaded = target.provision(device)
+            weights = loaded.model.weights_bytes()
+            try:
+                outcomes = [_run_suite(loaded.model, s, config, reporter, name, ctx) for s in suites]
+            finally:
+                loaded.model.close()
+    except BackendUnavailable as exc:
+        reporter.note(f"[yellow]skip[/] {name}: {exc.reason}")
+        return [empty_cell(name, s.name, "skipped", exc.reason) for s in suites]
+    except QevalError as exc:
+        reporter.note(f"[red]failed[/] {name}: {exc}")
+        return [empty_cell(name, s.name, "failed", str(exc)) for s in suites]
+    except Exception as exc:  # noqa: BLE001 - OOM, backend bugs: recorded, the sweep goes on
+        reason = error_text(exc)
+        reporter.note(f"[red]failed[/] {name}: {reason}")
+        tb = traceback.format_exc(limit=8)
+        return [empty_cell(name, s.name, "failed", reason, {"traceback": tb}) for s in suites]
+    if remote:
+        # the server's memory is not ours to see; the client's RSS would be a wrong number
+        memory = MemoryStats(weights_bytes=None, peak_bytes=None, peak_kind="unknown (remote endpoint)")
+    else:
+        # Quantizing measures its own peak, which resets the process/allocator peak that
+        # this block started from; the cell's peak is the larger of the two windows.
+        quantize_peak = loaded.applied.get("quantize_peak_bytes")
+        peaks = [b for b in (peak.peak_bytes, quantize_peak) if b is not None]
+        memory = MemoryStats(
+            weights_bytes=weights,
+            peak_bytes=max(peaks) if peaks else None,
+            peak_kind=peak.peak_kind,
+            cuda_reserved_bytes=peak.cuda_reserved_bytes,
+        )
+    return [_cell(name, o, memory, loaded, loaded.applied) for o in outcomes]
+
+
+def run_precision(
+    source: Any, precision: Any, suites: Sequence[Any], device: str, config: SweepConfig, reporter: Reporter,
+    calibration: Any = None, label: str | None = None, ctx: RunContext | None = None,
+) -> list[CellResult]:
+    """:func:`run_target` for ``source`` at ``precision`` (the cells named ``label`` or the precision)."""
+    from qeval.targets import InProcessTarget, TargetSpec
+
+    spec = TargetSpec(name=label or precision.name, kind="model", model=source.card.spec, precision=precision.name)
+    return run_target(InProcessTarget(spec, source, precision, calibration), suites, device, config, reporter, label, ctx)

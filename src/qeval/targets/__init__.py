@@ -1,0 +1,38 @@
+"""Targets: what a run evaluates, each under a name (``--target NAME=SPEC``).
+
+A model qeval loads and quantizes itself (:class:`InProcessTarget`) or an OpenAI-compatible
+endpoint someone else serves (:class:`EndpointTarget`); both are run through
+:func:`qeval.runner.run_target`.
+"""
+
+from __future__ import annotations
+
+from qeval.targets._base import Target, TargetAbilities
+from qeval.targets._endpoint import EndpointModel, EndpointTarget, decode_messages, encode_messages
+from qeval.targets._inprocess import InProcessTarget
+from qeval.targets._spec import (
+    OPENAI_PREFIX,
+    TargetSpec,
+    check_name,
+    parse_assignments,
+    parse_target,
+    targets_from_precisions,
+    with_options,
+)
+
+__all__ = [
+    "OPENAI_PREFIX",
+    "EndpointModel",
+    "EndpointTarget",
+    "InProcessTarget",
+    "Target",
+    "TargetAbilities",
+    "TargetSpec",
+    "check_name",
+    "decode_messages",
+    "encode_messages",
+    "parse_assignments",
+    "parse_target",
+    "targets_from_precisions",
+    "with_options",
+]

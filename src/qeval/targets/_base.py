@@ -1,0 +1,44 @@
+"""The one interface every target is run through, and the typed record of what it is.
+
+A :class:`Target` is provisioned once (a model loaded and quantized, or an endpoint
+identified) into a :class:`qeval.models.LoadedModel` whose text model the accuracy and
+timed passes drive; :func:`qeval.runner.run_target` is the one entry point that does it,
+for the sweep, ``qeval perf`` and the pytest plugin alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from qeval.results import ModelCard
+from qeval.targets._spec import TargetSpec
+
+
+@dataclass(frozen=True)
+class TargetAbilities:
+    """What a provisioned target can do (read by the passes instead of probing with getattr)."""
+
+    refills_slots: bool = False
+    """Rows of the accuracy pass finish one by one and free slots are refilled (in-process engine,
+    or an endpoint's concurrent requests): chunks are streamed, not drained."""
+    remote: bool = False
+    """Served by someone else: weights bytes and peak memory are unknown, never the client's RSS."""
+    streams_tokens: bool = True
+    """Token timestamps come from a stream (the timed pass can measure TTFT, ITL)."""
+
+
+class Target(Protocol):
+    """A named target ready to be provisioned on a device."""
+
+    spec: TargetSpec
+    card: ModelCard
+    description: str
+
+    def unavailable_reason(self, device: str) -> str | None:
+        """Why this target cannot run here (a ``skipped`` cell), or ``None``."""
+        ...
+
+    def provision(self, device: str) -> Any:
+        """Load / quantize / connect: a :class:`qeval.models.LoadedModel`."""
+        ...

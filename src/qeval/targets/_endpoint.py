@@ -1,0 +1,224 @@
+"""An OpenAI-compatible endpoint as a target: requests in, text, usage and chunk times out.
+
+Prompts: a suite with ``chat_template: true`` is sent to ``/v1/chat/completions`` as
+messages (system prompt, then the user turn), so the server applies its own chat template;
+otherwise the rendered text goes to ``/v1/completions``. ``format_prompt`` returns the
+messages as a JSON document (``{"messages": [...]}``): that is what ``samples.jsonl`` shows,
+exactly what was sent. Greedy (temperature 0), the suite's stop strings and max tokens,
+seed 0.
+
+The accuracy pass sends up to ``concurrency`` requests at a time and hands each result back as
+it finishes (``generate_stream``), so chunks are journaled as they complete, like the
+in-process engine's. A request that still fails after its retries is a :class:`Generation`
+with ``error`` set: an ``error`` outcome, kept out of the accuracy denominator and counted in
+``error_rate``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from qeval.config import GenerationSettings
+from qeval.models._base import Generation, LoadedModel, TimedGeneration
+from qeval.results import ModelCard
+from qeval.targets._base import TargetAbilities
+from qeval.targets._spec import TargetSpec
+
+_MESSAGES_KEY = "messages"
+
+
+def encode_messages(user_text: str, system_prompt: str | None) -> str:
+    """The chat request's messages as the prompt text recorded for a case."""
+    messages = [{"role": "user", "content": user_text}]
+    if system_prompt is not None:
+        messages.insert(0, {"role": "system", "content": system_prompt})
+    return json.dumps({_MESSAGES_KEY: messages}, ensure_ascii=False)
+
+
+def decode_messages(prompt: str) -> tuple[tuple[str, str], ...] | None:
+    """The messages :func:`encode_messages` wrote, or ``None`` for a plain completion prompt."""
+    if not prompt.startswith('{"' + _MESSAGES_KEY + '"'):
+        return None
+    try:
+        data = json.loads(prompt)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or set(data) != {_MESSAGES_KEY} or not isinstance(data[_MESSAGES_KEY], list):
+        return None
+    return tuple((str(m["role"]), str(m["content"])) for m in data[_MESSAGES_KEY])
+
+
+class EndpointModel:
+    """A text model backed by an :class:`qeval.targets._http.EndpointClient`."""
+
+    device = "remote"
+    abilities = TargetAbilities(refills_slots=True, remote=True, streams_tokens=True)
+    refills_slots = True
+
+    def __init__(self, client: Any, concurrency: int, seed: int | None = 0) -> None:
+        self._client = client
+        self._concurrency = max(1, int(concurrency))
+        self._seed = seed
+        self.fingerprints: set[str] = set()
+        """Every ``system_fingerprint`` the server sent (a change mid-run means it changed under us)."""
+
+    def format_prompt(self, user_text: str, *, chat_template: bool, system_prompt: str | None) -> str:
+        if chat_template:
+            return encode_messages(user_text, system_prompt)
+        return user_text if system_prompt is None else f"{system_prompt}\n\n{user_text}"
+
+    def request(self, prompt: str, settings: GenerationSettings) -> Any:
+        from qeval.targets._http import EndpointRequest
+
+        messages = decode_messages(prompt)
+        return EndpointRequest(
+            messages=messages, prompt=None if messages is not None else prompt,
+            max_tokens=settings.max_new_tokens, stop=tuple(settings.stop), seed=self._seed,
+        )
+
+    def _complete(self, prompt: str, settings: GenerationSettings) -> Any:
+        response = self._client.complete(self.request(prompt, settings), stream=True)
+        if response.system_fingerprint:
+            self.fingerprints.add(response.system_fingerprint)
+        return response
+
+    def generate(self, prompts: Sequence[str], settings: GenerationSettings) -> list[Generation]:
+        out: list[Generation | None] = [None] * len(prompts)
+        for position, gen in self.generate_stream(prompts, settings):
+            out[position] = gen
+        return [g for g in out if g is not None]
+
+    def generate_stream(
+        self, prompts: Sequence[str], settings: GenerationSettings, group: int | None = None,
+    ) -> Iterator[tuple[int, Generation]]:
+        """``(position, generation)`` as each request finishes, at most ``concurrency`` in flight.
+
+        Requests are submitted as slots free up, so closing the iterator (Ctrl-C between
+        chunks) leaves at most ``concurrency`` requests to finish, never the whole suite."""
+        pool = ThreadPoolExecutor(max_workers=self._concurrency, thread_name_prefix="qeval-endpoint")
+        pending: dict[Future[Any], int] = {}
+        nxt = 0
+        try:
+            while nxt < len(prompts) or pending:
+                while nxt < len(prompts) and len(pending) < self._concurrency:
+                    pending[pool.submit(self._complete, prompts[nxt], settings)] = nxt
+                    nxt += 1
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in sorted(finished, key=lambda f: pending[f]):
+                    position = pending.pop(future)
+                    yield position, generation_of(future.result())
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def generate_timed(self, prompt: str, settings: GenerationSettings) -> TimedGeneration:
+        return timed_of(self._complete(prompt, settings))
+
+    def generate_timed_batch(self, prompts: Sequence[str], settings: GenerationSettings) -> list[TimedGeneration]:
+        """A "batch" of an endpoint is its prompts sent concurrently (times from each request's start)."""
+        out: list[TimedGeneration | None] = [None] * len(prompts)
+        with ThreadPoolExecutor(max_workers=max(1, len(prompts))) as pool:
+            futures = {pool.submit(self._complete, p, settings): i for i, p in enumerate(prompts)}
+            for future, i in futures.items():
+                out[i] = timed_of(future.result())
+        return [t for t in out if t is not None]
+
+    def weights_bytes(self) -> int | None:
+        return None  # not ours to know: never the client's memory
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def generation_of(response: Any) -> Generation:
+    if response.error_kind is not None:
+        return Generation(text="", output_tokens=0, error_kind=response.error_kind,
+                          error=response.error or response.error_kind, attempts=len(response.attempts))
+    return Generation(text=response.text, output_tokens=int(response.output_tokens or 0),
+                      attempts=len(response.attempts), token_source=response.token_source)
+
+
+def timed_of(response: Any) -> TimedGeneration:
+    return TimedGeneration(
+        text=response.text, output_tokens=int(response.output_tokens or 0), tokenize_ms=0.0,
+        token_times_ms=tuple(response.content_times_ms) if response.error_kind is None else (),
+        error_kind=response.error_kind, token_source=response.token_source,
+        client_overhead_ms=response.client_overhead_ms,
+    )
+
+
+@dataclass
+class EndpointTarget:
+    """``NAME=openai:URL[#MODEL]``: identified (``/models``, ``/version``, ``/props``) when provisioned."""
+
+    spec: TargetSpec
+    concurrency: int = 8
+    read_timeout_s: float = 120.0
+    count_tokens: Callable[[str], int] | None = None
+    identity: dict[str, Any] = field(default_factory=dict)
+    card: ModelCard = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.card = ModelCard(
+            spec=self.spec.spec, name=self.spec.served_model or "(served model)",
+            source_precision="unknown: whatever the endpoint serves", parameters=None, architecture=None,
+            path=None, notes="Served by an OpenAI-compatible endpoint; weights and memory are not measured by qeval.",
+        )
+
+    @property
+    def description(self) -> str:
+        return f"endpoint {self.spec.url}" + (f" ({self.spec.served_model})" if self.spec.served_model else "")
+
+    def unavailable_reason(self, device: str) -> str | None:
+        return None
+
+    def settings(self) -> Any:
+        from qeval.targets._http import EndpointSettings
+
+        return EndpointSettings(
+            base_url=str(self.spec.url), model=self.spec.served_model, api_key_env=self.spec.api_key_env,
+            read_timeout_s=self.read_timeout_s, concurrency=self.concurrency,
+        )
+
+    def identify(self) -> dict[str, Any]:
+        """Ask the endpoint what it is (raises :class:`EndpointError` within seconds when it is down)."""
+        from qeval.results import to_dict
+        from qeval.targets._http import EndpointClient
+
+        client = EndpointClient(self.settings(), count_tokens=self.count_tokens)
+        try:
+            ident = client.identify()
+        finally:
+            client.close()
+        self.identity = dict(to_dict(ident))
+        self.card = ModelCard(
+            spec=self.spec.spec, name=ident.model, source_precision="unknown: whatever the endpoint serves",
+            parameters=None, architecture=None, path=None,
+            notes=f"Served at {self.spec.url}; weights and memory are not measured by qeval.",
+        )
+        return self.identity
+
+    def provision(self, device: str) -> LoadedModel:
+        import socket
+        import time
+
+        from qeval.targets._http import EndpointClient
+
+        start = time.perf_counter()
+        if not self.identity:
+            self.identify()
+        settings = self.settings()
+        model = self.identity.get("model") or settings.model
+        from dataclasses import replace
+
+        client = EndpointClient(replace(settings, model=model), count_tokens=self.count_tokens)
+        applied = {
+            "kind": "openai", "url": self.spec.url, "served_model": model, "revision": self.spec.revision,
+            "api_key_env": self.spec.api_key_env, "concurrency": self.concurrency,
+            "identity": self.identity, "client_host": socket.gethostname(),
+        }
+        return LoadedModel(model=EndpointModel(client, self.concurrency), load_s=time.perf_counter() - start,
+                           quantize_s=0.0, applied=applied)

@@ -65,7 +65,7 @@ def flip_lines(flips: Sequence[Any], title: str, current: str, reference: str | 
 
 def summary_table(rows: Sequence[Any]) -> list[str]:
     """suite × precision × SLO → verdict, as aligned text lines."""
-    header = ("suite", "precision", "SLO", "verdict", "value", "95% CI", "n")
+    header = ("suite", "target", "SLO", "verdict", "value", "95% CI", "n")
     body = [
         (r.suite, r.precision, r.slo, r.outcome + (" (cached)" if r.cached else ""),
          number(r.value), interval(r.ci), str(r.n))

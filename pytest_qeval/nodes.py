@@ -23,6 +23,10 @@ class SloFailed(Exception):
     """An SLO item's verdict was fail (or inconclusive under --qeval-inconclusive=fail)."""
 
 
+ERROR_RATE = "error_rate"
+"""Every cell has it (qeval.runner.ERROR_RATE); named here so collection imports no runner."""
+
+
 def slo_id(slo: SLO) -> str:
     return str(slo).replace(" ", "")
 
@@ -42,7 +46,7 @@ def suite_slos(suite: Any, session: QevalSession) -> list[SLO]:
                 slos.append(parse_slo(text))
             except QevalError as exc:
                 raise QevalError(f"{where}: {exc}") from None
-    metrics = ("accuracy", *suite.scorer().metric_names)
+    metrics = ("accuracy", *suite.scorer().metric_names, ERROR_RATE)
     for slo in slos:
         if not is_cost_metric(slo.metric) and slo.metric not in metrics:
             raise QevalError(

@@ -166,3 +166,24 @@ def test_a_planted_api_key_appears_in_no_output(tmp_path, monkeypatch):
     data = json.loads((next(tmp_path.iterdir()) / "results.json").read_text())
     served = [c for c in data["cells"] if c["precision"] == "served"][0]
     assert served["precision_config"]["api_key_env"] == "QEVAL_TEST_API_KEY"  # the variable's name only
+
+
+def test_perf_profiles_an_endpoint_beside_an_in_process_target(tmp_path):
+    from qeval.perf import PerfConfig, measure
+
+    with ScriptedServer(responder=sums_responder, chunk_delay_s=0.002) as server:
+        config = PerfConfig(
+            model=None, precisions=(), suite=str(MINI), limit=4, batch_sizes=(1, 4), requests=8, rounds=2, warmup=1,
+            device="cpu", out_dir=str(tmp_path),
+            targets=(parse_target("ref=fake@fp32"), parse_target(f"served=openai:{server.base_url}")),
+        )
+        record = measure(config, source=FakeSource(responder=right_except_int4_on_odd))
+        sent = len([r for r in server.requests if r.method == "POST"])
+    ref, served = record.precisions
+    assert (ref.precision, served.precision, served.status) == ("ref", "served", "ok")
+    assert served.weights_bytes is None
+    at4 = [p for p in served.points if p.batch_size == 4][0]
+    assert at4.status == "ok" and at4.requests >= 8 and at4.peak_bytes is None
+    assert at4.latency["ttft"].n == at4.requests
+    assert sent >= 8 + 8 + 1  # both batch sizes' timed requests and the cold-start request went to the server
+    assert record.reference == "ref" and any(r.batch_size == 4 for r in served.ratios)

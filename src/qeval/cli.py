@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from qeval.cli_common import console, err_console
+from qeval.cli_common import console, err_console, target_options
 from qeval.cli_common import split_list as _split
 from qeval.cli_common import user_errors as _user_errors
 
@@ -88,7 +88,7 @@ def sweep(
     from qeval.report import render_console_table
     from qeval.sweep import SweepInterrupted, resume_sweep, run_sweep
 
-    targets = _targets(target or [], api_key_env or [], target_revision or [], model, precisions)
+    targets = target_options(target or [], api_key_env or [], target_revision or [], model, precisions)
     if resume is None and not targets and not (model and precisions and suites):
         missing = [f"--{n}" for n, v in (("model", model), ("precisions", precisions), ("suites", suites)) if not v]
         raise UsageError(f"Missing {', '.join(missing)}: a sweep needs --model, --precisions and --suites, or "
@@ -146,24 +146,6 @@ def sweep(
     failed = [c for c in record.cells if c.status == "failed"]
     if failed:
         console.print(f"[yellow]{len(failed)} cell(s) failed; their reasons are in the report.[/]")
-
-
-def _targets(entries: list[str], key_envs: list[str], revisions: list[str], model: Optional[str],
-             precisions: Optional[str]) -> tuple:
-    """``--target`` options (with ``--api-key-env`` / ``--target-revision``) as target specs."""
-    from qeval.errors import UsageError
-    from qeval.targets import parse_assignments, parse_target, with_options
-
-    if not entries:
-        if key_envs or revisions:
-            raise UsageError("--api-key-env and --target-revision name targets: give them with --target NAME=SPEC.")
-        return ()
-    if model or precisions:
-        raise UsageError("Give either --target NAME=SPEC (repeatable) or --model with --precisions, not both: "
-                         "--model M --precisions a,b means --target a=M@a --target b=M@b.")
-    specs = [parse_target(e) for e in entries]
-    return with_options(specs, parse_assignments(key_envs, "--api-key-env", "VAR"),
-                        parse_assignments(revisions, "--target-revision", "REV"))
 
 
 @app.command("precisions")

@@ -7,6 +7,7 @@ import it directly instead of reaching back into ``qeval.cli``, which imports th
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -39,3 +40,21 @@ def user_errors(fn):
 def split_list(value: str) -> tuple[str, ...]:
     """``"a, b,,c"`` -> ``("a", "b", "c")``: a comma-separated option."""
     return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def target_options(entries: list[str], key_envs: list[str], revisions: list[str], model: str | None,
+                   precisions: str | None) -> tuple[Any, ...]:
+    """``--target`` options (with ``--api-key-env`` / ``--target-revision``) as target specs."""
+    from qeval.errors import UsageError
+    from qeval.targets import parse_assignments, parse_target, with_options
+
+    if not entries:
+        if key_envs or revisions:
+            raise UsageError("--api-key-env and --target-revision name targets: give them with --target NAME=SPEC.")
+        return ()
+    if model or precisions:
+        raise UsageError("Give either --target NAME=SPEC (repeatable) or --model with --precisions, not both: "
+                         "--model M --precisions a,b means --target a=M@a --target b=M@b.")
+    specs = [parse_target(e) for e in entries]
+    return with_options(specs, parse_assignments(key_envs, "--api-key-env", "VAR"),
+                        parse_assignments(revisions, "--target-revision", "REV"))

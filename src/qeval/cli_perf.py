@@ -10,13 +10,13 @@ from typing import Annotated
 
 import typer
 
-from qeval.cli_common import console, split_list, user_errors
+from qeval.cli_common import console, split_list, target_options, user_errors
 
 
 @user_errors
 def perf(
-    model: Annotated[str, typer.Option(help="Local HF model folder, or built-in alias (smollm2-135m).")],
-    precisions: Annotated[str, typer.Option(help="Comma-separated, e.g. bf16,int8,int4; the first is the reference of the ratios.")],
+    model: Annotated[str | None, typer.Option(help="Local HF model folder, or built-in alias (smollm2-135m).")] = None,
+    precisions: Annotated[str | None, typer.Option(help="Comma-separated, e.g. bf16,int8,int4; the first is the reference of the ratios.")] = None,
     suite: Annotated[str | None, typer.Option(help="Prompts from this suite folder (built like the accuracy pass).")] = None,
     limit: Annotated[int | None, typer.Option(help="First N suite cases, or N synthetic prompts (default 8).")] = None,
     prompt_tokens: Annotated[int | None, typer.Option(help="Synthetic prompts of N tokens (with --output-tokens) instead of a suite.")] = None,
@@ -31,6 +31,9 @@ def perf(
     device: Annotated[str, typer.Option(help="auto (CUDA when available), cpu or cuda.")] = "auto",
     out: Annotated[Path, typer.Option(help="perf.json and perf.md go to OUT/<run-id>/.")] = Path("reports"),
     into: Annotated[Path | None, typer.Option(help="Write perf.json/perf.md into this existing run folder (e.g. a sweep's) instead.")] = None,
+    target: Annotated[list[str] | None, typer.Option("--target", help="NAME=SPEC, repeatable (MODEL@PRECISION or openai:URL[#MODEL]); the first is the reference. An endpoint's batch of B is B concurrent streamed requests.")] = None,
+    api_key_env: Annotated[list[str] | None, typer.Option("--api-key-env", help="TARGET=VAR: read that endpoint's API key from environment variable VAR.")] = None,
+    request_timeout: Annotated[float, typer.Option(min=0.1, help="Endpoint targets: seconds of silence before a request is a timeout.")] = 120.0,
 ) -> None:
     """Load-profile MODEL at each precision and batch size: latency percentiles, throughput, memory, goodput, cost.
 
@@ -47,9 +50,16 @@ def perf(
     )
     from qeval.quantize import quiet
 
+    from qeval.errors import UsageError
+
+    targets = target_options(target or [], api_key_env or [], [], model, precisions)
+    if not targets and not (model and precisions):
+        raise UsageError("Give --model with --precisions, or --target NAME=SPEC (repeatable).")
     config = PerfConfig(
         model=model,
-        precisions=split_list(precisions),
+        precisions=split_list(precisions or ""),
+        targets=targets,
+        request_timeout_s=request_timeout,
         suite=suite,
         limit=limit,
         prompt_tokens=prompt_tokens,

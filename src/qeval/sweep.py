@@ -38,7 +38,7 @@ from qeval.results import (
 )
 from qeval.run_id import new_run_id
 from qeval.runner import Reporter, RunContext, Silent, SweepInterrupted, run_precision, run_target  # noqa: F401 - re-exported
-from qeval.targets import InProcessTarget
+from qeval.targets import InProcessTarget, build_targets
 
 
 # The runner's names, kept importable from here for callers of the sweep.
@@ -173,7 +173,9 @@ def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tup
     calibrations = load_calibrations(config, precisions)
     calibration = next(iter(calibrations.values()), None)
     device = resolve_device(config.device)
-    targets = build_targets(config, specs, source, state)
+    done = set(state.cells) if state is not None else set()
+    targets = build_targets(specs, source, concurrency=config.concurrency, request_timeout_s=config.request_timeout_s,
+                            tokenizer=config.tokenizer, identified_later=done)
     if state is None:
         run_id = config.run_id or new_run_id()
         created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -274,49 +276,6 @@ def _write(record: RunRecord, out: Path, resumed: dict, incomplete: bool, views:
                   f"`qeval sweep --resume {path}`\n\n")
         atomic_write_text(summary, banner + text)
     return path
-
-
-def build_targets(config: SweepConfig, specs: Sequence, source=None, state=None) -> dict[str, Any]:
-    """One provisionable target per spec, by name; endpoints are identified now, so one that is
-    down fails the run within seconds (a usage error), before any model is loaded.
-
-    ``source`` (tests, Python callers) serves every in-process target in place of its model spec."""
-    from qeval.models import resolve_model
-    from qeval.quantize import get_precision
-    from qeval.targets import EndpointTarget, InProcessTarget
-
-    sources: dict[str, Any] = {}
-    out: dict[str, Any] = {}
-    todo_endpoints = []
-    for spec in specs:
-        if spec.kind == "openai":
-            target = EndpointTarget(spec, concurrency=config.concurrency, read_timeout_s=config.request_timeout_s,
-                                    count_tokens=_token_counter(config.tokenizer))
-            out[spec.name] = target
-            if state is None or spec.name not in state.cells:
-                todo_endpoints.append(target)
-            continue
-        model = str(spec.model)
-        if model not in sources:
-            sources[model] = source or resolve_model(model)
-        out[spec.name] = InProcessTarget(spec, sources[model], get_precision(str(spec.precision)))
-    for target in todo_endpoints:
-        target.identify()
-    return out
-
-
-def _token_counter(tokenizer: str | None):
-    """``--tokenizer PATH``: counts an endpoint's output tokens when it sends no usage."""
-    if not tokenizer:
-        return None
-    path = Path(tokenizer)
-    if not (path / "tokenizer_config.json").is_file() and not (path / "tokenizer.json").is_file():
-        raise UsageError(f"--tokenizer {tokenizer}: no tokenizer.json or tokenizer_config.json in that folder. "
-                         "Give the folder of the served model's tokenizer (a Hugging Face model folder).")
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(str(path))
-    return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
 
 
 def target_records(targets: dict[str, Any]) -> tuple:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 from qeval.errors import UsageError
@@ -16,7 +17,8 @@ DEFAULT_SYNTHETIC_PROMPTS = 8
 class PerfConfig:
     """One load profile: a model at several precisions, several batch sizes, R rounds."""
 
-    model: str
+    model: str | None
+    """With ``precisions``: one target per precision of this model."""
     precisions: tuple[str, ...]
     suite: str | None = None
     """Prompts from this suite (built like the accuracy pass)..."""
@@ -43,6 +45,22 @@ class PerfConfig:
     into: str | None = None
     """Write perf.json/perf.md into this existing run folder instead of OUT/<run-id>/."""
     run_id: str | None = None
+    targets: tuple[Any, ...] = ()
+    """Named targets (:class:`qeval.targets.TargetSpec`); when given, ``model``/``precisions`` are not used.
+    An endpoint's "batch" of B is B concurrent streamed requests."""
+    request_timeout_s: float = 120.0
+
+    def target_specs(self) -> tuple[Any, ...]:
+        if self.targets:
+            return self.targets
+        from qeval.targets import targets_from_precisions
+
+        return targets_from_precisions(self.model or "", self.precisions)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The targets' names (the precisions, without explicit targets); the first is the reference."""
+        return tuple(t.name for t in self.targets) if self.targets else self.precisions
 
 
 def parse_batch_sizes(text: str) -> tuple[int, ...]:
@@ -68,11 +86,13 @@ def parse_batch_sizes(text: str) -> tuple[int, ...]:
 
 def validate(config: PerfConfig) -> None:
     """Raise :class:`UsageError` naming the flag for any setting that cannot work."""
-    if not config.precisions:
-        raise UsageError("No precision given: pass --precisions, e.g. --precisions bf16,int8 (see `qeval precisions`).")
-    dupes = sorted({p for p in config.precisions if config.precisions.count(p) > 1})
+    if not config.names:
+        raise UsageError("No precision given: pass --precisions, e.g. --precisions bf16,int8 (see `qeval precisions`), "
+                         "or --target NAME=SPEC.")
+    dupes = sorted({p for p in config.names if config.names.count(p) > 1})
     if dupes:
-        raise UsageError(f"--precisions names {', '.join(dupes)} more than once; give each precision once.")
+        what = "--target" if config.targets else "--precisions"
+        raise UsageError(f"{what} names {', '.join(dupes)} more than once; give each once.")
     if config.suite is not None and config.prompt_tokens is not None:
         raise UsageError("Give either --suite (real prompts) or --prompt-tokens/--output-tokens (synthetic ones), not both.")
     if config.suite is None and config.prompt_tokens is None:

@@ -161,16 +161,16 @@ def _batches(prompts: Sequence[str], batch_size: int, at_least: int = 1) -> list
     return [cycled[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
-def _load(source: Any, precision: Any, device: str, config: PerfConfig, suite: Any, settings, note: Note):
-    """Load one precision and time its first request: a :class:`_Loaded` or a PrecisionPerf saying why not."""
-    name = precision.name
-    reason = precision.unavailable_reason(device)
+def _load(target: Any, device: str, config: PerfConfig, suite: Any, settings, note: Note):
+    """Provision one target and time its first request: a :class:`_Loaded` or a PrecisionPerf saying why not."""
+    name = target.spec.name
+    reason = target.unavailable_reason(device)
     if reason is not None:
         note(f"skip {name}: {reason}")
         return PrecisionPerf(precision=name, status="skipped", reason=reason)
     loaded = None
     try:
-        loaded = source.load(name, device)
+        loaded = target.provision(device)
         model = loaded.model
         if not hasattr(model, "generate_timed_batch"):
             model.close()
@@ -232,7 +232,8 @@ def _warm_batch(entry: _Loaded, batch_size: int, settings: GenerationSettings) -
         _record_oom(entry, served, batch_size, oom)
 
 
-def _run_block(entry: _Loaded, block: Block, settings: GenerationSettings, device: str, at_least: int = 1) -> None:
+def _run_block(entry: _Loaded, block: Block, settings: GenerationSettings, device: str, at_least: int = 1,
+               remote: bool = False) -> None:
     from qeval.memory import peak_memory
 
     served = entry.served.setdefault(block.batch_size, _Served())
@@ -256,6 +257,9 @@ def _run_block(entry: _Loaded, block: Block, settings: GenerationSettings, devic
     served.requests.extend(requests)
     served.round_tokens.append(sum(r.output_tokens for r in requests))
     served.round_wall_s.append(wall_s)
+    if remote:  # the server's memory is not the client's: unknown, not a wrong number
+        served.peak_kind = "unknown (remote endpoint)"
+        return
     if peak.peak_bytes is not None and peak.start_bytes is not None:
         growth = max(peak.peak_bytes - peak.start_bytes, 0)
         served.peak_growth = growth if served.peak_growth is None else max(served.peak_growth, growth)
@@ -319,13 +323,15 @@ def measure(config: PerfConfig, source: Any = None, note: Note | None = None) ->
     from pathlib import Path
 
     from qeval.environment import fingerprint
-    from qeval.models import resolve_device, resolve_model
+    from qeval.models import resolve_device
     from qeval.quantize import get_precision
     from qeval.run_id import new_run_id
+    from qeval.targets import build_targets
 
     note = note or (lambda text: None)
     validate(config)
-    precisions = [get_precision(name) for name in config.precisions]
+    specs = config.target_specs()
+    precisions = [get_precision(str(t.precision)) for t in specs if t.kind == "model"]
     calibrated = [p.name for p in precisions if p.needs_calibration]
     if calibrated:
         raise UsageError(
@@ -333,18 +339,20 @@ def measure(config: PerfConfig, source: Any = None, note: Note | None = None) ->
             f"once with `qeval quantize --precision {calibrated[0]} --out DIR` and profile it with "
             "`qeval perf --model DIR --precisions as-is`."
         )
-    slos = parse_perf_slos(config.slos, reference=config.precisions[0])
+    reference = config.names[0]
+    slos = parse_perf_slos(config.slos, reference=reference)
     suite = _load_suite(config)
     device = resolve_device(config.device)
-    source = source or resolve_model(config.model)
+    targets = build_targets(specs, source, request_timeout_s=config.request_timeout_s,
+                            concurrency=max(config.batch_sizes))
     settings = _settings(config, suite)
     run_id = Path(config.into).name if config.into else (config.run_id or new_run_id())
     created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
     outcomes: dict[str, _Loaded | PrecisionPerf] = {}
     try:
-        for precision in precisions:  # cold starts: before any warm-up
-            outcomes[precision.name] = _load(source, precision, device, config, suite, settings, note)
+        for name, target in targets.items():  # cold starts: before any warm-up
+            outcomes[name] = _load(target, device, config, suite, settings, note)
         loaded = [o for o in outcomes.values() if isinstance(o, _Loaded)]
         for entry in loaded:
             for i in range(config.warmup):
@@ -360,7 +368,8 @@ def measure(config: PerfConfig, source: Any = None, note: Note | None = None) ->
             if (entry.oom_at is not None and block.batch_size >= entry.oom_at) or (served and served.status != "ok"):
                 continue
             note(f"round {block.round}: {block.precision} at batch {block.batch_size}")
-            _run_block(entry, block, settings, device, math.ceil(config.requests / config.rounds))
+            _run_block(entry, block, settings, "cpu" if targets[entry.name].spec.remote else device,
+                       math.ceil(config.requests / config.rounds), remote=targets[entry.name].spec.remote)
             order.append(block.label)
         prompt_tokens = _prompt_token_counts(loaded)
     finally:
@@ -372,9 +381,9 @@ def measure(config: PerfConfig, source: Any = None, note: Note | None = None) ->
     return PerfRecord(
         run_id=run_id,
         created_at=created_at,
-        model=config.model,
+        model=config.model or ", ".join(str(t) for t in specs),
         device=device,
-        reference=config.precisions[0],
+        reference=reference,
         batch_sizes=tuple(config.batch_sizes),
         rounds=config.rounds,
         order=tuple(order),
@@ -398,7 +407,7 @@ def _assemble(config: PerfConfig, outcomes: dict, slos) -> tuple[PrecisionPerf, 
         name: tuple(_point(o, b, config.warmup) for b in config.batch_sizes)
         for name, o in outcomes.items() if isinstance(o, _Loaded)
     }
-    reference = points.get(config.precisions[0])
+    reference = points.get(config.names[0])
     results = []
     for name, o in outcomes.items():
         if isinstance(o, PrecisionPerf):
@@ -406,7 +415,7 @@ def _assemble(config: PerfConfig, outcomes: dict, slos) -> tuple[PrecisionPerf, 
             continue
         mine = points[name]
         rat = ()
-        if reference is not None and name != config.precisions[0]:
+        if reference is not None and name != config.names[0]:
             rat = tuple(r for ref, cur in zip(reference, mine) for r in ratios(ref, cur))
         good = goodput(slos, mine, o.weights_bytes, rat) if slos else None
         cost = None

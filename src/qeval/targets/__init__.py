@@ -8,6 +8,7 @@ endpoint someone else serves (:class:`EndpointTarget`); both are run through
 from __future__ import annotations
 
 from qeval.targets._base import Target, TargetAbilities
+from qeval.targets._build import build_targets, token_counter
 from qeval.targets._endpoint import EndpointModel, EndpointTarget, decode_messages, encode_messages
 from qeval.targets._inprocess import InProcessTarget
 from qeval.targets._spec import (
@@ -28,11 +29,13 @@ __all__ = [
     "Target",
     "TargetAbilities",
     "TargetSpec",
+    "build_targets",
     "check_name",
     "decode_messages",
     "encode_messages",
     "parse_assignments",
     "parse_target",
     "targets_from_precisions",
+    "token_counter",
     "with_options",
 ]

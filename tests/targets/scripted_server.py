@@ -158,6 +158,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "scripted-server/1.0"
     sys_version = ""
     timeout = 10  # idle keep-alive connections end on their own
+    disable_nagle_algorithm = True  # as uvicorn does: small SSE writes would otherwise wait ~40 ms for an ACK
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:

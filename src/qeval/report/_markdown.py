@@ -11,7 +11,7 @@ from typing import Any
 from qeval.report._atomic import atomic_write_text
 from qeval.report._calibration import render_sensitivity
 from qeval.report._json import RESULTS_FILE, SAMPLES_FILE, jsonable
-from qeval.report._table import COLUMNS, MISSING, ordered_cells, table_rows
+from qeval.report._table import COLUMNS, MISSING, fmt_percentile, ordered_cells, table_rows
 from qeval.results import ModelCard, RunRecord
 
 SUMMARY_FILE = "summary.md"
@@ -131,6 +131,37 @@ def _quantization_cost(record: RunRecord) -> list[str]:
     return lines
 
 
+def _endpoint_measurement(record: RunRecord) -> list[str]:
+    """Per endpoint cell: where token counts came from, what the client itself added, what failed."""
+    rows = []
+    for cell in ordered_cells(record):
+        if (cell.precision_config or {}).get("kind") != "openai" or cell.status != "ok":
+            continue
+        lat = cell.latency
+        retried = sum(1 for c in cell.cases if c.attempts > 1)
+        errors = sum(1 for c in cell.cases if c.error is not None)
+        overhead = lat.client_overhead_ms if lat is not None else None
+        source = lat.token_source if lat is not None else MISSING
+        rows.append((
+            f"`{_md(cell.precision)}`", _md(cell.suite),
+            _md(source + (" (approximate)" if "chunks" in source else "")),
+            _md(fmt_percentile(overhead, "p50") if overhead else MISSING),
+            _md(fmt_percentile(overhead, "p95") if overhead else MISSING),
+            f"{errors} of {len(cell.cases)}" + (f" (timed: {lat.errors})" if lat is not None and lat.errors else ""),
+            str(retried),
+        ))
+    if not rows:
+        return []
+    lines = ["## Endpoint measurement", ""]
+    lines += _table(("target", "suite", "output tokens from", "client overhead p50 ms / request",
+                     "p95", "requests failed for good", "cases retried"), rows)
+    lines += ["", "TTFT is the first stream chunk that carries generated text (role-only and empty chunks do not "
+              "count); ITL the gaps between content chunks; output tokens from the server's `usage` where it sent "
+              "one. The client overhead is the time qeval spent between bytes arriving and reading on: every "
+              "endpoint latency above includes it, the network and the server's queue.", ""]
+    return lines
+
+
 def _targets(record: RunRecord) -> list[str]:
     """What each target name stood for, when the run is more than one model's precisions."""
     if not record.targets or all(t.kind == "model" and t.spec.split("@")[0] == record.model.spec for t in record.targets):
@@ -191,6 +222,7 @@ def render_markdown(record: RunRecord) -> str:
         lines += [f"- **{_md(r.precision)} × {_md(r.suite)}** — {_md(r.status)}" for r in not_ok]
         lines.append("")
 
+    lines += _endpoint_measurement(record)
     lines += _quantization_cost(record)
     lines += render_sensitivity(record)
 

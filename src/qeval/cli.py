@@ -131,6 +131,7 @@ def sweep(
             if resume is not None:
                 record, path = resume_sweep(resume, reporter=reporter)
             else:
+                assert config is not None  # built above whenever --resume is not given
                 record, path = run_sweep(config, reporter=reporter)
     except SweepInterrupted as stop:
         reporter.stop()

@@ -63,7 +63,7 @@ def prepare(config: SweepConfig) -> tuple[list, list]:
     if config.limit is not None and config.limit < 1:
         raise UsageError(f"--limit must be at least 1 (got {config.limit}); leave it out to run every case.")
     specs = config.target_specs()
-    precisions = [get_precision(t.precision) if t.kind == "model" else None for t in specs]
+    precisions = [get_precision(str(t.precision)) if t.kind == "model" else None for t in specs]
     names = [t.name for t in specs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -232,9 +232,8 @@ def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tup
                 reporter.note(f"[green]reused[/] {variant.label}: finished before the interruption")
             else:
                 target = targets[variant.target.name]
-                if isinstance(target, InProcessTarget):
-                    sample = calibrations.get((variant.calibration, variant.seed))
-                    target = replace(target, calibration=sample)
+                if isinstance(target, InProcessTarget) and variant.calibration is not None and variant.seed is not None:
+                    target = replace(target, calibration=calibrations.get((variant.calibration, variant.seed)))
                 cells = run_target(target, suites, device, config, reporter, variant.label, ctx)
                 loaded_any = True
                 journal.cells(variant.label, cells, target.card)

@@ -399,7 +399,10 @@ def _prompt_token_counts(loaded: Sequence[_Loaded]) -> tuple[int, ...]:
     if not loaded or not hasattr(loaded[0].model, "count_tokens"):
         return ()
     first = loaded[0]
-    return tuple(first.model.count_tokens(p) for p in first.prompts)
+    try:
+        return tuple(first.model.count_tokens(p) for p in first.prompts)
+    except NotImplementedError:  # an endpoint without --tokenizer
+        return ()
 
 
 def _assemble(config: PerfConfig, outcomes: dict, slos) -> tuple[PrecisionPerf, ...]:

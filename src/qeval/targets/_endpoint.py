@@ -59,8 +59,10 @@ class EndpointModel:
     abilities = TargetAbilities(refills_slots=True, remote=True, streams_tokens=True)
     refills_slots = True
 
-    def __init__(self, client: Any, concurrency: int, seed: int | None = 0) -> None:
+    def __init__(self, client: Any, concurrency: int, seed: int | None = 0,
+                 count_tokens: Callable[[str], int] | None = None) -> None:
         self._client = client
+        self._count = count_tokens
         self._concurrency = max(1, int(concurrency))
         self._seed = seed
         self.fingerprints: set[str] = set()
@@ -125,6 +127,12 @@ class EndpointModel:
             for future, i in futures.items():
                 out[i] = timed_of(future.result())
         return [t for t in out if t is not None]
+
+    def count_tokens(self, text: str) -> int:
+        """Prompt tokens by the user's ``--tokenizer``; without one an endpoint cannot say here."""
+        if self._count is None:
+            raise NotImplementedError("an endpoint target counts prompt tokens only with --tokenizer")
+        return self._count(text)
 
     def weights_bytes(self) -> int | None:
         return None  # not ours to know: never the client's memory
@@ -220,5 +228,5 @@ class EndpointTarget:
             "api_key_env": self.spec.api_key_env, "concurrency": self.concurrency,
             "identity": self.identity, "client_host": socket.gethostname(),
         }
-        return LoadedModel(model=EndpointModel(client, self.concurrency), load_s=time.perf_counter() - start,
+        return LoadedModel(model=EndpointModel(client, self.concurrency, count_tokens=self.count_tokens), load_s=time.perf_counter() - start,
                            quantize_s=0.0, applied=applied)

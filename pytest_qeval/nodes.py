@@ -101,8 +101,10 @@ class PrecisionNode(pytest.Collector):
 class _QevalItem(pytest.Item):
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
-        self.suite_name = self.parent.suite_name
-        self.precision = self.parent.name
+        parent = self.parent
+        assert isinstance(parent, PrecisionNode), "qeval items are collected only under a PrecisionNode"
+        self.suite_name = parent.suite_name
+        self.precision = parent.name
 
     @property
     def qeval(self) -> QevalSession:
@@ -178,7 +180,9 @@ class SloItem(_QevalItem):
         from qeval.environment import fingerprint_differences
 
         session = self.qeval
-        base = next((c for c in session.baseline.cells if c.suite == self.suite_name and c.precision == self.precision), None)
+        baseline = session.baseline
+        assert baseline is not None, "suite_slos refuses a baseline SLO without --qeval-baseline"
+        base = next((c for c in baseline.cells if c.suite == self.suite_name and c.precision == self.precision), None)
         if base is None or base.status != "ok":
             why = "has no cell" if base is None else f"has a {base.status} cell ({base.reason})"
             self._record("error", message=f"the baseline {why} for {self.suite_name} at {self.precision}")
@@ -187,7 +191,7 @@ class SloItem(_QevalItem):
                 f"{self.precision}; save a new baseline that includes it (--qeval-save-baseline)."
             )
         if is_cost_metric(self.slo.metric):
-            diffs = fingerprint_differences(session.baseline.environment, session.environment)
+            diffs = fingerprint_differences(baseline.environment, session.environment)
             if diffs and not session.options.allow_env_mismatch:
                 msg = (
                     f"SLO {self.slo}: refused to compare latency/throughput/memory with a baseline measured on a "
@@ -196,7 +200,7 @@ class SloItem(_QevalItem):
                 )
                 self._record("error", message=msg)
                 raise SloFailed(msg)
-        hashes = session.baseline.settings.get("suite_hashes", {})
+        hashes = baseline.settings.get("suite_hashes", {})
         suite = session.suites[self.suite_name]
         note = ""
         if hashes.get(self.suite_name) not in (None, suite.content_hash):
@@ -215,11 +219,14 @@ class BaselineItem(_QevalItem):
 
         session = self.qeval
         cell = self._cell_or_skip(self.precision)
-        current = session.record()
-        current = replace(current, cells=(cell,))
+        record = session.record()
+        assert record is not None, "the session holds the cell just evaluated"
+        baseline = session.baseline
+        assert baseline is not None, "a BaselineItem is collected only with --qeval-baseline"
+        current = replace(record, cells=(cell,))
         base = replace(
-            session.baseline,
-            cells=tuple(c for c in session.baseline.cells if c.suite == self.suite_name and c.precision == self.precision),
+            baseline,
+            cells=tuple(c for c in baseline.cells if c.suite == self.suite_name and c.precision == self.precision),
         )
         cmp = compare_runs(base, current, allow_env_mismatch=session.options.allow_env_mismatch)
         self._record("fail" if cmp.regressed else "pass", message="; ".join(cmp.regressions))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -109,7 +109,8 @@ def add_options(parser: pytest.Parser) -> None:
             group.addoption(flag, action="append", default=None, metavar="NAME=VALUE", help=opt.help)
         else:
             group.addoption(flag, default=None, metavar=opt.name.split("-")[-1].upper(), help=opt.help)
-        ini_type = {"flag": "bool", "slos": "linelist", "multi": "linelist"}.get(opt.kind, "string")
+        ini_types: dict[str, Literal["bool", "linelist", "string"]] = {"flag": "bool", "slos": "linelist", "multi": "linelist"}
+        ini_type = ini_types.get(opt.kind, "string")
         parser.addini(_ini_name(opt), f"qeval: {opt.help}", type=ini_type, default=None)
 
 
@@ -229,11 +230,11 @@ def _convert(opt: _Option, raw: Any, where: str) -> Any:
             raise pytest.UsageError(f"{where}: must be at least {low}, got {value}.")
         return value
     if opt.kind == "list":
-        items = raw.split(",") if isinstance(raw, str) else list(raw)
-        items = tuple(str(i).strip() for i in items if str(i).strip())
-        if not items:
+        names = raw.split(",") if isinstance(raw, str) else list(raw)
+        chosen = tuple(str(i).strip() for i in names if str(i).strip())
+        if not chosen:
             raise pytest.UsageError(f"{where}: give at least one name, e.g. bf16,int8.")
-        return items
+        return chosen
     if opt.kind == "slos":
         texts = [raw] if isinstance(raw, str) else list(raw)
         return tuple(parse_scoped_slo(str(t), where) for t in texts if str(t).strip())

@@ -146,10 +146,10 @@ class QevalSession:
     @property
     def calibration(self) -> Any:
         """The calibration sample, loaded on first need (only calibrated precisions need it)."""
-        if self._calibration is None and self.options.calibration:
+        o = self.options
+        if self._calibration is None and o.calibration:
             from qeval.calibration import load_calibration
 
-            o = self.options
             self._calibration = load_calibration(o.calibration, samples=o.calibration_samples, seed=o.calibration_seed)
         return self._calibration
 

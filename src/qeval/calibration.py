@@ -192,8 +192,8 @@ def parse_lines(path: Path, data: bytes) -> list[str]:
     try:
         content = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise CalibrationError(f"{path}:{line}: not valid UTF-8 (byte {data[exc.start]:#04x}). Save the file as UTF-8.") from None
+        bad_line = data[: exc.start].count(b"\n") + 1
+        raise CalibrationError(f"{path}:{bad_line}: not valid UTF-8 (byte {data[exc.start]:#04x}). Save the file as UTF-8.") from None
     content = content.removeprefix("\ufeff")  # a byte-order mark is harmless; datasets skips it too
     texts: list[str] = []
     # Split on "\n" only, as JSON Lines does: str.splitlines() would also split on U+2028 and
@@ -264,7 +264,7 @@ def _read_with_datasets(path: Path) -> list[str]:
             )
             return [str(t) for t in table["text"]]
         except Exception as exc:  # noqa: BLE001 -- a third-party reader's failure becomes a user-facing error
-            root_cause = exc
+            root_cause: BaseException = exc
             while root_cause.__cause__ is not None:
                 root_cause = root_cause.__cause__
             raise CalibrationError(

@@ -95,7 +95,7 @@ def _load_perf(run_dir: Path) -> PerfRecord | None:
     if not path.is_file():
         return None
     try:
-        from qeval.perf import read_perf  # type: ignore[attr-defined]
+        from qeval.perf import read_perf
     except ImportError:
         return _read_perf_fallback(path)
     return read_perf(path)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from qeval.environment import fingerprint_differences
 from qeval.errors import UsageError
-from qeval.results import CellResult, RunRecord
+from qeval.results import CellResult, LatencyStats, RunRecord
 
 # measure and stats pull in numpy and scipy: they are imported where used, so that
 # importing qeval.report (which renders comparisons) stays light.
@@ -278,7 +278,9 @@ def _quality(
         ref_cases, cur_cases, pair_notes = measure.paired_cases(base, cur)
     except measure.MeasureError as exc:
         notes.append(f"{exc} Quality is compared on point values only (no interval, no verdict).")
-        paired, lost, gained = False, (), ()
+        paired = False
+        lost: tuple[Flip, ...] = ()
+        gained: tuple[Flip, ...] = ()
     else:
         notes.extend(pair_notes)
         paired = True
@@ -351,9 +353,9 @@ def _costs(
             notes.append(f"no timed pass in the {' and '.join(untimed)} run: latency and throughput not compared.")
         else:
             lacking = [
-                f"{name} ({', '.join(k for k in LATENCY_KINDS if not cell.latency.samples_ms.get(k))})"
-                for name, cell in (("baseline", base), ("current", cur))
-                if any(not cell.latency.samples_ms.get(k) for k in LATENCY_KINDS)
+                f"{name} ({', '.join(k for k in LATENCY_KINDS if not lat.samples_ms.get(k))})"
+                for name, lat in (("baseline", _latency_of(base)), ("current", _latency_of(cur)))
+                if any(not lat.samples_ms.get(k) for k in LATENCY_KINDS)
             ]
             if lacking:
                 notes.append(
@@ -398,6 +400,12 @@ def _timed(cell: CellResult) -> bool:
     return cell.latency is not None and cell.latency.requests > 0
 
 
+def _latency_of(cell: CellResult) -> LatencyStats:
+    """The timed-pass statistics of a cell that :func:`_timed` accepted."""
+    assert cell.latency is not None, "latency and throughput rows are built only for timed cells"
+    return cell.latency
+
+
 def _latency_delta(base: CellResult, cur: CellResult, kind: str, pct: int, tolerance: float) -> MetricDelta:
     from qeval import stats
 
@@ -405,10 +413,11 @@ def _latency_delta(base: CellResult, cur: CellResult, kind: str, pct: int, toler
     q, confidence = pct / 100, stats.joint_confidence()
     b = getattr(getattr(base.latency, f"{kind}_ms"), f"p{pct}")
     c = getattr(getattr(cur.latency, f"{kind}_ms"), f"p{pct}")
-    b_samples, c_samples = base.latency.samples_ms.get(kind), cur.latency.samples_ms.get(kind)
+    b_samples, c_samples = _latency_of(base).samples_ms.get(kind), _latency_of(cur).samples_ms.get(kind)
     if b is None or c is None or not b_samples or not c_samples:
         return _point_delta(metric, b, c, -1, "point values only (no raw samples to make an interval)")
     b_ci, c_ci = stats.quantile_ci(b_samples, q, confidence), stats.quantile_ci(c_samples, q, confidence)
+    assert b_ci is not None and c_ci is not None, "quantile_ci is None only without samples"
     ci = (c_ci[0] - b_ci[1], c_ci[1] - b_ci[0])
     delta = c - b
     ratio = c / b if b > 0 else (math.inf if c > 0 else 1.0)
@@ -438,7 +447,8 @@ def _throughput_delta(base: CellResult, cur: CellResult, tolerance: float) -> Me
     from qeval import measure, stats
 
     metric = "tokens_per_s"
-    b, c = base.latency.output_tokens_per_s, cur.latency.output_tokens_per_s
+    b_lat, c_lat = _latency_of(base), _latency_of(cur)
+    b, c = b_lat.output_tokens_per_s, c_lat.output_tokens_per_s
     if b is None or c is None:
         return _point_delta(metric, b, c, +1, "point values only (throughput not recorded)")
     # 97.5% each so that the difference holds at 95%, like latency.
@@ -446,7 +456,7 @@ def _throughput_delta(base: CellResult, cur: CellResult, tolerance: float) -> Me
     b_ci = measure.throughput_ci(base, confidence)
     c_ci = measure.throughput_ci(cur, confidence)
     if b_ci is None or c_ci is None:
-        fewest = min(base.latency.requests, cur.latency.requests)
+        fewest = min(b_lat.requests, c_lat.requests)
         why = (f"fewer than {measure.MIN_REQUESTS_FOR_THROUGHPUT_CI} timed requests ({fewest}): no interval"
                if 0 < fewest < measure.MIN_REQUESTS_FOR_THROUGHPUT_CI else "per-request token counts not stored")
         return _point_delta(metric, b, c, +1, f"point values only ({why})")
@@ -463,23 +473,24 @@ def _throughput_delta(base: CellResult, cur: CellResult, tolerance: float) -> Me
         worse=delta < 0,
         regression=ci[1] < 0 and b > 0 and c / b < 1 - tolerance,
         method="difference of two request-bootstrap intervals (97.5% each)",
-        n=min(base.latency.requests, cur.latency.requests),
+        n=min(b_lat.requests, c_lat.requests),
     )
 
 
 def _memory_deltas(base: CellResult, cur: CellResult, notes: list[str]) -> list[MetricDelta]:
     exact = "exact: one deterministic measurement per run, no interval; informational, never a regression"
     rows = []
-    bw = base.memory.weights_bytes if base.memory else None
-    cw = cur.memory.weights_bytes if cur.memory else None
+    bm, cm = base.memory, cur.memory
+    bw = bm.weights_bytes if bm else None
+    cw = cm.weights_bytes if cm else None
     if bw is not None and cw is not None:
         rows.append(_point_delta("weights_mb", bw / BYTES_PER_MB, cw / BYTES_PER_MB, -1, exact))
-    bp = base.memory.peak_bytes if base.memory else None
-    cp = cur.memory.peak_bytes if cur.memory else None
-    if bp is not None and cp is not None:
-        if base.memory.peak_kind != cur.memory.peak_kind:
+    bp = bm.peak_bytes if bm else None
+    cp = cm.peak_bytes if cm else None
+    if bm is not None and cm is not None and bp is not None and cp is not None:
+        if bm.peak_kind != cm.peak_kind:
             notes.append(
-                f"peak memory measured differently ({base.memory.peak_kind} vs {cur.memory.peak_kind}): not compared."
+                f"peak memory measured differently ({bm.peak_kind} vs {cm.peak_kind}): not compared."
             )
         else:
             rows.append(_point_delta("peak_mb", bp / BYTES_PER_MB, cp / BYTES_PER_MB, -1, exact))

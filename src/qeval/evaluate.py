@@ -124,7 +124,7 @@ def accuracy_pass(
 
 def _stream_chunks(stream, todo, prompts, settings, size, finish) -> None:
     """All of ``todo``'s prompts through one ``generate_stream``; ``finish`` each chunk as it ends."""
-    where = []  # stream position -> (chunk slot in todo, row in chunk)
+    where: list[tuple[int, int]] = []  # stream position -> (chunk slot in todo, row in chunk)
     for slot, (_, b, cases) in enumerate(todo):
         where.extend((slot, row) for row in range(len(cases)))
     gens: list[list] = [[None] * len(cases) for _, _, cases in todo]

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 from qeval.errors import UsageError
 
@@ -102,9 +102,10 @@ def parse_slo(text: str) -> SLO:
         raise SloError(f"SLO {text!r} names no metric before the comparison. Put one first, e.g. {_EXAMPLES}.")
     if not math.isfinite(threshold):
         raise SloError(f"SLO {text!r}: the threshold must be a finite number; use one such as 0.9 or 300.")
-    relation: Relation = rel or "absolute"  # type: ignore[assignment]
+    # the regex admits only these: rel is drop|ratio (or absent), op is >=|<=|>|<
+    relation = cast(Relation, rel or "absolute")
     _check_metric(text, metric, relation)
-    return SLO(metric=metric, op=m["op"], threshold=threshold, relation=relation, reference=ref)  # type: ignore[arg-type]
+    return SLO(metric=metric, op=cast(Op, m["op"]), threshold=threshold, relation=relation, reference=ref)
 
 
 def _check_metric(text: str, metric: str, relation: Relation) -> None:

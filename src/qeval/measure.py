@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -218,7 +218,7 @@ def _counts(cases: Sequence[CaseResult], key: str) -> list[float]:
     return [float(c.details[key]) for c in cases]
 
 
-_MICRO = {"f1": stats.micro_f1, "precision": micro_precision, "recall": micro_recall}
+_MICRO: dict[str, Callable[..., float]] = {"f1": stats.micro_f1, "precision": micro_precision, "recall": micro_recall}
 
 
 # --- ratio -----------------------------------------------------------------------------------
@@ -250,8 +250,8 @@ def ratio(reference: CellResult, current: CellResult, metric: str) -> Measuremen
         ci = stats.ratio_from_intervals(ca, cb) if ca and cb and value is not None else None
         return Measurement(value, ci, min(cur.n, ref.n), "ratio of two request-bootstrap intervals (97.5% each)")
     if metric in ("weights", "peak", "weights_mb", "peak_mb"):
-        a, b = _memory_mb(current, metric), _memory_mb(reference, metric)
-        value = a / b if b else None
+        mb_cur, mb_ref = _memory_mb(current, metric), _memory_mb(reference, metric)
+        value = mb_cur / mb_ref if mb_ref else None
         return Measurement(value, (value, value) if value is not None else None, 1, "exact (deterministic sizes)")
     raise MeasureError(f"No ratio is defined for {metric!r}; use p50/p95/p99 of a latency, tokens_per_s, weights or peak.")
 

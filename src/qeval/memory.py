@@ -42,8 +42,8 @@ def weights_bytes(model: nn.Module) -> int:
     for module in model.modules():
         for tensor in module.parameters(recurse=False):
             counter.add_tensor(tensor, 0)
-        for tensor in module.buffers(recurse=False):
-            counter.add_tensor(tensor, 0)
+        for buffer in module.buffers(recurse=False):
+            counter.add_tensor(buffer, 0)
         for name, value in vars(module).items():
             if name not in _SKIP_MODULE_ATTRS:
                 counter.add_object(value, 0)

@@ -306,10 +306,13 @@ def _candidate(
     ok = [c for c in mine if c.status == "ok"]
     problems = [f"suite {c.suite}: {c.status}: {c.reason or 'no reason recorded'}" for c in mine if c.status != "ok"]
     problems += [f"suite {s}: not run at this precision" for s in suites if (precision, s) not in seen]
-    pp = perf[0] if perf and perf[0].status == "ok" else None
+    pp: PrecisionPerf | None = None
+    perf_label = ""
+    if perf is not None and perf[0].status == "ok":
+        pp, perf_label = perf
     checks: list[Check] = []
     for slo, names in expanded:
-        on_perf = _decide_on_perf(slo, pp, perf[1]) if pp is not None and is_cost_metric(slo.metric) else None
+        on_perf = _decide_on_perf(slo, pp, perf_label) if pp is not None and is_cost_metric(slo.metric) else None
         if on_perf is not None:
             checks.append(on_perf)
             continue
@@ -339,8 +342,7 @@ def _candidate(
         else:
             mb = used / BYTES_PER_MB
             checks.append(Check("memory", decide(slo, mb, (mb, mb), 1)))
-    scores = [_primary_value(c, primaries[c.suite]) for c in ok]
-    scores = [s for s in scores if s is not None]
+    scores = [v for v in (_primary_value(c, primaries[c.suite]) for c in ok) if v is not None]
     return Candidate(
         precision=precision, checks=tuple(checks), weights_bytes=weights, peak_bytes=peak, usd_per_1m=usd,
         accuracy=sum(scores) / len(scores) if scores else None, p95_latency_ms=p95, problems=tuple(problems),

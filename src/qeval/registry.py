@@ -46,7 +46,7 @@ class Registry(Generic[T]):
             module_name, _, attr = entry.partition(":")
             entry = getattr(importlib.import_module(module_name), attr)
             self._entries[name] = entry
-        return entry  # type: ignore[return-value]
+        return entry
 
     def unknown_message(self, name: str) -> str:
         close = difflib.get_close_matches(name, self.names(), n=1, cutoff=0.5)

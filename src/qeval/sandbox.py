@@ -35,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -113,9 +114,10 @@ def _owner(pid: str) -> int | None:
         return None
 
 
-def _libc_unshare():  # type: ignore[no-untyped-def]
-    if hasattr(os, "unshare"):  # Python 3.12+
-        return lambda flags: os.unshare(flags)  # type: ignore[attr-defined]
+def _libc_unshare() -> Callable[[int], None] | None:
+    os_unshare = getattr(os, "unshare", None)  # Python 3.12+
+    if os_unshare is not None:
+        return lambda flags: os_unshare(flags)
     try:
         import ctypes
 

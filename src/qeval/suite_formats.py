@@ -32,14 +32,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final, Literal, overload
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from qeval.errors import SuiteError
 
-AUTO = "auto"
+AUTO: Final = "auto"
 NATIVE = "native"
 HUMANEVAL = "humaneval"
 MBPP = "mbpp"
@@ -159,6 +159,7 @@ def _mbpp_case(raw: dict[str, Any], where: str) -> dict[str, Any]:
             _parse(test, f"{key}[{i}]", where)
     setup = "\n".join(s for s in [line.test_setup_code or "", *(line.test_imports or [])] if s.strip())
     _parse(setup, "test_setup_code", where)
+    entry: str | None
     if line.entry_point is not None:
         entry = _identifier(line.entry_point, "entry_point", where)
     else:
@@ -181,10 +182,11 @@ def _infer_entry_point(tests: list[str], code: str) -> str | None:
     else the first called name that is not a builtin."""
     called: list[str] = []
     for test in tests:
-        calls = [n for n in ast.walk(ast.parse(test)) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
-        for call in sorted(calls, key=lambda n: (n.lineno, n.col_offset)):
-            if call.func.id not in called:
-                called.append(call.func.id)
+        calls = [(n.lineno, n.col_offset, n.func.id) for n in ast.walk(ast.parse(test))
+                 if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+        for _line, _col, name in sorted(calls):
+            if name not in called:
+                called.append(name)
     try:
         defined = {n.name for n in ast.parse(code).body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -228,6 +230,10 @@ def json_problem(exc: ValueError | RecursionError) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+@overload
+def first_object(cases_path: Path, data: bytes, *, strict: Literal[True]) -> tuple[int, dict[str, Any]]: ...
+@overload
+def first_object(cases_path: Path, data: bytes, *, strict: bool) -> tuple[int, dict[str, Any]] | None: ...
 def first_object(cases_path: Path, data: bytes, *, strict: bool) -> tuple[int, dict[str, Any]] | None:
     """Line number and object of the first non-blank line. Unreadable: ``None``, or (``strict``)
     the error the full parse would give."""
@@ -263,7 +269,7 @@ def require_foreign_format(cases_path: Path, cases_bytes: bytes) -> str:
             f"{cases_path}: not a suite. Pass a suite folder (with suite.yaml) or a HumanEval/MBPP "
             f"file ending in {' or '.join(CASES_SUFFIXES)}."
         )
-    lineno, first = first_object(cases_path, cases_bytes, strict=True)  # type: ignore[misc]
+    lineno, first = first_object(cases_path, cases_bytes, strict=True)
     fmt = detect_format(first)
     if fmt is None or fmt == NATIVE:
         native = ""

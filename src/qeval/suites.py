@@ -128,10 +128,11 @@ class Suite:
     :meth:`limited`); for a bare HumanEval/MBPP file, the suite.yaml it stands for."""
     cases_format: str = NATIVE
     """``native``, ``humaneval`` or ``mbpp``: how the cases file was read."""
-    _template: jinja2.Template = field(repr=False, compare=False, default=None)  # type: ignore[assignment]
+    _template: jinja2.Template | None = field(repr=False, compare=False, default=None)
 
     def render(self, case: Case) -> str:
         """The user-message text for ``case`` (jinja2, undefined variables are errors)."""
+        assert self._template is not None, "load_suite compiles the prompt template of every suite it builds"
         return self._template.render(**case.inputs)
 
     def scorer(self) -> Scorer:

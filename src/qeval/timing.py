@@ -47,7 +47,12 @@ def summarise(requests: Sequence[TimedGeneration], wall_s: float, warmup_request
     (e2e - TTFT) / (output tokens - 1): from an endpoint, a stream chunk may carry several
     tokens, so the divisor is the token count (the server's ``usage`` where it sent one), not
     the number of chunks; ITL stays the gap between chunks, as served."""
-    ttft, tpot, itl, e2e, tok, overhead = [], [], [], [], [], []
+    ttft: list[float] = []
+    tpot: list[float] = []
+    itl: list[float] = []
+    e2e: list[float] = []
+    tok: list[float] = []
+    overhead: list[float] = []
     tokens = 0
     per_request = []
     kinds: dict[str, int] = {}
@@ -60,8 +65,9 @@ def summarise(requests: Sequence[TimedGeneration], wall_s: float, warmup_request
         source = getattr(r, "token_source", "ids")
         if source not in sources:
             sources.append(source)
-        if getattr(r, "client_overhead_ms", None) is not None:
-            overhead.append(float(r.client_overhead_ms))
+        overhead_ms = getattr(r, "client_overhead_ms", None)
+        if overhead_ms is not None:
+            overhead.append(float(overhead_ms))
         tok.append(r.tokenize_ms)
         times = r.token_times_ms
         tokens += r.output_tokens

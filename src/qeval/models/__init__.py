@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from qeval.errors import ModelError, UsageError
 from qeval.models._base import Generation, LoadedModel, ModelSource, TextModel, TimedGeneration
@@ -83,11 +84,18 @@ def cpu_only_torch() -> bool:
         tree = ast.parse(Path(str(path)).read_text(encoding="utf-8"))
     except Exception:  # noqa: BLE001 - absent, unusual or unreadable: ask torch itself
         return False
-    values = {}
+    values: dict[str, Any] = {}
+    target: ast.expr
+    value: ast.expr | None
     for node in tree.body:
-        target = node.target if isinstance(node, ast.AnnAssign) else (node.targets[0] if isinstance(node, ast.Assign) else None)
-        if isinstance(target, ast.Name) and isinstance(node.value, ast.Constant):
-            values[target.id] = node.value.value
+        if isinstance(node, ast.AnnAssign):
+            target, value = node.target, node.value
+        elif isinstance(node, ast.Assign):
+            target, value = node.targets[0], node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and isinstance(value, ast.Constant):
+            values[target.id] = value.value
     return all(k in values for k in ("cuda", "hip")) and values["cuda"] is None and values["hip"] is None
 
 

@@ -67,21 +67,26 @@ class TextModel(Protocol):
         """Greedy completion of one prompt with per-token timestamps."""
         ...
 
-    def generate_timed_batch(self, prompts: Sequence[str], settings: GenerationSettings) -> list[TimedGeneration]:
-        """Greedy completions of one batch, each with its per-token timestamps from the
-        batch start (after tokenization); ``qeval perf`` uses it. Optional."""
-        ...
-
-    def count_tokens(self, text: str) -> int:
-        """How many tokens ``text`` is as a prompt (``qeval perf`` sizes synthetic prompts). Optional."""
-        ...
-
     def weights_bytes(self) -> int | None:
         """Real storage of the weights as held now."""
         ...
 
     def close(self) -> None:
         """Release the weights (and device memory)."""
+        ...
+
+
+class ProfiledTextModel(TextModel, Protocol):
+    """A :class:`TextModel` with the optional methods ``qeval perf`` uses (it checks for them
+    with ``hasattr``; a replayed recording has neither)."""
+
+    def generate_timed_batch(self, prompts: Sequence[str], settings: GenerationSettings) -> list[TimedGeneration]:
+        """Greedy completions of one batch, each with its per-token timestamps from the
+        batch start (after tokenization)."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens ``text`` is as a prompt (``qeval perf`` sizes synthetic prompts)."""
         ...
 
 

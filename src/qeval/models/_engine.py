@@ -20,7 +20,10 @@ can score and journal finished blocks of cases while the batch keeps decoding.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from transformers.cache_utils import DynamicLayer
 
 MIN_SHARED_PREFIX_TOKENS = 16
 """Shorter common prefixes are prefilled with each row: the copy would save little."""
@@ -162,13 +165,17 @@ def _record(tokens, rows, prompts, results, max_new_tokens, end_ids, should_stop
     return finished
 
 
-def _check_layers(cache: Any) -> None:
+def _check_layers(cache: Any) -> list[DynamicLayer]:
+    """The cache's layers, each checked to be an initialized plain DynamicLayer."""
     from transformers.cache_utils import DynamicLayer
 
+    layers: list[DynamicLayer] = []
     for layer in getattr(cache, "layers", None) or [None]:
         # exact type: sliding-window and quantized layers keep state we do not merge
         if type(layer) is not DynamicLayer or not getattr(layer, "is_initialized", False):
             raise EngineUnsupported(f"cache layer {type(layer).__name__} is not a plain DynamicLayer")
+        layers.append(layer)
+    return layers
 
 
 def _forward(model: Any, **kwargs: Any) -> Any:
@@ -186,8 +193,7 @@ def _prefill_prefix(model: Any, ids: Sequence[int], device: Any) -> list[tuple[A
     cache = DynamicCache()
     input_ids = torch.tensor([list(ids)], device=device)
     _forward(model, input_ids=input_ids, attention_mask=torch.ones_like(input_ids), past_key_values=cache)
-    _check_layers(cache)
-    return [(layer.keys, layer.values) for layer in cache.layers]
+    return [(layer.keys, layer.values) for layer in _check_layers(cache)]
 
 
 def _prefill(model, suffixes, rows, prefix_kv, prefix_len, pad_id, device):

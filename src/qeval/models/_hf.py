@@ -138,7 +138,9 @@ class HFTextModel:
         results: list[Generation | None] = [None] * len(prompts)
         for i, gen in self.generate_stream(prompts, settings):
             results[i] = gen
-        return results  # type: ignore[return-value]
+        done = [r for r in results if r is not None]
+        assert len(done) == len(results), "generate_stream yields every prompt"
+        return done
 
     def generate_stream(
         self, prompts: Sequence[str], settings: GenerationSettings, group: int | None = None
@@ -374,7 +376,8 @@ class HFSource:
                 f"{self.path}: cannot load the model ({_first_line(exc)}). The folder needs the config.json and weights "
                 "(model.safetensors or pytorch_model.bin) that save_pretrained writes: re-save or re-download the model."
             ) from None
-        model.to(device)
+        # transformers' stubs type PreTrainedModel.to through a decorator that drops the device argument
+        model.to(device)  # type: ignore[arg-type]
         model.eval()
         _sync(device)
         load_s = time.perf_counter() - t0
@@ -384,11 +387,11 @@ class HFSource:
         context = None
         if prec.needs_calibration:
             context = QuantizeContext(tokenizer, calibration, self._artifact_dir(prec, calibration))
-        model, applied = prec.apply(model, device, context)
+        quantized, applied = prec.apply(model, device, context)
         _sync(device)
         quantize_s = time.perf_counter() - t1
         return LoadedModel(
-            model=HFTextModel(model, tokenizer, device),
+            model=HFTextModel(quantized, tokenizer, device),
             load_s=load_s,
             quantize_s=quantize_s,
             applied=applied,

@@ -176,7 +176,7 @@ def _parse_line(target: Path, lineno: int, raw: bytes) -> RecordedCompletion | N
     tokens = obj["output_tokens"]
     if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
         raise ModelError(f"{where}: 'output_tokens' must be a whole number >= 0, got {tokens!r}.")
-    return RecordedCompletion(*(obj[k] for k in _TEXT_KEYS), output_tokens=tokens, line=lineno)
+    return RecordedCompletion(**{k: obj[k] for k in _TEXT_KEYS}, output_tokens=tokens, line=lineno)
 
 
 def _recorded_model_name(recording: Recording) -> str | None:
@@ -200,7 +200,7 @@ class _PromptIndex:
         for row in rows:
             self.by_prompt.setdefault(row.prompt, []).append(row)
             by_suite.setdefault(row.suite, []).append(row.prompt)
-        shapes = []
+        shapes: list[tuple[str, int, int]] = []
         for prompts in by_suite.values():
             distinct = list(dict.fromkeys(prompts))
             head = len(os.path.commonprefix(distinct))

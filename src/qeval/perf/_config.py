@@ -110,9 +110,9 @@ def validate(config: PerfConfig) -> None:
         raise UsageError(f"--warmup must be 0 or more (got {config.warmup}).")
     if not config.batch_sizes or any(b < 1 for b in config.batch_sizes):
         raise UsageError(f"--batch-sizes must be positive integers (got {config.batch_sizes}).")
-    for flag, value in (("--gpu-hour-usd", config.gpu_hour_usd), ("--api-usd-per-1m", config.api_usd_per_1m)):
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise UsageError(f"{flag} must be a positive number of USD (got {value}).")
+    for flag, usd in (("--gpu-hour-usd", config.gpu_hour_usd), ("--api-usd-per-1m", config.api_usd_per_1m)):
+        if usd is not None and not (math.isfinite(usd) and usd > 0):
+            raise UsageError(f"{flag} must be a positive number of USD (got {usd}).")
     if config.api_usd_per_1m is not None and config.gpu_hour_usd is None:
         raise UsageError("--api-usd-per-1m compares against the GPU's price: give --gpu-hour-usd too.")
     if config.into is not None and not Path(config.into).is_dir():

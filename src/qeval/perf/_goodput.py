@@ -91,7 +91,7 @@ def point_verdicts(
     """SLO text -> "pass" | "fail" | "inconclusive" at one load point (not ok: all fail)."""
     if point.status != "ok":
         return {str(s): "fail" for s in slos}
-    out = {}
+    out: dict[str, str] = {}
     for slo in slos:
         value, ci, n, min_n = measure_point(slo, point, weights_bytes, ratios)
         out[str(slo)] = decide(slo, value, ci, n, min_n).outcome

@@ -28,7 +28,7 @@ class Block:
 
 def abba_order(precisions: Sequence[str], batch_sizes: Sequence[int], rounds: int) -> list[Block]:
     """Every block of the profile in the order it runs."""
-    blocks = []
+    blocks: list[Block] = []
     for r in range(rounds):
         for b in batch_sizes:
             names = precisions if r % 2 == 0 else list(reversed(precisions))

@@ -27,7 +27,7 @@ from qeval.perf._config import DEFAULT_SYNTHETIC_PROMPTS, PerfConfig, validate
 from qeval.perf._cost import cost_at, costed_load
 from qeval.perf._goodput import goodput, parse_perf_slos
 from qeval.perf._plan import Block, abba_order
-from qeval.perf._schema import ColdStart, LoadPoint, PerfRecord, PrecisionPerf
+from qeval.perf._schema import ColdStart, LoadPoint, LoadStatus, PerfRecord, PrecisionPerf, Ratio
 from qeval.perf._stats import distribution, rate_interval, ratios, request_latencies
 
 Note = Callable[[str], None]
@@ -110,7 +110,7 @@ class _Served:
     round_wall_s: list[float] = field(default_factory=list)
     peak_growth: int | None = None
     peak_kind: str = ""
-    status: str = "ok"
+    status: LoadStatus = "ok"
     reason: str | None = None
     ran: bool = False
 
@@ -150,6 +150,7 @@ def _prompts(model: Any, config: PerfConfig, suite: Any) -> list[str]:
         from qeval.evaluate import build_prompts
 
         return build_prompts(model, suite)
+    assert config.prompt_tokens is not None, "validate(): without --suite, --prompt-tokens is required"
     return [synthetic_prompt(model, config.prompt_tokens)] * (config.limit or DEFAULT_SYNTHETIC_PROMPTS)
 
 
@@ -273,7 +274,7 @@ def _point(entry: _Loaded, batch_size: int, warmup: int) -> LoadPoint:
                else "not run")
         return LoadPoint(batch_size=batch_size, status="skipped", reason=why, warmup_requests=warmup)
     if served.status != "ok":
-        return LoadPoint(batch_size=batch_size, status=served.status, reason=served.reason,  # type: ignore[arg-type]
+        return LoadPoint(batch_size=batch_size, status=served.status, reason=served.reason,
                          warmup_requests=warmup)
     tokens, wall = sum(served.round_tokens), sum(served.round_wall_s)
     rates = tuple(t / w for t, w in zip(served.round_tokens, served.round_wall_s) if w > 0)
@@ -362,8 +363,9 @@ def measure(config: PerfConfig, source: Any = None, note: Note | None = None) ->
                     _warm_batch(entry, batch_size, settings)
         order = []
         for block in abba_order([e.name for e in loaded], config.batch_sizes, config.rounds):
-            entry = outcomes[block.precision]
-            assert isinstance(entry, _Loaded)
+            outcome = outcomes[block.precision]
+            assert isinstance(outcome, _Loaded)
+            entry = outcome
             served = entry.served.get(block.batch_size)
             if (entry.oom_at is not None and block.batch_size >= entry.oom_at) or (served and served.status != "ok"):
                 continue
@@ -417,7 +419,7 @@ def _assemble(config: PerfConfig, outcomes: dict, slos) -> tuple[PrecisionPerf, 
             results.append(o)
             continue
         mine = points[name]
-        rat = ()
+        rat: tuple[Ratio, ...] = ()
         if reference is not None and name != config.names[0]:
             rat = tuple(r for ref, cur in zip(reference, mine) for r in ratios(ref, cur))
         good = goodput(slos, mine, o.weights_bytes, rat) if slos else None

@@ -26,11 +26,11 @@ class AsIsConfig:
     """"stored": whatever the checkpoint holds; the record's ``compute_dtype`` names it."""
 
 
-class AsIsPrecision(Precision):
+class AsIsPrecision(Precision[AsIsConfig]):
     """Load the checkpoint as stored; ``apply`` only moves the model and records its dtype."""
 
     @property
-    def load_dtype(self) -> None:  # type: ignore[override]
+    def load_dtype(self) -> None:
         """None: the model source loads the checkpoint in its stored dtype."""
         return None
 

@@ -20,7 +20,7 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
     import torch
@@ -122,7 +122,17 @@ def torch_dtype(name: str) -> torch.dtype:
     return dtype
 
 
-class Precision(ABC):
+class PrecisionConfig(Protocol):
+    """What every precision's config has (beyond being a frozen dataclass)."""
+
+    @property
+    def compute_dtype(self) -> str: ...
+
+
+ConfigT = TypeVar("ConfigT", bound=PrecisionConfig)
+
+
+class Precision(ABC, Generic[ConfigT]):
     """A named precision: a frozen ``config`` (the scheme) and the code that applies it.
 
     Subclasses set ``backend`` (None for plain dtypes) and implement ``_apply``;
@@ -135,12 +145,12 @@ class Precision(ABC):
     calibration_purpose: ClassVar[str] = ""
     """Said in the error when a calibrated precision gets no calibration text, e.g. " to fix its activation ranges"."""
 
-    def __init__(self, name: str, description: str, config: Any) -> None:
+    def __init__(self, name: str, description: str, config: ConfigT) -> None:
         if not dataclasses.is_dataclass(config):
             raise TypeError("a precision's config must be a (frozen) dataclass")
-        self.name = name
-        self.description = description
-        self.config = config
+        self.name: str = name
+        self.description: str = description
+        self.config: ConfigT = config
 
     def __repr__(self) -> str:
         return f"<Precision {self.name}: {self.description}>"
@@ -314,5 +324,15 @@ def choose_group_size(
     )
 
 
+def get_linear(model: nn.Module, name: str) -> nn.Linear:
+    """The nn.Linear called ``name`` in ``model`` (a name from :func:`select_linears`)."""
+    from torch import nn
+
+    module = model.get_submodule(name)
+    if not isinstance(module, nn.Linear):
+        raise TypeError(f"{name} is a {type(module).__name__}, not an nn.Linear")
+    return module
+
+
 def in_features_of(model: nn.Module, names: Iterable[str]) -> list[int]:
-    return [model.get_submodule(n).in_features for n in names]
+    return [get_linear(model, n).in_features for n in names]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from torch import nn
 
-from qeval.quantize._base import Backend, Precision, select_linears, torch_dtype
+from qeval.quantize._base import Backend, Precision, get_linear, select_linears, torch_dtype
 
 BNB = Backend(dist="bitsandbytes", module="bitsandbytes", pin="0.50.2", extra="bnb")
 
@@ -32,7 +32,7 @@ class BnbConfig:
     compute_dtype: str = "bfloat16"
 
 
-class BnbPrecision(Precision):
+class BnbPrecision(Precision[BnbConfig]):
     backend = BNB
 
     def _apply(self, model: nn.Module, device: str) -> tuple[nn.Module, dict[str, Any]]:
@@ -42,7 +42,7 @@ class BnbPrecision(Precision):
         compute_dtype = torch_dtype(self.config.compute_dtype)
         names, kept = select_linears(model)
         for name in names:
-            old = model.get_submodule(name)
+            old = get_linear(model, name)
             new = bnb.nn.Linear4bit(
                 old.in_features,
                 old.out_features,

@@ -20,7 +20,7 @@ class DtypeConfig:
     bits: int
 
 
-class DtypePrecision(Precision):
+class DtypePrecision(Precision[DtypeConfig]):
     """Load in a dtype and run; ``apply`` only moves the model and records.
 
     Nothing is quantized, so nothing is "skipped": ``layers_skipped`` stays empty.

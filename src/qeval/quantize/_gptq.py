@@ -21,10 +21,11 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from torch import nn
+    from transformers import PreTrainedModel
 
 from qeval.calibration import check_token_budget
 from qeval.quantize._base import (
@@ -61,11 +62,12 @@ class GptqConfig:
     """The base model is loaded in this dtype before it is saved for gptqmodel."""
 
 
-class GptqPrecision(Precision):
+class GptqPrecision(Precision[GptqConfig]):
     backend = GPTQMODEL
     needs_calibration = True
 
     def _apply(self, model: nn.Module, device: str, context: QuantizeContext | None = None) -> tuple[nn.Module, dict[str, Any]]:
+        assert context is not None, "Precision.apply passes a context with calibration to a calibrated precision"
         with _library_output(Path(tempfile.gettempdir()) / f"qeval-gptq-import-{os.getpid()}.log"):
             gptq = self.backend.load("gptqmodel")  # prints a version banner on first import
         names, kept = select_linears(model)
@@ -105,18 +107,20 @@ class GptqPrecision(Precision):
         _redirect_logs(scratch / "logs")
         from qeval.memory import peak_memory
 
+        # gptqmodel works on model folders: the model is a transformers model (save_pretrained, device)
+        hf_model = cast("PreTrainedModel", model)
         started = time.perf_counter()
         log = scratch / GPTQMODEL_LOG
         try:
-            with peak_memory(model.device.type) as peak, _library_output(log):
+            with peak_memory(hf_model.device.type) as peak, _library_output(log):
                 base = scratch / "base"
-                model.save_pretrained(base)
+                hf_model.save_pretrained(base)
                 context.tokenizer.save_pretrained(base)
                 config = gptq.QuantizeConfig(
                     bits=self.config.bits, group_size=group, sym=self.config.symmetric,
                     desc_act=self.config.desc_act, damp_percent=self.config.damp_percent,
                 )
-                work = gptq.GPTQModel.load(str(base), config, device=model.device.type)
+                work = gptq.GPTQModel.load(str(base), config, device=hf_model.device.type)
                 work.quantize(list(context.calibration.texts), tokenizer=context.tokenizer,
                               batch_size=self.config.batch_size, backend=backend)
                 out = scratch / "checkpoint"

@@ -40,7 +40,7 @@ class HqqConfig:
     compute_dtype: str = "bfloat16"
 
 
-class HqqPrecision(Precision):
+class HqqPrecision(Precision[HqqConfig]):
     backend = HQQ
 
     def _apply(self, model: nn.Module, device: str) -> tuple[nn.Module, dict[str, Any]]:

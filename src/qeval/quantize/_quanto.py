@@ -39,7 +39,7 @@ class QuantoConfig:
     compute_dtype: str = "bfloat16"
 
 
-class QuantoPrecision(Precision):
+class QuantoPrecision(Precision[QuantoConfig]):
     backend = QUANTO
 
     def _apply(self, model: nn.Module, device: str) -> tuple[nn.Module, dict[str, Any]]:
@@ -53,7 +53,8 @@ class QuantoPrecision(Precision):
         quanto.quantize(model, weights=getattr(quanto, self.config.weights), include=names)
         quantized = [n for n in names if isinstance(model.get_submodule(n), quanto.QModuleMixin)]
         for n in quantized:
-            model.get_submodule(n).weight_group_size = group
+            # torch types Module.__setattr__ values as Tensor | Module; quanto's QModule takes an int here
+            model.get_submodule(n).weight_group_size = group  # type: ignore[assignment]
         quanto.freeze(model)
         return model, {
             "group_size": group,

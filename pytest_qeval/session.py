@@ -215,7 +215,9 @@ class QevalSession:
         if not todo:
             return
         names = ", ".join(f"{s.name} ({len(s.cases)} cases)" for s in todo)
-        self.write_line(f"qeval: evaluating {spec} on {names} ...")
+        what = (f"{spec.model} at {spec.precision}" if spec.kind == "model" and spec.name == spec.precision
+                else f"{spec.name} ({spec.spec})")
+        self.write_line(f"qeval: evaluating {what} on {names} ...")
         target = self.target(precision_name)
         with quiet():
             cells = run_target(target, todo, self.device, self.sweep_config(), _Lines(self.write_line), precision_name)

@@ -103,3 +103,15 @@ def test_target_option_mistakes_are_usage_errors(project, args, says):
     result = run(project, "--qeval", "mini", *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert says in result.stderr.str()
+
+
+def test_targets_from_pyproject(project):
+    with ScriptedServer(responder=_sums) as server:
+        project.makefile(".toml", pyproject=(
+            "[tool.qeval]\n"
+            f'target = ["incumbent=fakemodel:right@fp32", "canary=openai:{server.base_url}"]\n'
+            'slos = ["accuracy_drop_vs(incumbent) <= 0.3"]\n'
+            "latency_samples = 0\n"
+        ))
+        result = run(project, "-v", "--qeval", "mini")
+    result.stdout.fnmatch_lines(["*mini::canary::accuracy_drop_vs(incumbent)<=0.3 PASSED*"])

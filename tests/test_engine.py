@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from qeval.models._base import Abilities
+
 import random
 import warnings
 
@@ -204,7 +206,7 @@ def test_hf_text_model_falls_back_to_model_generate(tiny, monkeypatch):
 class _RefillingFake(FakeTextModel):
     """Streams completions in a scrambled order, as a slot-refilling batch does."""
 
-    refills_slots = True
+    abilities = Abilities(refills_slots=True)
 
     def __init__(self):
         super().__init__(lambda prompt, precision: f"The answer is {len(prompt)}.", "fp32", 0.0, 0)

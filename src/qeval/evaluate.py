@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any, cast
 
 from qeval.config import GenerationSettings
 from qeval.models import TextModel
+from qeval.models._base import abilities_of
 from qeval.results import CaseResult, Score
 
 
@@ -52,7 +54,7 @@ chunks, so the chunk size only sets how much work an interruption can lose."""
 
 def chunk_size(model: TextModel, settings: GenerationSettings) -> int:
     """Cases per journal unit of the accuracy pass (and per ``generate`` call of a static model)."""
-    refills = getattr(model, "refills_slots", False)
+    refills = abilities_of(model).refills_slots
     return settings.batch_size * (CHUNK_BATCHES if refills else 1)
 
 
@@ -63,7 +65,7 @@ def accuracy_pass(
     """Generate every case of ``suite`` greedily and score it, in chunks of cases.
 
     A chunk is ``settings.batch_size`` cases, or ``batch_size * CHUNK_BATCHES`` for a
-    model that refills the slots of finished rows (``refills_slots`` and
+    model that refills the slots of finished rows (``abilities.refills_slots`` and
     ``generate_stream``, :mod:`qeval.models._engine`): every chunk still to do is handed
     to it at once, and a chunk is scored and journaled as soon as its last case ends,
     while the batch goes on decoding the next ones. A chunk's ``wall_s`` is the generation
@@ -80,9 +82,9 @@ def accuracy_pass(
     """
     done = done or {}
     prompts = build_prompts(model, suite)
-    check = getattr(model, "check_cases", None)  # optional: a model that serves recorded cases (replay)
-    if check is not None:
-        check(suite.name, [c.id for c in suite.cases])
+    abilities = abilities_of(model)
+    if abilities.checks_cases:  # a model that serves recorded cases (replay)
+        cast(Any, model).check_cases(suite.name, [c.id for c in suite.cases])
     scorer = suite.scorer()
     size = chunk_size(model, settings)
     chunks = [(index, b, suite.cases[b : b + size]) for index, b in enumerate(range(0, len(prompts), size))]
@@ -109,7 +111,7 @@ def accuracy_pass(
         if should_stop is not None:
             should_stop()
 
-    stream = getattr(model, "generate_stream", None) if getattr(model, "refills_slots", False) else None
+    stream = cast(Any, model).generate_stream if abilities.refills_slots else None  # the ability says it has one
     if stream is not None and todo:
         _stream_chunks(stream, todo, prompts, settings, size, finish)
     else:

@@ -11,6 +11,28 @@ from qeval.results import ModelCard
 
 
 @dataclass(frozen=True)
+class Abilities:
+    """What a loaded text model (a provisioned target) can do: read by the passes, never probed."""
+
+    refills_slots: bool = False
+    """Rows finish one by one and free slots are refilled (the in-process engine; an endpoint's
+    concurrent requests): ``generate_stream`` takes every prompt at once and the accuracy pass
+    journals chunks as they end, instead of draining a batch per chunk."""
+    remote: bool = False
+    """Served by someone else: weights bytes and peak memory are unknown, never the client's RSS."""
+    streams_tokens: bool = True
+    """Token (or chunk) timestamps come with each timed request: TTFT and ITL can be measured."""
+    checks_cases: bool = False
+    """It serves recorded completions and must be told which cases it will be asked (``check_cases``)."""
+
+
+def abilities_of(model: object) -> Abilities:
+    """``model.abilities``; a user's own model (``--model module:attr``) without one gets the defaults."""
+    found = getattr(model, "abilities", None)
+    return found if isinstance(found, Abilities) else Abilities()
+
+
+@dataclass(frozen=True)
 class Generation:
     """One completion of the accuracy pass."""
 

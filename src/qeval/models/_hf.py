@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from qeval.config import GenerationSettings
 from qeval.errors import ModelError
-from qeval.models._base import Generation, LoadedModel, TimedGeneration
+from qeval.models._base import Abilities, Generation, LoadedModel, TimedGeneration
 from qeval.results import ModelCard
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ class _TokenClock:
 class HFTextModel:
     """A transformers causal LM + tokenizer behind the :class:`TextModel` interface."""
 
-    refills_slots = True
+    abilities = Abilities(refills_slots=True)
     """``generate_stream`` decodes ``batch_size`` rows at a time and refills finished rows'
     slots: the accuracy pass hands it every prompt at once and journals chunks as they end."""
 

@@ -53,7 +53,7 @@ from typing import Any
 
 from qeval.config import GenerationSettings
 from qeval.errors import ModelError
-from qeval.models._base import Generation, LoadedModel, TimedGeneration
+from qeval.models._base import Abilities, Generation, LoadedModel, TimedGeneration
 from qeval.results import ModelCard
 
 REPLAY_PREFIX = "replay:"
@@ -237,6 +237,7 @@ def _short(text: str, width: int = 32) -> str:
 
 
 class ReplayTextModel:
+    abilities = Abilities(streams_tokens=False, checks_cases=True)
     """Completions of one recorded precision, served by prompt; nothing is generated."""
 
     def __init__(self, recording: Recording, precision: str, device: str) -> None:

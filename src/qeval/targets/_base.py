@@ -8,24 +8,11 @@ for the sweep, ``qeval perf`` and the pytest plugin alike.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Protocol
 
+from qeval.models._base import Abilities as TargetAbilities  # noqa: F401 - re-exported
 from qeval.results import ModelCard
 from qeval.targets._spec import TargetSpec
-
-
-@dataclass(frozen=True)
-class TargetAbilities:
-    """What a provisioned target can do (read by the passes instead of probing with getattr)."""
-
-    refills_slots: bool = False
-    """Rows of the accuracy pass finish one by one and free slots are refilled (in-process engine,
-    or an endpoint's concurrent requests): chunks are streamed, not drained."""
-    remote: bool = False
-    """Served by someone else: weights bytes and peak memory are unknown, never the client's RSS."""
-    streams_tokens: bool = True
-    """Token timestamps come from a stream (the timed pass can measure TTFT, ITL)."""
 
 
 class Target(Protocol):

@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qeval.config import GenerationSettings
-from qeval.models._base import Generation, LoadedModel, TimedGeneration
+from qeval.models._base import Abilities, Generation, LoadedModel, TimedGeneration
 from qeval.results import ModelCard
-from qeval.targets._base import TargetAbilities
 from qeval.targets._spec import TargetSpec
 
 _MESSAGES_KEY = "messages"
@@ -56,8 +55,7 @@ class EndpointModel:
     """A text model backed by an :class:`qeval.targets._http.EndpointClient`."""
 
     device = "remote"
-    abilities = TargetAbilities(refills_slots=True, remote=True, streams_tokens=True)
-    refills_slots = True
+    abilities = Abilities(refills_slots=True, remote=True, streams_tokens=True)
 
     def __init__(self, client: Any, concurrency: int, seed: int | None = 0,
                  count_tokens: Callable[[str], int] | None = None) -> None:

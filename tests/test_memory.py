@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+import gc
+
 import torch
 from torch import nn
 
@@ -74,6 +76,9 @@ def test_bnb_quant_state_and_hqq_meta_are_counted(by_precision):
 
 def _allocate_while_measuring() -> tuple[memory.PeakMemory, int]:
     size = 64 * 2**20
+    # garbage from earlier tests (a model in a reference cycle) freed mid-window would lower the
+    # RSS while the block raises it: collect it first
+    gc.collect()
     with peak_memory("cpu") as peak:
         block = torch.ones(size, dtype=torch.uint8)  # touched pages: really resident
         del block
@@ -91,6 +96,7 @@ def test_cpu_peak_sees_a_freed_allocation():
 def test_cpu_peak_falls_back_to_sampling(monkeypatch):
     monkeypatch.setattr(memory, "_reset_hwm", lambda: False)
     size = 64 * 2**20
+    gc.collect()  # as above
     with peak_memory("cpu") as peak:
         block = torch.ones(size, dtype=torch.uint8)
         block.add_(1)

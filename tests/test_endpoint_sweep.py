@@ -113,6 +113,8 @@ def test_a_server_that_dies_mid_run_gives_error_outcomes_and_a_report(tmp_path):
     assert None in kinds and kinds - {None} <= {"connection", "truncated", "timeout"}
     assert sum(c.error is not None for c in cell.cases) >= 6
     assert cell.metrics["error_rate"].value >= 0.5
+    # the timed pass met a dead server: counted, not timed, and no throughput of zero
+    assert cell.latency.requests == 0 and cell.latency.errors == 2 and cell.latency.output_tokens_per_s is None
     assert (path / "results.json").is_file() and (path / "summary.md").is_file()
     assert took < 120
 

@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from rich.markup import escape
+
 from qeval.cli_common import console, err_console, target_options
 from qeval.cli_common import split_list as _split
 from qeval.cli_common import user_errors as _user_errors
@@ -147,6 +149,10 @@ def sweep(
     failed = [c for c in record.cells if c.status == "failed"]
     if failed:
         console.print(f"[yellow]{len(failed)} cell(s) failed; their reasons are in the report.[/]")
+    for cell in record.cells:
+        if cell.status == "ok" and cell.reason:  # ran, with something to say (failed requests, a timed pass that broke)
+            console.print(f"[yellow]note[/] {escape(cell.precision)} × {escape(cell.suite)}: {escape(cell.reason)}",
+                          highlight=False, soft_wrap=True)
 
 
 @app.command("precisions")

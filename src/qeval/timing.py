@@ -87,7 +87,7 @@ def summarise(requests: Sequence[TimedGeneration], wall_s: float, warmup_request
         itl_ms=percentiles(itl),
         e2e_ms=percentiles(e2e),
         tokenize_ms=percentiles(tok),
-        output_tokens_per_s=(tokens / wall_s) if wall_s > 0 and requests else None,
+        output_tokens_per_s=(tokens / wall_s) if wall_s > 0 and len(requests) > sum(kinds.values()) else None,
         requests=len(requests) - sum(kinds.values()),
         warmup_requests=warmup_requests,
         output_tokens=tokens,

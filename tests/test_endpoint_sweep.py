@@ -189,3 +189,20 @@ def test_perf_profiles_an_endpoint_beside_an_in_process_target(tmp_path):
     assert at4.latency["ttft"].n == at4.requests
     assert sent >= 8 + 8 + 1  # both batch sizes' timed requests and the cold-start request went to the server
     assert record.reference == "ref" and any(r.batch_size == 4 for r in served.ratios)
+
+
+def test_resume_refuses_an_endpoint_that_now_serves_something_else(tmp_path):
+    from qeval.journal import JournalError
+
+    with ScriptedServer(responder=sums_responder, version={"version": "1.0"}) as server:
+        config = _config(tmp_path, server.base_url, latency_samples=0, batch_size=1,
+                         targets=(parse_target(f"served=openai:{server.base_url}"),))
+        _, path = run_sweep(config)
+        journal = path / "journal.jsonl"
+        lines = journal.read_text().splitlines()
+        first_batch = next(i for i, line in enumerate(lines) if json.loads(line)["kind"] == "batch")
+        journal.write_text("\n".join(lines[: first_batch + 1]) + "\n")
+        (path / "results.json").unlink()
+        server.version = {"version": "2.0"}  # redeployed behind the same URL
+        with pytest.raises(JournalError, match=r"changed since the run started \(version"):
+            resume_sweep(path)

@@ -205,8 +205,10 @@ def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tup
             "config": to_dict(replace(config, run_id=run_id)), "cwd": os.getcwd(), "suite_hashes": hashes,
             "device": device,
             "model": to_dict(record.model),
+            "endpoints": {t.name: endpoint_identity(t.identity) for t in record.targets if t.remote},
         })
     else:
+        check_endpoints(state, record.targets)
         journal = Journal(state.path, truncate_to=state.valid_bytes)
     ctx = _Ctx(journal, state)
     resumed: dict[str, Any] = {}
@@ -275,6 +277,30 @@ def _write(record: RunRecord, out: Path, resumed: dict, incomplete: bool, views:
                   f"`qeval sweep --resume {path}`\n\n")
         atomic_write_text(summary, banner + text)
     return path
+
+
+def endpoint_identity(identity: Any) -> dict[str, Any]:
+    """The part of an endpoint's identity that says what it serves (not when it was asked)."""
+    ident = dict(identity or {})
+    return {k: ident.get(k) for k in ("base_url", "model", "version", "server_header")}
+
+
+def check_endpoints(state: Any, targets: Sequence[Any]) -> None:
+    """Refuse to finish a run against an endpoint that now says it serves something else: the finished
+    and the new chunks of its cells would come from two different deployments."""
+    from qeval.journal import JournalError
+
+    was = state.header.get("endpoints") or {}
+    for t in targets:
+        if not t.remote or t.name not in was or t.name in state.cells or not t.identity:
+            continue
+        now = endpoint_identity(t.identity)
+        if now != was[t.name]:
+            changed = ", ".join(f"{k} {was[t.name].get(k)!r} -> {now.get(k)!r}" for k in now if now.get(k) != was[t.name].get(k))
+            raise JournalError(
+                f"{state.path}: endpoint target {t.name!r} changed since the run started ({changed}); resuming would "
+                "mix answers of two deployments in one cell. Point it back at the same deployment, or start a new sweep."
+            )
 
 
 def target_records(targets: dict[str, Any]) -> tuple:

@@ -173,19 +173,19 @@ class QevalSession:
     def target(self, name: str) -> Any:
         """A provisionable target for ``name`` (endpoints are identified the first time)."""
         if name not in self._targets:
-            from qeval.quantize import get_precision
-            from qeval.targets import EndpointTarget, InProcessTarget
+            from dataclasses import replace
+
+            from qeval.targets import InProcessTarget, build_targets
 
             spec = self.target_spec(name)
-            if spec.kind == "openai":
-                target: Any = EndpointTarget(spec, concurrency=self.options.concurrency,
-                                             read_timeout_s=self.options.request_timeout)
-                target.identify()  # down: a usage error within seconds, not a hang
-            else:
-                precision = get_precision(str(spec.precision))
+            source = None
+            if spec.kind == "model":
                 source = self.source if spec.model == self.options.model else self._source_for(str(spec.model))
-                target = InProcessTarget(spec, source, precision,
-                                         self.calibration if precision.needs_calibration else None)
+            # an endpoint that is down fails here: a usage error within seconds, not a hang
+            target = build_targets((spec,), source, concurrency=self.options.concurrency,
+                                   request_timeout_s=self.options.request_timeout)[name]
+            if isinstance(target, InProcessTarget) and target.precision.needs_calibration:
+                target = replace(target, calibration=self.calibration)
             self._targets[name] = target
         return self._targets[name]
 

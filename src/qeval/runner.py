@@ -1,7 +1,7 @@
 """The one entry point that runs cells: a provisioned target × suites → frozen cell results.
 
 Every way of running a cell goes through :func:`run_target`: the sweep, the pytest plugin
-and ``qeval perf``'s cold start (and, later, a Ray task). Per target: provision once
+and (later) a Ray task; ``qeval perf`` provisions the same targets. Per target: provision once
 (load + quantize, or identify the endpoint), then per suite the accuracy pass and the timed
 pass. A target that cannot run here becomes ``skipped`` cells; one that breaks (OOM, backend
 error, endpoint gone) becomes ``failed`` cells with the reason, and the caller goes on. A
@@ -254,14 +254,3 @@ def run_target(
             cuda_reserved_bytes=peak.cuda_reserved_bytes,
         )
     return [_cell(name, o, memory, loaded, loaded.applied) for o in outcomes]
-
-
-def run_precision(
-    source: Any, precision: Any, suites: Sequence[Any], device: str, config: SweepConfig, reporter: Reporter,
-    calibration: Any = None, label: str | None = None, ctx: RunContext | None = None,
-) -> list[CellResult]:
-    """:func:`run_target` for ``source`` at ``precision`` (the cells named ``label`` or the precision)."""
-    from qeval.targets import InProcessTarget, TargetSpec
-
-    spec = TargetSpec(name=label or precision.name, kind="model", model=source.card.spec, precision=precision.name)
-    return run_target(InProcessTarget(spec, source, precision, calibration), suites, device, config, reporter, label, ctx)

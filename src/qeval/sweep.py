@@ -37,7 +37,7 @@ from qeval.results import (
     to_dict,
 )
 from qeval.run_id import new_run_id
-from qeval.runner import Reporter, RunContext, Silent, SweepInterrupted, run_precision, run_target  # noqa: F401 - re-exported
+from qeval.runner import Reporter, RunContext, Silent, SweepInterrupted, run_target
 from qeval.targets import InProcessTarget, build_targets
 
 

@@ -7,7 +7,7 @@ endpoint someone else serves (:class:`EndpointTarget`); both are run through
 
 from __future__ import annotations
 
-from qeval.targets._base import Target, TargetAbilities
+from qeval.targets._base import Target
 from qeval.targets._build import build_targets, token_counter
 from qeval.targets._endpoint import EndpointModel, EndpointTarget, decode_messages, encode_messages
 from qeval.targets._inprocess import InProcessTarget
@@ -27,7 +27,6 @@ __all__ = [
     "EndpointTarget",
     "InProcessTarget",
     "Target",
-    "TargetAbilities",
     "TargetSpec",
     "build_targets",
     "check_name",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from qeval.models._base import Abilities as TargetAbilities  # noqa: F401 - re-exported
 from qeval.results import ModelCard
 from qeval.targets._spec import TargetSpec
 

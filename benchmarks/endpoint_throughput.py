@@ -330,7 +330,7 @@ def main() -> None:
         print(f"vLLM ready in {server.startup_s or 0:.1f} s at {server.base_url}")
         shaper = EndpointModel(client=None, concurrency=args.concurrency)
         prompts = build_prompts(shaper, suite)
-        texts = tuple(suite.render(c) for c in suite.cases) if suite.chat_template else tuple(prompts)
+        texts = tuple(suite.render(c) for c in suite.cases) if suite.chat_template else tuple(p.text for p in prompts)
         bodies = tuple(json.dumps(_request_body(shaper.request(p, settings), server.served_model_name, True)).encode()
                        for p in prompts)
         work = Workload(server.base_url, server.served_model_name, suite.chat_template, texts, suite.system_prompt,

@@ -50,7 +50,7 @@ def static_equivalence(hf, suite, settings, acc) -> int:
     """How many of the plain static loop's completions equal batch-1 ``model.generate``'s."""
     from qeval.evaluate import build_prompts
 
-    prompts = build_prompts(hf, suite)
+    prompts = [p.text for p in build_prompts(hf, suite)]
     size = settings.batch_size
     static = [g for b in range(0, len(prompts), size) for g in hf._generate_static(prompts[b : b + size], settings)]
     one = [hf._generate_static([p], settings)[0] for p in prompts]
@@ -86,7 +86,7 @@ def main() -> None:
         loaded = resolve_model(args.model).load(args.precision, "cpu")
     hf = loaded.model
     settings = suite.generation if args.batch_size is None else replace(suite.generation, batch_size=args.batch_size)
-    prompts = build_prompts(hf, suite)
+    prompts = [p.text for p in build_prompts(hf, suite)]
     print(f"model={args.model} precision={args.precision} suite={suite.name} cases={len(prompts)} "
           f"batch={settings.batch_size} chunk={chunk_size(hf, settings)} max_new_tokens={settings.max_new_tokens} "
           f"stop={settings.stop!r} threads={torch.get_num_threads()}")

@@ -61,7 +61,7 @@ def main() -> None:
     with quiet():
         hf = resolve_model(args.model).load(args.precision, args.device).model
     settings = suite.generation
-    prompts = build_prompts(hf, suite)
+    prompts = [p.text for p in build_prompts(hf, suite)]
     one(hf, prompts[0], settings, True)  # warm-up (and builds the stop-string criteria), untimed
     ratios, timed_s, plain_s = [], [], []
     for i, prompt in enumerate(prompts):

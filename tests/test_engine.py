@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qeval.models._base import Abilities
+from qeval.models._base import Abilities, Message, Prompt
 
 import random
 import warnings
@@ -166,6 +166,10 @@ def _text(ids: list[int]) -> str:
     return "".join(chr(0x4E00 + i) for i in ids)
 
 
+def _raw(text: str) -> Prompt:
+    return Prompt((Message("user", text),), chat=False, text=text)
+
+
 def test_hf_text_model_generate_matches_batch_one(tiny):
     from qeval.evaluate import cut_at_stop
     from qeval.models import HFTextModel
@@ -175,7 +179,7 @@ def test_hf_text_model_generate_matches_batch_one(tiny):
     probe = hf._generate_static(prompts[:4], GenerationSettings(max_new_tokens=8, batch_size=4))
     stop = (probe[1].text[2:4], probe[2].text[:1])  # stop strings the model does produce
     settings = GenerationSettings(max_new_tokens=8, stop=stop, batch_size=3)
-    got = hf.generate(prompts, settings)
+    got = hf.generate([_raw(p) for p in prompts], settings)
     assert getattr(hf, "_engine_unsupported", None) is None
     for p, g in zip(prompts, got, strict=True):
         ref = hf._generate_static([p], settings)[0]
@@ -188,7 +192,7 @@ def test_hf_text_model_falls_back_to_model_generate(tiny, monkeypatch):
     from qeval.models import HFTextModel
 
     hf = HFTextModel(tiny, _CharTokenizer(), "cpu")
-    prompts = [_text(p[1:]) for p in _prompts(5, seed=4)]
+    prompts = [_raw(_text(p[1:])) for p in _prompts(5, seed=4)]
     settings = GenerationSettings(max_new_tokens=5, batch_size=2)
     want = hf.generate(prompts, settings)
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from qeval.cli import app
 from qeval.config import GenerationSettings, SweepConfig
 from qeval.errors import ModelError, QevalError
-from qeval.models import FakeSource, ReplaySource, resolve_model
+from qeval.models import FakeSource, ReplaySource, conversation, resolve_model
 from qeval.report import SAMPLES_FILE
 from qeval.report._samples import SAMPLE_KEYS
 from qeval.sweep import run_sweep
@@ -262,9 +262,9 @@ def test_the_shortest_template_fit_wins_over_a_case_that_contains_the_text(tmp_p
             _row(case_id="b", prompt=_chat("What is 1 + 2?"), completion="3"),
             _row(case_id="c", prompt=_chat("Name a colour."), completion="red")]
     model = _model(_source(tmp_path, rows))
-    prompts = [model.format_prompt(t, chat_template=True, system_prompt=None)
+    prompts = [model.prepare(conversation(t), chat=True)
                for t in ("What is 1 + 2?", "What is 1 + 2? Then add 3.", "Name a colour.")]
-    assert prompts == [_chat("What is 1 + 2?"), _chat("What is 1 + 2? Then add 3."), _chat("Name a colour.")]
+    assert [p.text for p in prompts] == [_chat("What is 1 + 2?"), _chat("What is 1 + 2? Then add 3."), _chat("Name a colour.")]
     assert [g.text for g in model.generate(prompts, SETTINGS)] == ["3", "6", "red"]
 
 
@@ -272,21 +272,21 @@ def test_a_case_that_merely_contains_a_missing_text_is_not_taken(tmp_path):
     rows = [_row(case_id="a", prompt=_chat("What is 1 + 2? Then add 3."), completion="6"),
             _row(case_id="c", prompt=_chat("Name a colour."), completion="red")]
     model = _model(_source(tmp_path, rows))
-    prompt = model.format_prompt("What is 1 + 2?", chat_template=True, system_prompt=None)
+    prompt = model.prepare(conversation("What is 1 + 2?"), chat=True)
     with pytest.raises(ModelError, match=r"1 case\(s\) have no recorded completion.*: 'What is 1 \+ 2\?'"):
         model.generate([prompt], SETTINGS)
 
 
 def test_every_unresolved_case_of_the_pass_is_listed_once(tmp_path):
     model = _model(_source(tmp_path, [_row(prompt=_chat("known"))]))
-    prompts = [model.format_prompt(f"unknown {i}", chat_template=True, system_prompt=None) for i in range(25)]
+    prompts = [model.prepare(conversation(f"unknown {i}"), chat=True) for i in range(25)]
     with pytest.raises(ModelError) as info:
         model.generate(prompts[:1], SETTINGS)
     message = str(info.value)
     assert "25 case(s)" in message and "'unknown 19'" in message and "(5 more)" in message
     assert "'unknown 20'" not in message
     # reported once: the next pass starts clean
-    ok = model.format_prompt("known", chat_template=True, system_prompt=None)
+    ok = model.prepare(conversation("known"), chat=True)
     assert model.generate([ok], SETTINGS)[0].text == "c"
 
 
@@ -294,9 +294,9 @@ def test_the_system_prompt_tells_suites_apart(tmp_path):
     rows = [_row(suite="terse", prompt=_chat("Hi?", "Be terse."), completion="Hi."),
             _row(suite="loud", prompt=_chat("Hi?", "Be loud!!"), completion="HELLO!")]
     model = _model(_source(tmp_path, rows))
-    loud = model.format_prompt("Hi?", chat_template=True, system_prompt="Be loud!!")
+    loud = model.prepare(conversation("Hi?", "Be loud!!"), chat=True)
     assert model.generate([loud], SETTINGS)[0].text == "HELLO!"
-    either = model.format_prompt("Hi?", chat_template=True, system_prompt=None)
+    either = model.prepare(conversation("Hi?"), chat=True)
     with pytest.raises(ModelError, match="fit recorded cases with different completions.*loud/mini-00"):
         model.generate([either], SETTINGS)
 
@@ -305,7 +305,7 @@ def test_one_prompt_with_different_completions_is_ambiguous(tmp_path):
     rows = [_row(suite="a", case_id="x-1", prompt=_chat("Q"), completion="1"),
             _row(suite="b", case_id="x-1", prompt=_chat("Q"), completion="2")]
     model = _model(_source(tmp_path, rows))
-    prompt = model.format_prompt("Q", chat_template=True, system_prompt=None)
+    prompt = model.prepare(conversation("Q"), chat=True)
     with pytest.raises(ModelError, match=r"a/x-1, b/x-1"):
         model.generate([prompt], SETTINGS)
 
@@ -313,13 +313,13 @@ def test_one_prompt_with_different_completions_is_ambiguous(tmp_path):
 def test_the_same_completion_under_one_prompt_in_two_suites_is_fine(tmp_path):
     rows = [_row(suite="a", prompt=_chat("Q"), completion="1"), _row(suite="b", prompt=_chat("Q"), completion="1")]
     model = _model(_source(tmp_path, rows))
-    prompt = model.format_prompt("Q", chat_template=True, system_prompt=None)
+    prompt = model.prepare(conversation("Q"), chat=True)
     assert model.generate([prompt], SETTINGS)[0].text == "1"
 
 
 def test_a_template_that_trims_the_message_still_fits(tmp_path):
     model = _model(_source(tmp_path, [_row(prompt=_chat("Hello"), completion="Hi")]))
-    prompt = model.format_prompt("  Hello\n", chat_template=True, system_prompt=None)
+    prompt = model.prepare(conversation("  Hello\n"), chat=True)
     assert model.generate([prompt], SETTINGS)[0].text == "Hi"
 
 
@@ -328,7 +328,7 @@ def test_replay_measures_nothing(tmp_path):
     loaded = source.load("as-is", "cpu")
     assert loaded.model.weights_bytes() is None and loaded.load_s == 0.0
     with pytest.raises(ModelError, match="latency not measured"):
-        loaded.model.generate_timed("p", SETTINGS)
+        loaded.model.generate_timed(loaded.model.prepare(conversation("p"), chat=False), SETTINGS)
     loaded.model.close()
     assert source.card.parameters is None and source.card.name == "replay"
     assert source.recording.sha256 in source.card.notes

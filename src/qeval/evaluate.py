@@ -9,7 +9,7 @@ from typing import Any, cast
 
 from qeval.config import GenerationSettings
 from qeval.models import TextModel
-from qeval.models._base import abilities_of
+from qeval.models._base import Prompt, abilities_of, conversation
 from qeval.results import CaseResult, Score
 
 
@@ -18,6 +18,8 @@ class AccuracyPass:
     cases: tuple[CaseResult, ...]
     wall_s: float
     output_tokens: int
+    prompts: tuple[Prompt, ...] = ()
+    """The prepared prompt of each case, in case order (the timed pass sends the same ones)."""
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:
@@ -31,9 +33,10 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
     return text[:cut]
 
 
-def build_prompts(model: TextModel, suite) -> list[str]:
+def build_prompts(model: TextModel, suite) -> list[Prompt]:
+    """Every case's messages (the suite's system prompt, then the rendered case), prepared by ``model``."""
     return [
-        model.format_prompt(suite.render(case), chat_template=suite.chat_template, system_prompt=suite.system_prompt)
+        model.prepare(conversation(suite.render(case), suite.system_prompt), chat=suite.chat_template)
         for case in suite.cases
     ]
 
@@ -121,7 +124,8 @@ def accuracy_pass(
             finish(index, b, cases, gens, time.perf_counter() - start)
     ordered = [by_chunk[index] for index, _, _ in chunks]
     return AccuracyPass(cases=tuple(r for rs, _, _ in ordered for r in rs),
-                        wall_s=sum(s for _, _, s in ordered), output_tokens=sum(t for _, t, _ in ordered))
+                        wall_s=sum(s for _, _, s in ordered), output_tokens=sum(t for _, t, _ in ordered),
+                        prompts=tuple(prompts))
 
 
 def _stream_chunks(stream, todo, prompts, settings, size, finish) -> None:
@@ -153,12 +157,12 @@ def _stream_chunks(stream, todo, prompts, settings, size, finish) -> None:
         raise RuntimeError(f"generate_stream ended without completing chunk(s) {missing}")
 
 
-def _case_result(case, prompt: str, gen, settings: GenerationSettings, scorer) -> CaseResult:
+def _case_result(case, prompt: Prompt, gen, settings: GenerationSettings, scorer) -> CaseResult:
     error_kind = getattr(gen, "error_kind", None)
     if error_kind is not None:
         # not scored: a failed request is an error outcome, not a wrong answer
         return CaseResult(
-            case_id=case.id, prompt=prompt, completion="", expected=case.expected, score=0.0, passed=False,
+            case_id=case.id, prompt=prompt.text, completion="", expected=case.expected, score=0.0, passed=False,
             reason=f"error ({error_kind}): {gen.error or error_kind}", output_tokens=0, tags=dict(case.tags),
             error=error_kind, attempts=gen.attempts,
         )
@@ -166,7 +170,7 @@ def _case_result(case, prompt: str, gen, settings: GenerationSettings, scorer) -
     score = _safe_score(scorer, completion, case.expected)
     return CaseResult(
         case_id=case.id,
-        prompt=prompt,
+        prompt=prompt.text,
         completion=completion,
         expected=case.expected,
         score=float(score.value),

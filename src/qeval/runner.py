@@ -184,14 +184,13 @@ def _run_suite(model: Any, suite: Any, config: SweepConfig, reporter: Reporter, 
         return outcome
     try:
         # only cases that were answered: a failed request says nothing about latency
-        answered = [c for c in outcome.acc.cases if c.error is None]
-        prompts = [c.prompt for c in answered]
-        reporter.task(f"latency   {suite.name}", config.latency_samples if prompts else 0)
-        if prompts:
+        answered = [(c, p) for c, p in zip(outcome.acc.cases, outcome.acc.prompts, strict=True) if c.error is None]
+        reporter.task(f"latency   {suite.name}", config.latency_samples if answered else 0)
+        if answered:
             outcome.timed = timed_pass(
                 model,
-                prompts,
-                [c.case_id for c in answered],
+                [p for _, p in answered],
+                [c.case_id for c, _ in answered],
                 settings,
                 samples=config.latency_samples,
                 warmup=config.warmup_requests,

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qeval.config import GenerationSettings
-from qeval.models import TextModel, TimedGeneration
+from qeval.models import Prompt, TextModel, TimedGeneration
 from qeval.results import LatencyStats
 from qeval.stats import percentiles
 
@@ -102,7 +102,7 @@ def summarise(requests: Sequence[TimedGeneration], wall_s: float, warmup_request
 
 def timed_pass(
     model: TextModel,
-    prompts: Sequence[str],
+    prompts: Sequence[Prompt],
     case_ids: Sequence[str],
     settings: GenerationSettings,
     samples: int,

@@ -3,7 +3,7 @@
 import pytest
 
 from qeval.config import GenerationSettings
-from qeval.models import resolve_model
+from qeval.models import conversation, resolve_model
 
 
 @pytest.fixture(scope="module")
@@ -14,14 +14,14 @@ def fp32_model(tiny_chat_model_dir):
 
 
 def test_chat_template_is_applied(fp32_model):
-    text = fp32_model.format_prompt("hi", chat_template=True, system_prompt="be brief")
+    text = fp32_model.prepare(conversation("hi", "be brief"), chat=True).text
     assert text.startswith("<|im_start|>system\nbe brief<|im_end|>") and text.endswith("<|im_start|>assistant\n")
 
 
 def test_batched_generation_matches_one_by_one(fp32_model):
     """Left padding must not change greedy outputs: a batch equals its rows alone."""
     settings = GenerationSettings(max_new_tokens=8)
-    prompts = [fp32_model.format_prompt(p, chat_template=True, system_prompt=None) for p in ["a", "the answer is what plus 12"]]
+    prompts = [fp32_model.prepare(conversation(p), chat=True) for p in ["a", "the answer is what plus 12"]]
     batch = fp32_model.generate(prompts, settings)
     alone = [fp32_model.generate([p], settings)[0] for p in prompts]
     assert [g.text for g in batch] == [g.text for g in alone]
@@ -31,7 +31,7 @@ def test_batched_generation_matches_one_by_one(fp32_model):
 
 def test_timed_generation_counts_tokens_from_ids(fp32_model):
     settings = GenerationSettings(max_new_tokens=6)
-    prompt = fp32_model.format_prompt("number", chat_template=True, system_prompt=None)
+    prompt = fp32_model.prepare(conversation("number"), chat=True)
     timed = fp32_model.generate_timed(prompt, settings)
     plain = fp32_model.generate([prompt], settings)[0]
     assert timed.text == plain.text and timed.output_tokens == plain.output_tokens
@@ -43,12 +43,12 @@ def test_timed_generation_counts_tokens_from_ids(fp32_model):
 def test_raw_prompt_gets_the_bos_the_tokenizer_would_add(fp32_model):
     tok = fp32_model.tokenizer
     adds_bos = tok("a").input_ids[:1] == [tok.bos_token_id]
-    text = fp32_model.format_prompt("plain", chat_template=False, system_prompt=None)
+    text = fp32_model.prepare(conversation("plain"), chat=False).text
     assert text == (tok.bos_token + "plain" if adds_bos else "plain")
 
 
 def test_generation_stops_at_a_stop_string(fp32_model):
-    prompt = fp32_model.format_prompt("the answer", chat_template=True, system_prompt=None)
+    prompt = fp32_model.prepare(conversation("the answer"), chat=True)
     plain = fp32_model.generate([prompt], GenerationSettings(max_new_tokens=16))[0]
     # the seeded random model never emits EOS within 16 tokens; plant its first character as the stop
     assert plain.output_tokens == 16 and plain.text

@@ -3,7 +3,7 @@
 import pytest
 
 from qeval.config import GenerationSettings
-from qeval.models import HFTextModel, resolve_model
+from qeval.models import HFTextModel, Message, Prompt, resolve_model
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def test_rows_share_step_times_and_stop_at_their_own_eos(tiny):
     tiny.model.generation_config.eos_token_id = stop
     try:
         model = HFTextModel(tiny.model, tiny.tokenizer, "cpu")
-        first, second = model.generate_timed_batch(prompts, settings)
+        first, second = model.generate_timed_batch([Prompt((Message("user", p),), chat=False, text=p) for p in prompts], settings)
     finally:
         tiny.model.generation_config.eos_token_id = 2
     assert (first.output_tokens, second.output_tokens) == (k + 1, 6)

@@ -113,7 +113,10 @@ def test_fixtures_give_frozen_cells_and_models(project):
         def test_model(qeval_model):
             model = qeval_model("int4")
             assert qeval_model("int4") is model
-            assert model.generate(["What is 3 + 4?"], __import__("qeval").config.GenerationSettings())[0].text == "The answer is 8."
+            from qeval.config import GenerationSettings
+            from qeval.models import conversation
+            prompt = model.prepare(conversation("What is 3 + 4?"), chat=False)
+            assert model.generate([prompt], GenerationSettings())[0].text == "The answer is 8."
     """)
     result = run(project, "--qeval", "test_hand.py", *FAKE)
     result.assert_outcomes(passed=2)

@@ -80,8 +80,9 @@ def hf_fp32():
 @pytest.mark.parametrize("question", ["What is 2+3?", "Write a poem about the sea."])
 def test_greedy_fp32_chat_completion_matches_hf_in_process(client, hf_fp32, question):
     from qeval.config import GenerationSettings
+    from qeval.models import conversation
 
-    prompt = hf_fp32.format_prompt(question, chat_template=True, system_prompt=None)
+    prompt = hf_fp32.prepare(conversation(question), chat=True)
     [hf] = hf_fp32.generate([prompt], GenerationSettings(max_new_tokens=16))
 
     r = client.post("/chat/completions", json={

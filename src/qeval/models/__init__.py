@@ -6,7 +6,16 @@ from pathlib import Path
 from typing import Any
 
 from qeval.errors import ModelError, UsageError
-from qeval.models._base import Generation, LoadedModel, ModelSource, TextModel, TimedGeneration
+from qeval.models._base import (
+    Generation,
+    LoadedModel,
+    Message,
+    ModelSource,
+    Prompt,
+    TextModel,
+    TimedGeneration,
+    conversation,
+)
 from qeval.models._builtin import BUILTINS, cache_dir, materialise
 from qeval.models._fake import FakeSource, FakeTextModel
 from qeval.models._hf import HFSource, HFTextModel
@@ -20,13 +29,16 @@ __all__ = [
     "HFSource",
     "HFTextModel",
     "LoadedModel",
+    "Message",
     "ModelSource",
+    "Prompt",
     "ReplaySource",
     "ReplayTextModel",
     "TextModel",
     "TimedGeneration",
     "cache_dir",
     "check_model_spec",
+    "conversation",
     "resolve_model",
     "resolve_device",
 ]

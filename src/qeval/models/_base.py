@@ -4,10 +4,44 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from qeval.config import GenerationSettings
 from qeval.results import ModelCard
+
+
+@dataclass(frozen=True)
+class Message:
+    """One turn of a conversation, as OpenAI-style chat APIs and chat templates take it."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+def conversation(user_text: str, system_prompt: str | None = None) -> tuple[Message, ...]:
+    """The messages of a suite case: its system prompt (if any), then the user turn."""
+    user = Message("user", user_text)
+    return (user,) if system_prompt is None else (Message("system", system_prompt), user)
+
+
+def plain_text(messages: Sequence[Message]) -> str:
+    """The messages as one raw completion prompt (no chat template): contents joined by a blank line."""
+    return "\n\n".join(m.content for m in messages)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One request as a target will run it: made by :meth:`TextModel.prepare` from messages,
+    handed back to the same model's ``generate*`` methods."""
+
+    messages: tuple[Message, ...]
+    chat: bool
+    """Through the chat template (in-process: the tokenizer's; an endpoint: the server's, via
+    ``/v1/chat/completions``). Otherwise the messages are one raw completion prompt."""
+    text: str
+    """Exactly what the model reads: the templated text in-process, the raw completion prompt,
+    or, for a chat request to an endpoint (templated on the server), the messages as the JSON
+    body sent. Recorded as each case's ``prompt``."""
 
 
 @dataclass(frozen=True)
@@ -77,15 +111,15 @@ class TextModel(Protocol):
 
     device: str
 
-    def format_prompt(self, user_text: str, *, chat_template: bool, system_prompt: str | None) -> str:
-        """The exact text fed to the tokenizer."""
+    def prepare(self, messages: Sequence[Message], *, chat: bool) -> Prompt:
+        """The request this model will run for ``messages`` (``chat``: through a chat template)."""
         ...
 
-    def generate(self, prompts: Sequence[str], settings: GenerationSettings) -> list[Generation]:
-        """Greedy completions for a batch (left-padded)."""
+    def generate(self, prompts: Sequence[Prompt], settings: GenerationSettings) -> list[Generation]:
+        """Greedy completions for a batch of prepared prompts, in order."""
         ...
 
-    def generate_timed(self, prompt: str, settings: GenerationSettings) -> TimedGeneration:
+    def generate_timed(self, prompt: Prompt, settings: GenerationSettings) -> TimedGeneration:
         """Greedy completion of one prompt with per-token timestamps."""
         ...
 
@@ -102,7 +136,7 @@ class ProfiledTextModel(TextModel, Protocol):
     """A :class:`TextModel` with the optional methods ``qeval perf`` uses (it checks for them
     with ``hasattr``; a replayed recording has neither)."""
 
-    def generate_timed_batch(self, prompts: Sequence[str], settings: GenerationSettings) -> list[TimedGeneration]:
+    def generate_timed_batch(self, prompts: Sequence[Prompt], settings: GenerationSettings) -> list[TimedGeneration]:
         """Greedy completions of one batch, each with its per-token timestamps from the
         batch start (after tokenization)."""
         ...

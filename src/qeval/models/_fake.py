@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from qeval.config import GenerationSettings
-from qeval.models._base import Generation, LoadedModel, TimedGeneration
+from qeval.models._base import Generation, LoadedModel, Message, Prompt, TimedGeneration
 from qeval.results import ModelCard
 
 Responder = Callable[[str, str], str]
@@ -32,18 +32,21 @@ class FakeTextModel:
         self._weights_bytes = weights_bytes
         self.device = "cpu"
 
-    def format_prompt(self, user_text: str, *, chat_template: bool, system_prompt: str | None) -> str:
-        head = f"[system] {system_prompt}\n" if system_prompt else ""
-        return f"{head}[user] {user_text}\n[assistant]" if chat_template else f"{head}{user_text}"
+    def prepare(self, messages: Sequence[Message], *, chat: bool) -> Prompt:
+        if chat:
+            text = "".join(f"[{m.role}] {m.content}\n" for m in messages) + "[assistant]"
+        else:  # earlier turns marked, the last one raw
+            text = "".join(f"[{m.role}] {m.content}\n" for m in messages[:-1]) + (messages[-1].content if messages else "")
+        return Prompt(tuple(messages), chat=chat, text=text)
 
-    def _complete(self, prompt: str, settings: GenerationSettings) -> tuple[str, int]:
-        words = self._responder(prompt, self._precision).split(" ")[: settings.max_new_tokens]
+    def _complete(self, prompt: Prompt, settings: GenerationSettings) -> tuple[str, int]:
+        words = self._responder(prompt.text, self._precision).split(" ")[: settings.max_new_tokens]
         return " ".join(words), len(words)
 
-    def generate(self, prompts: Sequence[str], settings: GenerationSettings) -> list[Generation]:
+    def generate(self, prompts: Sequence[Prompt], settings: GenerationSettings) -> list[Generation]:
         return [Generation(*self._complete(p, settings)) for p in prompts]
 
-    def generate_timed(self, prompt: str, settings: GenerationSettings) -> TimedGeneration:
+    def generate_timed(self, prompt: Prompt, settings: GenerationSettings) -> TimedGeneration:
         t0 = time.perf_counter()
         text, n = self._complete(prompt, settings)
         start = time.perf_counter()
@@ -53,7 +56,7 @@ class FakeTextModel:
             times.append((time.perf_counter() - start) * 1000.0)
         return TimedGeneration(text=text, output_tokens=n, tokenize_ms=(start - t0) * 1000.0, token_times_ms=tuple(times))
 
-    def generate_timed_batch(self, prompts: Sequence[str], settings: GenerationSettings) -> list[TimedGeneration]:
+    def generate_timed_batch(self, prompts: Sequence[Prompt], settings: GenerationSettings) -> list[TimedGeneration]:
         """One batch: every row shares the step times (one ``token_delay_s`` per step) and
         stops at its own length, like a real batch whose rows end at different EOS."""
         t0 = time.perf_counter()

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from qeval.config import GenerationSettings
 from qeval.errors import ModelError
-from qeval.models._base import Abilities, Generation, LoadedModel, TimedGeneration
+from qeval.models._base import Abilities, Generation, LoadedModel, Message, Prompt, TimedGeneration, plain_text
 from qeval.results import ModelCard
 
 if TYPE_CHECKING:
@@ -74,22 +74,20 @@ class HFTextModel:
         self._bos_prefix = tokenizer.bos_token if adds_bos else ""
         self._stops: dict[tuple[str, ...], Any] = {}
 
-    def format_prompt(self, user_text: str, *, chat_template: bool, system_prompt: str | None) -> str:
-        if not chat_template:
-            text = user_text if system_prompt is None else f"{system_prompt}\n\n{user_text}"
+    def prepare(self, messages: Sequence[Message], *, chat: bool) -> Prompt:
+        if not chat:
             # We tokenize with add_special_tokens=False (chat templates carry their own
             # special tokens), so put back the BOS a raw prompt would normally get.
-            return f"{self._bos_prefix}{text}"
+            return Prompt(tuple(messages), chat=False, text=f"{self._bos_prefix}{plain_text(messages)}")
         if not self.tokenizer.chat_template:
             raise ModelError(
                 "The suite asks for the chat template (chat_template: true) but this model's "
                 "tokenizer has none. Set `chat_template: false` in suite.yaml, or use an "
                 "instruction-tuned model that ships a chat template."
             )
-        messages = [{"role": "user", "content": user_text}]
-        if system_prompt is not None:
-            messages.insert(0, {"role": "system", "content": system_prompt})
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        turns = [{"role": m.role, "content": m.content} for m in messages]
+        text = self.tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+        return Prompt(tuple(messages), chat=True, text=text)
 
     def _count_and_decode(self, new_ids: Any) -> tuple[str, int]:
         ids = new_ids.tolist()
@@ -133,7 +131,7 @@ class HFTextModel:
             self._stops[stop] = StoppingCriteriaList([StopStringCriteria(self.tokenizer, list(stop))])
         return self._stops[stop]
 
-    def generate(self, prompts: Sequence[str], settings: GenerationSettings) -> list[Generation]:
+    def generate(self, prompts: Sequence[Prompt], settings: GenerationSettings) -> list[Generation]:
         """Greedy completions of ``prompts``, in order: :meth:`generate_stream` collected."""
         results: list[Generation | None] = [None] * len(prompts)
         for i, gen in self.generate_stream(prompts, settings):
@@ -143,7 +141,7 @@ class HFTextModel:
         return done
 
     def generate_stream(
-        self, prompts: Sequence[str], settings: GenerationSettings, group: int | None = None
+        self, prompts: Sequence[Prompt], settings: GenerationSettings, group: int | None = None
     ) -> Iterator[tuple[int, Generation]]:
         """``(prompt index, completion)`` as each row ends, through the slot-refilling engine
         (:mod:`qeval.models._engine`; ``group``: see its ``waiting_order``).
@@ -154,8 +152,9 @@ class HFTextModel:
         """
         from qeval.models._engine import EngineUnsupported
 
+        texts = [p.text for p in prompts]
         if getattr(self, "_engine_unsupported", None) is None:
-            stream = self._engine_stream(prompts, settings, group)
+            stream = self._engine_stream(texts, settings, group)
             try:
                 first = next(stream, None)
             except (EngineUnsupported, AttributeError, NotImplementedError) as exc:
@@ -169,8 +168,8 @@ class HFTextModel:
                     yield first
                     yield from stream
                 return
-        for b in range(0, len(prompts), settings.batch_size):
-            yield from enumerate(self._generate_static(prompts[b : b + settings.batch_size], settings), start=b)
+        for b in range(0, len(texts), settings.batch_size):
+            yield from enumerate(self._generate_static(texts[b : b + settings.batch_size], settings), start=b)
 
     def _engine_stream(
         self, prompts: Sequence[str], settings: GenerationSettings, group: int | None
@@ -215,12 +214,12 @@ class HFTextModel:
             results.append(Generation(text=text, output_tokens=n))
         return results
 
-    def generate_timed(self, prompt: str, settings: GenerationSettings) -> TimedGeneration:
+    def generate_timed(self, prompt: Prompt, settings: GenerationSettings) -> TimedGeneration:
         import torch
 
         _sync(self.device)
         t0 = time.perf_counter()
-        enc = self.tokenizer([prompt], return_tensors="pt", add_special_tokens=False)
+        enc = self.tokenizer([prompt.text], return_tensors="pt", add_special_tokens=False)
         enc = {k: v.to(self.device) for k, v in enc.items()}
         _sync(self.device)
         start = time.perf_counter()
@@ -249,7 +248,7 @@ class HFTextModel:
 
             torch.cuda.empty_cache()
 
-    def generate_timed_batch(self, prompts: Sequence[str], settings: GenerationSettings) -> list[TimedGeneration]:
+    def generate_timed_batch(self, prompts: Sequence[Prompt], settings: GenerationSettings) -> list[TimedGeneration]:
         """Greedy completions of one left-padded batch with per-row token timestamps.
 
         Every row starts with the batch (after tokenization, which is reported apart)
@@ -261,7 +260,7 @@ class HFTextModel:
 
         _sync(self.device)
         t0 = time.perf_counter()
-        enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = self.tokenizer([p.text for p in prompts], return_tensors="pt", padding=True, add_special_tokens=False)
         enc = {k: v.to(self.device) for k, v in enc.items()}
         _sync(self.device)
         start = time.perf_counter()

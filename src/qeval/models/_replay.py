@@ -18,16 +18,16 @@ precisions are available on this machine: the sweep checks that before loading).
 other label is refused rather than put on completions it did not produce. Each cell's
 ``precision_config`` records the file, its sha256 and the recorded precision.
 
-How a prompt finds its completion. The model interface hands a model the rendered user
-text (``format_prompt``) and later the formatted prompts (``generate``); case ids never
+How a prompt finds its completion. The model interface hands a model a case's
+messages (``prepare``) and later the prepared prompts (``generate``); case ids never
 reach it. The recorded ``prompt`` is what the recording model's formatter (chat template,
 system prompt, BOS) made of that user text, which a replay cannot redo. So
-``format_prompt`` finds the recorded prompt that holds the user text verbatim, with only
+``prepare`` finds the recorded prompt that holds the user text verbatim, with only
 template text around it: the text before it must be common to every recorded prompt of
 that suite, and so must the text after it (a suite's chat-template head and tail); it
 must hold the suite's system prompt before the user text; the shortest such prompt wins
-(a case whose text merely contains this one carries extra text). ``format_prompt`` returns
-that recorded prompt, so the new samples.jsonl shows the prompt the completion came from,
+(a case whose text merely contains this one carries extra text). ``prepare`` returns
+a prompt whose text is that recorded prompt, so the new samples.jsonl shows the prompt the completion came from,
 and ``generate`` looks completions up by it. One precision's completions are searched.
 Matching cannot see suite names: replay the suites that were recorded. A user text with
 no recorded prompt, or one that fits recorded prompts with different completions (say
@@ -53,7 +53,7 @@ from typing import Any
 
 from qeval.config import GenerationSettings
 from qeval.errors import ModelError
-from qeval.models._base import Abilities, Generation, LoadedModel, TimedGeneration
+from qeval.models._base import Abilities, Generation, LoadedModel, Message, Prompt, TimedGeneration
 from qeval.results import ModelCard
 
 REPLAY_PREFIX = "replay:"
@@ -244,13 +244,18 @@ class ReplayTextModel:
         self._recording = recording
         self._precision = precision
         self._index = _PromptIndex([r for r in recording.rows if r.precision == precision])
-        # placeholder -> (ambiguous?, note) for user texts format_prompt could not resolve;
-        # format_prompt runs for every case before the first generate, which reports them all
+        # placeholder -> (ambiguous?, note) for user texts prepare could not resolve;
+        # prepare runs for every case before the first generate, which reports them all
         self._unresolved: dict[str, tuple[bool, str]] = {}
         self._all_precisions: _PromptIndex | None = None  # built only to name missing cases
         self.device = device
 
-    def format_prompt(self, user_text: str, *, chat_template: bool, system_prompt: str | None) -> str:
+    def prepare(self, messages: Sequence[Message], *, chat: bool) -> Prompt:
+        user_text = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        system_prompt = next((m.content for m in messages if m.role == "system"), None)
+        return Prompt(tuple(messages), chat=chat, text=self._recorded_prompt(user_text, system_prompt))
+
+    def _recorded_prompt(self, user_text: str, system_prompt: str | None) -> str:
         found = self._index.find(user_text, system_prompt)
         if not found and user_text.strip() != user_text:  # chat templates that trim the message
             found = self._index.find(user_text.strip(), system_prompt)
@@ -302,21 +307,22 @@ class ReplayTextModel:
                 f"--limit), or record these. Missing ids: {listed}."
             )
 
-    def generate(self, prompts: Sequence[str], settings: GenerationSettings) -> list[Generation]:
-        if any(p in self._unresolved for p in prompts):
+    def generate(self, prompts: Sequence[Prompt], settings: GenerationSettings) -> list[Generation]:
+        texts = [p.text for p in prompts]
+        if any(t in self._unresolved for t in texts):
             raise self._unresolved_error()
         out = []
-        for prompt in prompts:
+        for prompt in texts:
             rows = self._index.by_prompt.get(prompt)
             if not rows:
                 raise ModelError(
                     f"replay: the prompt {_short(prompt)} has no recorded completion in {self._recording.path} "
-                    f"(precision {self._precision!r}); prompts must come from this model's format_prompt."
+                    f"(precision {self._precision!r}); prompts must come from this model's prepare()."
                 )
             out.append(Generation(text=rows[0].completion, output_tokens=rows[0].output_tokens))
         return out
 
-    def generate_timed(self, prompt: str, settings: GenerationSettings) -> TimedGeneration:
+    def generate_timed(self, prompt: Prompt, settings: GenerationSettings) -> TimedGeneration:
         raise ModelError(
             "replay: latency not measured, since recorded completions are replayed and nothing is generated. "
             "Pass --latency-samples 0 to skip the timed pass."

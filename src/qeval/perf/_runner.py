@@ -23,6 +23,7 @@ from typing import Any
 
 from qeval.config import GenerationSettings
 from qeval.errors import BackendUnavailable, QevalError, UsageError
+from qeval.models._base import Prompt, conversation
 from qeval.perf._config import DEFAULT_SYNTHETIC_PROMPTS, PerfConfig, validate
 from qeval.perf._cost import cost_at, costed_load
 from qeval.perf._goodput import goodput, parse_perf_slos
@@ -65,7 +66,7 @@ def _error_text(exc: BaseException) -> str:
     return text if len(text) <= 500 else text[:497] + "..."
 
 
-def synthetic_prompt(model: Any, n_tokens: int) -> str:
+def synthetic_prompt(model: Any, n_tokens: int) -> Prompt:
     """A raw (no chat template) prompt that ``model`` tokenizes to ``n_tokens`` tokens,
     as close as its tokenizer allows (the count actually reached is recorded).
 
@@ -73,11 +74,12 @@ def synthetic_prompt(model: Any, n_tokens: int) -> str:
     token at a time (a filler may take more than one token in a small vocabulary).
     """
 
-    def prompt(body: str) -> str:
-        return model.format_prompt(body, chat_template=False, system_prompt=None)
+    def prompt(body: str) -> Prompt:
+        prepared: Prompt = model.prepare(conversation(body), chat=False)
+        return prepared
 
     def count(body: str) -> int:
-        return model.count_tokens(prompt(body))
+        return int(model.count_tokens(prompt(body).text))
 
     overhead = count("")
     best: tuple[int, str] | None = None
@@ -119,7 +121,7 @@ class _Served:
 class _Loaded:
     name: str
     model: Any
-    prompts: list[str]
+    prompts: list[Prompt]
     weights_bytes: int | None
     cold: ColdStart
     served: dict[int, _Served] = field(default_factory=dict)
@@ -145,7 +147,7 @@ def _load_suite(config: PerfConfig) -> Any:
     return load_suite(paths[0]).limited(config.limit)
 
 
-def _prompts(model: Any, config: PerfConfig, suite: Any) -> list[str]:
+def _prompts(model: Any, config: PerfConfig, suite: Any) -> list[Prompt]:
     if suite is not None:
         from qeval.evaluate import build_prompts
 
@@ -154,7 +156,7 @@ def _prompts(model: Any, config: PerfConfig, suite: Any) -> list[str]:
     return [synthetic_prompt(model, config.prompt_tokens)] * (config.limit or DEFAULT_SYNTHETIC_PROMPTS)
 
 
-def _batches(prompts: Sequence[str], batch_size: int, at_least: int = 1) -> list[list[str]]:
+def _batches(prompts: Sequence[Prompt], batch_size: int, at_least: int = 1) -> list[list[Prompt]]:
     """The run's prompts in batches of ``batch_size``, cycled until there are ``at_least``
     requests and the last batch is full."""
     n = max(math.ceil(max(len(prompts), at_least) / batch_size), 1) * batch_size
@@ -402,7 +404,7 @@ def _prompt_token_counts(loaded: Sequence[_Loaded]) -> tuple[int, ...]:
         return ()
     first = loaded[0]
     try:
-        return tuple(first.model.count_tokens(p) for p in first.prompts)
+        return tuple(first.model.count_tokens(p.text) for p in first.prompts)
     except NotImplementedError:  # an endpoint without --tokenizer
         return ()
 

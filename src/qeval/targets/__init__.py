@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from qeval.targets._base import Target
 from qeval.targets._build import build_targets, token_counter
-from qeval.targets._endpoint import EndpointModel, EndpointTarget, decode_messages, encode_messages
+from qeval.targets._endpoint import EndpointModel, EndpointTarget, chat_text
 from qeval.targets._inprocess import InProcessTarget
 from qeval.targets._spec import (
     OPENAI_PREFIX,
@@ -30,8 +30,7 @@ __all__ = [
     "TargetSpec",
     "build_targets",
     "check_name",
-    "decode_messages",
-    "encode_messages",
+    "chat_text",
     "parse_assignments",
     "parse_target",
     "targets_from_precisions",

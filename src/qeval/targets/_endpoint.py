@@ -2,9 +2,9 @@
 
 Prompts: a suite with ``chat_template: true`` is sent to ``/v1/chat/completions`` as
 messages (system prompt, then the user turn), so the server applies its own chat template;
-otherwise the rendered text goes to ``/v1/completions``. ``format_prompt`` returns the
-messages as a JSON document (``{"messages": [...]}``): that is what ``samples.jsonl`` shows,
-exactly what was sent. Greedy (temperature 0), the suite's stop strings and max tokens,
+otherwise the messages, joined as one raw prompt, go to ``/v1/completions``. A chat
+prompt's recorded text is the JSON ``{"messages": [...]}`` sent: what ``samples.jsonl``
+shows is exactly what went over the wire. Greedy (temperature 0), the suite's stop strings and max tokens,
 seed 0.
 
 The accuracy pass sends up to ``concurrency`` requests at a time and hands each result back as
@@ -23,32 +23,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qeval.config import GenerationSettings
-from qeval.models._base import Abilities, Generation, LoadedModel, TimedGeneration
+from qeval.models._base import Abilities, Generation, LoadedModel, Message, Prompt, TimedGeneration, plain_text
 from qeval.results import ModelCard
 from qeval.targets._spec import TargetSpec
 
-_MESSAGES_KEY = "messages"
-
-
-def encode_messages(user_text: str, system_prompt: str | None) -> str:
-    """The chat request's messages as the prompt text recorded for a case."""
-    messages = [{"role": "user", "content": user_text}]
-    if system_prompt is not None:
-        messages.insert(0, {"role": "system", "content": system_prompt})
-    return json.dumps({_MESSAGES_KEY: messages}, ensure_ascii=False)
-
-
-def decode_messages(prompt: str) -> tuple[tuple[str, str], ...] | None:
-    """The messages :func:`encode_messages` wrote, or ``None`` for a plain completion prompt."""
-    if not prompt.startswith('{"' + _MESSAGES_KEY + '"'):
-        return None
-    try:
-        data = json.loads(prompt)
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(data, dict) or set(data) != {_MESSAGES_KEY} or not isinstance(data[_MESSAGES_KEY], list):
-        return None
-    return tuple((str(m["role"]), str(m["content"])) for m in data[_MESSAGES_KEY])
+def chat_text(messages: Sequence[Message]) -> str:
+    """A chat request's messages as the prompt recorded for a case: the JSON ``messages`` sent."""
+    turns = [{"role": m.role, "content": m.content} for m in messages]
+    return json.dumps({"messages": turns}, ensure_ascii=False)
 
 
 class EndpointModel:
@@ -66,34 +48,33 @@ class EndpointModel:
         self.fingerprints: set[str] = set()
         """Every ``system_fingerprint`` the server sent (a change mid-run means it changed under us)."""
 
-    def format_prompt(self, user_text: str, *, chat_template: bool, system_prompt: str | None) -> str:
-        if chat_template:
-            return encode_messages(user_text, system_prompt)
-        return user_text if system_prompt is None else f"{system_prompt}\n\n{user_text}"
+    def prepare(self, messages: Sequence[Message], *, chat: bool) -> Prompt:
+        text = chat_text(messages) if chat else plain_text(messages)
+        return Prompt(tuple(messages), chat=chat, text=text)
 
-    def request(self, prompt: str, settings: GenerationSettings) -> Any:
+    def request(self, prompt: Prompt, settings: GenerationSettings) -> Any:
         from qeval.targets._http import EndpointRequest
 
-        messages = decode_messages(prompt)
         return EndpointRequest(
-            messages=messages, prompt=None if messages is not None else prompt,
+            messages=tuple((m.role, m.content) for m in prompt.messages) if prompt.chat else None,
+            prompt=None if prompt.chat else prompt.text,
             max_tokens=settings.max_new_tokens, stop=tuple(settings.stop), seed=self._seed,
         )
 
-    def _complete(self, prompt: str, settings: GenerationSettings) -> Any:
+    def _complete(self, prompt: Prompt, settings: GenerationSettings) -> Any:
         response = self._client.complete(self.request(prompt, settings), stream=True)
         if response.system_fingerprint:
             self.fingerprints.add(response.system_fingerprint)
         return response
 
-    def generate(self, prompts: Sequence[str], settings: GenerationSettings) -> list[Generation]:
+    def generate(self, prompts: Sequence[Prompt], settings: GenerationSettings) -> list[Generation]:
         out: list[Generation | None] = [None] * len(prompts)
         for position, gen in self.generate_stream(prompts, settings):
             out[position] = gen
         return [g for g in out if g is not None]
 
     def generate_stream(
-        self, prompts: Sequence[str], settings: GenerationSettings, group: int | None = None,
+        self, prompts: Sequence[Prompt], settings: GenerationSettings, group: int | None = None,
     ) -> Iterator[tuple[int, Generation]]:
         """``(position, generation)`` as each request finishes, at most ``concurrency`` in flight.
 
@@ -114,10 +95,10 @@ class EndpointModel:
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
 
-    def generate_timed(self, prompt: str, settings: GenerationSettings) -> TimedGeneration:
+    def generate_timed(self, prompt: Prompt, settings: GenerationSettings) -> TimedGeneration:
         return timed_of(self._complete(prompt, settings))
 
-    def generate_timed_batch(self, prompts: Sequence[str], settings: GenerationSettings) -> list[TimedGeneration]:
+    def generate_timed_batch(self, prompts: Sequence[Prompt], settings: GenerationSettings) -> list[TimedGeneration]:
         """A "batch" of an endpoint is its prompts sent concurrently (times from each request's start)."""
         out: list[TimedGeneration | None] = [None] * len(prompts)
         with ThreadPoolExecutor(max_workers=max(1, len(prompts))) as pool:

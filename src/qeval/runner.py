@@ -1,9 +1,11 @@
 """The one entry point that runs cells: a provisioned target × suites → frozen cell results.
 
 Every way of running a cell goes through :func:`run_target`: the sweep, the pytest plugin
-and (later) a Ray task; ``qeval perf`` provisions the same targets. Per target: provision once
-(load + quantize, or identify the endpoint), then per suite the accuracy pass and the timed
-pass. A target that cannot run here becomes ``skipped`` cells; one that breaks (OOM, backend
+and :func:`qeval.cell.run_cells` (what a Ray task runs). ``qeval perf`` shares the step that
+turns a target into a loaded model or a recorded reason, :func:`provision`, but keeps every
+target loaded at once to interleave their measurements (ABBA), so it drives the loaded models
+itself. Per target: provision once (load + quantize, or identify the endpoint), then per
+suite the accuracy pass and the timed pass. A target that cannot run here becomes ``skipped`` cells; one that breaks (OOM, backend
 error, endpoint gone) becomes ``failed`` cells with the reason, and the caller goes on. A
 request that fails for good costs one case (an ``error`` outcome), not the cell.
 """
@@ -13,11 +15,12 @@ from __future__ import annotations
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from qeval.config import SweepConfig
-from qeval.errors import BackendUnavailable, QevalError
+from qeval.errors import BackendUnavailable, QevalError, UsageError
 from qeval.evaluate import AccuracyPass, accuracy_pass, effective_settings
+from qeval.models import LoadedModel
 from qeval.results import CellResult, LatencyStats, MemoryStats, MetricValue, Score
 from qeval.stats import rate
 from qeval.timing import TimedPass, timed_pass
@@ -201,6 +204,37 @@ def _run_suite(model: Any, suite: Any, config: SweepConfig, reporter: Reporter, 
     return outcome
 
 
+@dataclass(frozen=True)
+class Unprovisioned:
+    """A target that did not become a loaded model: ``skipped`` (cannot run here) or ``failed``."""
+
+    status: Literal["skipped", "failed"]
+    reason: str
+    traceback: str | None = None
+    """The last frames, for a failure that is not a known error (a backend bug, an OOM)."""
+
+
+def provision(target: Any, device: str) -> LoadedModel | Unprovisioned:
+    """``target`` loaded on ``device`` (quantized, or its endpoint connected), or why not.
+
+    A usage error (the user's mistake) is raised; anything else that stops the target is
+    returned as :class:`Unprovisioned`, so the run goes on with the other targets."""
+    reason = target.unavailable_reason(device)
+    if reason is not None:
+        return Unprovisioned("skipped", reason)
+    try:
+        loaded: LoadedModel = target.provision(device)
+    except BackendUnavailable as exc:
+        return Unprovisioned("skipped", exc.reason)
+    except UsageError:
+        raise
+    except QevalError as exc:
+        return Unprovisioned("failed", str(exc))
+    except Exception as exc:  # noqa: BLE001 - OOM, backend bugs: recorded, the run goes on
+        return Unprovisioned("failed", error_text(exc), traceback.format_exc(limit=8))
+    return loaded
+
+
 def run_target(
     target: Any, suites: Sequence[Any], device: str, config: SweepConfig, reporter: Reporter,
     label: str | None = None, ctx: RunContext | None = None,
@@ -213,31 +247,31 @@ def run_target(
     from qeval.memory import peak_memory
 
     name = label or target.spec.name
-    reason = target.unavailable_reason(device)
-    if reason is not None:
-        reporter.note(f"[yellow]skip[/] {name}: {reason}")
-        return [empty_cell(name, s.name, "skipped", reason) for s in suites]
-    reporter.note(f"[bold]{name}[/]: {target.description}")
     remote = target.spec.remote
+
+    def unprovisioned(why: Unprovisioned) -> list[CellResult]:
+        said = "[yellow]skip[/]" if why.status == "skipped" else "[red]failed[/]"
+        reporter.note(f"{said} {name}: {why.reason}")
+        config = {"traceback": why.traceback} if why.traceback else None
+        return [empty_cell(name, s.name, why.status, why.reason, config) for s in suites]
+
+    if (reason := target.unavailable_reason(device)) is not None:
+        return unprovisioned(Unprovisioned("skipped", reason))
+    reporter.note(f"[bold]{name}[/]: {target.description}")
     try:
         with peak_memory("cpu" if remote else device) as peak:
-            loaded = target.provision(device)
-            weights = loaded.model.weights_bytes()
+            loaded = provision(target, device)
+            if isinstance(loaded, Unprovisioned):
+                return unprovisioned(loaded)
             try:
+                weights = loaded.model.weights_bytes()
                 outcomes = [_run_suite(loaded.model, s, config, reporter, name, ctx) for s in suites]
             finally:
                 loaded.model.close()
-    except BackendUnavailable as exc:
-        reporter.note(f"[yellow]skip[/] {name}: {exc.reason}")
-        return [empty_cell(name, s.name, "skipped", exc.reason) for s in suites]
     except QevalError as exc:
-        reporter.note(f"[red]failed[/] {name}: {exc}")
-        return [empty_cell(name, s.name, "failed", str(exc)) for s in suites]
-    except Exception as exc:  # noqa: BLE001 - OOM, backend bugs: recorded, the sweep goes on
-        reason = error_text(exc)
-        reporter.note(f"[red]failed[/] {name}: {reason}")
-        tb = traceback.format_exc(limit=8)
-        return [empty_cell(name, s.name, "failed", reason, {"traceback": tb}) for s in suites]
+        return unprovisioned(Unprovisioned("failed", str(exc)))
+    except Exception as exc:  # noqa: BLE001 - a backend bug past provisioning: recorded, the sweep goes on
+        return unprovisioned(Unprovisioned("failed", error_text(exc), traceback.format_exc(limit=8)))
     if remote:
         # the server's memory is not ours to see; the client's RSS would be a wrong number
         memory = MemoryStats(weights_bytes=None, peak_bytes=None, peak_kind="unknown (remote endpoint)")

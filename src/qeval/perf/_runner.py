@@ -166,15 +166,18 @@ def _batches(prompts: Sequence[Prompt], batch_size: int, at_least: int = 1) -> l
 
 def _load(target: Any, device: str, config: PerfConfig, suite: Any, settings, note: Note):
     """Provision one target and time its first request: a :class:`_Loaded` or a PrecisionPerf saying why not."""
+    from qeval.runner import Unprovisioned, provision
+
     name = target.spec.name
-    reason = target.unavailable_reason(device)
-    if reason is not None:
-        note(f"skip {name}: {reason}")
-        return PrecisionPerf(precision=name, status="skipped", reason=reason)
-    loaded = None
+    loaded = provision(target, device)
+    if isinstance(loaded, Unprovisioned):
+        if loaded.status == "failed":
+            free_device_memory()
+        note(f"{'skip' if loaded.status == 'skipped' else 'failed'} {name}: {loaded.reason}")
+        return PrecisionPerf(precision=name, status="skipped" if loaded.status == "skipped" else "error",
+                             reason=loaded.reason)
+    model = loaded.model
     try:
-        loaded = target.provision(device)
-        model = loaded.model
         if not hasattr(model, "generate_timed_batch"):
             model.close()
             return PrecisionPerf(
@@ -187,14 +190,15 @@ def _load(target: Any, device: str, config: PerfConfig, suite: Any, settings, no
         model.generate_timed_batch(prompts[:1], settings)
         first_ms = (time.perf_counter() - start) * 1000.0
         weights = model.weights_bytes()
-    except BackendUnavailable as exc:
+    except BackendUnavailable as exc:  # a backend that fails only on first use
+        model.close()
         note(f"skip {name}: {exc.reason}")
         return PrecisionPerf(precision=name, status="skipped", reason=exc.reason)
     except UsageError:
+        model.close()
         raise
-    except Exception as exc:  # noqa: BLE001 - OOM at load, backend bugs: recorded, the run goes on
-        if loaded is not None:
-            loaded.model.close()
+    except Exception as exc:  # noqa: BLE001 - OOM on the first request, backend bugs: recorded, the run goes on
+        model.close()
         free_device_memory()
         reason = str(exc) if isinstance(exc, QevalError) else _error_text(exc)
         note(f"failed {name}: {reason}")

@@ -54,7 +54,7 @@ def sweep(
     model: Annotated[Optional[str], typer.Option(help="Local HF model folder, or built-in alias (smollm2-135m).")] = None,
     precisions: Annotated[Optional[str], typer.Option(help="Comma-separated, e.g. bf16,int8,int4 (see `qeval precisions`).")] = None,
     suites: Annotated[Optional[str], typer.Option(help="Comma-separated suite folders, or folders holding suites.")] = None,
-    limit: Annotated[Optional[int], typer.Option(min=1, help="First N cases of each suite.")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="N cases of each suite, evenly spaced through its cases file (the same N every run).")] = None,
     device: Annotated[str, typer.Option(help="auto (CUDA when available), cpu or cuda.")] = "auto",
     out: Annotated[Path, typer.Option(help="Reports go to OUT/<run-id>/.")] = Path("reports"),
     latency_samples: Annotated[int, typer.Option(min=0, help="Timed batch-1 requests per cell (0 = skip timing).")] = 8,

@@ -46,7 +46,6 @@ class SweepConfig:
     """Quantize this many times per set, from samples drawn with seeds
     ``calibration_seed, calibration_seed + 1, ...``: the spread calibration alone causes."""
     run_id: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
     targets: tuple[TargetSpec, ...] = ()
     """Named targets (``--target NAME=SPEC``); when given, ``model``/``precisions`` are not used."""
     concurrency: int = 8

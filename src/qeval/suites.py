@@ -46,7 +46,6 @@ from qeval.suite_formats import (
 
 SUITE_FILE = "suite.yaml"
 CASES_FILE = "cases.jsonl"
-DIFFICULTIES = ("easy", "medium", "hard")
 
 
 # --- schema (pydantic, extra keys forbidden) ------------------------------------------------
@@ -444,5 +443,5 @@ def _yaml_line(data: bytes, loc: tuple[Any, ...]) -> int:
     return line
 
 
-__all__ = ["CASES_FILE", "CASES_SUFFIXES", "DIFFICULTIES", "SUITE_FILE", "Case", "Suite", "default_suite_yaml",
+__all__ = ["CASES_FILE", "CASES_SUFFIXES", "SUITE_FILE", "Case", "Suite", "default_suite_yaml",
            "load_suite"]

@@ -77,15 +77,6 @@ def prepare(config: SweepConfig) -> tuple[list, list]:
     return precisions, suites
 
 
-def load_calibration_for(config: SweepConfig, precisions: Sequence):
-    """The calibration sample the calibrated precisions need (``None`` when none does).
-
-    With several sets or seeds configured, this is the first one; :func:`load_calibrations`
-    loads them all."""
-    loaded = load_calibrations(config, precisions)
-    return next(iter(loaded.values()), None)
-
-
 def load_calibrations(config: SweepConfig, precisions: Sequence) -> dict[tuple[str, int], Any]:
     """Every calibration sample the sweep's variants need, keyed by (set, seed), loaded
     up front so that a bad name or too few texts fails before any model is loaded."""

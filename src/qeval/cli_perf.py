@@ -18,7 +18,7 @@ def perf(
     model: Annotated[str | None, typer.Option(help="Local HF model folder, or built-in alias (smollm2-135m).")] = None,
     precisions: Annotated[str | None, typer.Option(help="Comma-separated, e.g. bf16,int8,int4; the first is the reference of the ratios.")] = None,
     suite: Annotated[str | None, typer.Option(help="Prompts from this suite folder (built like the accuracy pass).")] = None,
-    limit: Annotated[int | None, typer.Option(help="First N suite cases, or N synthetic prompts (default 8).")] = None,
+    limit: Annotated[int | None, typer.Option(help="N suite cases, evenly spaced through its cases file; or N synthetic prompts (default 8).")] = None,
     prompt_tokens: Annotated[int | None, typer.Option(help="Synthetic prompts of N tokens (with --output-tokens) instead of a suite.")] = None,
     output_tokens: Annotated[int | None, typer.Option(help="Tokens each request generates at most (overrides the suite's max_new_tokens).")] = None,
     batch_sizes: Annotated[str, typer.Option(help="Comma-separated batch sizes of the load profile.")] = "1,8,32",

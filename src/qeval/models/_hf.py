@@ -16,7 +16,7 @@ from qeval.models._base import Abilities, Generation, LoadedModel, Message, Prom
 from qeval.results import ModelCard
 
 if TYPE_CHECKING:
-    from qeval.checkpoint import GptqCheckpoint
+    from qeval.models._gptq_checkpoint import GptqCheckpoint
 
 
 def _sync(device: str) -> None:
@@ -320,7 +320,7 @@ class HFSource:
     def from_dir(
         cls, spec: str, path: Path, source_precision: str | None = None, notes: str = "", name: str | None = None
     ) -> HFSource:
-        from qeval.checkpoint import detect_gptq_checkpoint
+        from qeval.models._gptq_checkpoint import detect_gptq_checkpoint
 
         config = read_config(path)
         archs = config.get("architectures")
@@ -398,7 +398,7 @@ class HFSource:
 
     def _load_gptq(self, prec: Any, device: str, tokenizer: Any, t0: float) -> LoadedModel:
         """A GPTQ checkpoint runs only as-is, through gptqmodel; any other precision is a skip."""
-        from qeval.checkpoint import AS_IS, load_gptq_checkpoint
+        from qeval.models._gptq_checkpoint import AS_IS, load_gptq_checkpoint
         from qeval.errors import BackendUnavailable
 
         assert self.gptq is not None

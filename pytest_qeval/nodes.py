@@ -200,7 +200,7 @@ class SloItem(_QevalItem):
                 )
                 self._record("error", message=msg)
                 raise SloFailed(msg)
-        hashes = baseline.settings.get("suite_hashes", {})
+        hashes = baseline.settings.suite_hashes
         suite = session.suites[self.suite_name]
         note = ""
         if hashes.get(self.suite_name) not in (None, suite.content_hash):

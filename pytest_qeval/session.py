@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_qeval.options import Options
-from qeval.results import CellResult, RunRecord
+from qeval.results import CachedCell, CellResult, Environment, RunRecord
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class QevalSession:
     created_at: str = ""
     _source: Any = None
     _device: str | None = None
-    _environment: dict[str, Any] | None = None
+    _environment: Environment | None = None
     _models: dict[str, Any] = field(default_factory=dict)
     _calibration: Any = None
     _targets: dict[str, Any] = field(default_factory=dict)
@@ -123,12 +123,12 @@ class QevalSession:
         return self._source
 
     @property
-    def environment(self) -> dict[str, Any]:
+    def environment(self) -> Environment:
         if self._environment is None:
-            from qeval.environment import fingerprint
+            from qeval.environment import capture_environment
 
             # a fully cached re-run then never imports torch (most of its time otherwise)
-            self._environment = fingerprint(self.device, torch_probe_dir=self.cache_dir)
+            self._environment = capture_environment(self.device, torch_probe_dir=self.cache_dir)
         return self._environment
 
     def sweep_config(self) -> Any:
@@ -249,7 +249,7 @@ class QevalSession:
 
     def _cache_key(self, suite: Any, spec: Any) -> str:
         from qeval.cache import cell_key, code_identity
-        from qeval.environment import COMPARED_KEYS, fingerprint_subset
+        from qeval.environment import compared_values
         from qeval.evaluate import effective_settings
         from qeval.results import to_dict
 
@@ -272,7 +272,7 @@ class QevalSession:
                 "precision": precision.name,
                 "precision_config": to_dict(precision.config),
                 "calibration": self.calibration.record() if precision.needs_calibration else None,
-                "machine": fingerprint_subset(self.environment, COMPARED_KEYS),
+                "machine": compared_values(self.environment),
             }
         return cell_key({
             **what,
@@ -311,16 +311,19 @@ class QevalSession:
         """Every cell this session holds, as one run record (None when nothing was evaluated)."""
         if not self.cells:
             return None
+        from dataclasses import replace
+
         from qeval.sweep import run_settings
 
         order = {p: i for i, p in enumerate(self.options.precisions)}
         cells = sorted(self.cells.values(), key=lambda c: (order.get(c.precision, len(order)), c.suite))
         # A calibrated cell records its calibration; the run records it once more, like a sweep.
         needs = any(c.precision_config.get("calibration") for c in self.cells.values())
-        settings = run_settings(self.sweep_config(), list(self.suites.values()), self.device,
-                                self.calibration if needs else None)
-        settings["cached_cells"] = {f"{s}/{p}": run for (s, p), run in self.cached.items()}
-        settings["slos"] = [v.slo for v in self.verdicts]
+        settings = replace(
+            run_settings(self.sweep_config(), list(self.suites.values()), self.device, self.calibration if needs else None),
+            cached_cells=tuple(CachedCell(suite=s, precision=p, run_id=run) for (s, p), run in self.cached.items()),
+            slos=tuple(v.slo for v in self.verdicts),
+        )
         from qeval.sweep import target_records
 
         targets = {name: self.target(name) for name in self.options.precisions

@@ -58,7 +58,7 @@ def test_env_mismatch_flag_and_tolerance(tmp_path):
     passed = [True] * 10
     a = run(cell(passed, latency=timed(spread(100.0))))
     b = run(cell(passed, latency=timed(spread(150.0))), run_id="cur",
-            environment={**ENV, "packages": {"torch": "2.12.1"}})
+            environment=replace(ENV, packages={"torch": "2.12.1"}))
     fa, fb = _files(tmp_path, a, b)
     code, out = _run("compare", fa, fb)
     assert code == 0, out

@@ -20,15 +20,19 @@ from qeval.errors import UsageError
 from qeval.results import (
     CaseResult,
     CellResult,
+    CpuInfo,
+    Environment,
     LatencyStats,
     MemoryStats,
     MetricValue,
     RunRecord,
+    RunSettings,
+    TorchInfo,
 )
 from tests.report.conftest import make_record, not_run_cell
 
-ENV = {"device": "cpu", "packages": {"torch": "2.13.0"}, "cpu": {"model": "Xeon", "usable_cores": 2},
-       "torch": {"threads": 2}, "host_id": "abc123abc123"}
+ENV = Environment(device="cpu", packages={"torch": "2.13.0"}, cpu=CpuInfo(model="Xeon", usable_cores=2),
+                  torch=TorchInfo(available=True, threads=2), host_id="abc123abc123")
 
 
 def case(i: int, passed: bool, *, counts: tuple[int, int, int] | None = None, completion: str | None = None) -> CaseResult:
@@ -84,7 +88,7 @@ def cell(
     return CellResult(**fields)
 
 
-def run(*cells: CellResult, run_id: str = "base", environment: dict | None = None, **kw: Any) -> RunRecord:
+def run(*cells: CellResult, run_id: str = "base", environment: Environment | None = None, **kw: Any) -> RunRecord:
     return make_record(cells=tuple(cells), run_id=run_id, environment=environment or ENV, **kw)
 
 
@@ -215,8 +219,8 @@ def test_other_scorer_metrics_get_a_point_delta_and_no_verdict():
 
 def test_changed_suite_content_is_noted():
     base, cur = cell([True] * 4), cell([True] * 4)
-    a = run(base, settings={"suite_hashes": {"arith": "aaaa"}})
-    b = run(cur, run_id="cur", settings={"suite_hashes": {"arith": "bbbb"}})
+    a = run(base, settings=RunSettings(suite_hashes={"arith": "aaaa"}))
+    b = run(cur, run_id="cur", settings=RunSettings(suite_hashes={"arith": "bbbb"}))
     note = " ".join(compare_runs(a, b).cells[0].notes)
     assert "content changed" in note and "aaaa -> bbbb" in note
 
@@ -264,7 +268,7 @@ def test_new_cells_and_cells_that_never_ran_are_noted_not_regressions():
 # --- latency, throughput, memory --------------------------------------------------------------
 
 
-def _slow_pair(factor: float, env_b: dict | None = None):
+def _slow_pair(factor: float, env_b: Environment | None = None):
     passed = [True] * 10
     a = run(cell(passed, latency=timed(spread(100.0))))
     b = run(cell(passed, latency=timed(spread(100.0 * factor))), run_id="cur", environment=env_b)
@@ -293,7 +297,7 @@ def test_a_significant_slow_down_within_tolerance_is_not_a_regression():
 
 
 def test_latency_is_refused_across_environments_and_the_note_names_the_keys():
-    env_b = {**ENV, "packages": {"torch": "2.12.1"}, "cpu": {"model": "Xeon", "usable_cores": 4}}
+    env_b = replace(ENV, packages={"torch": "2.12.1"}, cpu=CpuInfo(model="Xeon", usable_cores=4))
     base, cur = planted(200, lost=range(0, 80, 2))
     a = run(cell(base, latency=timed(spread(100.0))))
     b = run(cell(cur, latency=timed(spread(150.0))), run_id="cur", environment=env_b)
@@ -310,7 +314,7 @@ def test_latency_is_refused_across_environments_and_the_note_names_the_keys():
 
 
 def test_latency_across_environments_when_allowed():
-    env_b = {**ENV, "packages": {"torch": "2.12.1"}}
+    env_b = replace(ENV, packages={"torch": "2.12.1"})
     cmp = compare_runs(*_slow_pair(1.5, env_b), allow_env_mismatch=True)
     assert cmp.latency_compared and cmp.env_differences
     assert row(cmp, "p95_ttft_ms").regression

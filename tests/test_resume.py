@@ -86,8 +86,18 @@ def test_resume_after_a_crash_redoes_only_unfinished_batches(tmp_path, clean):
     data = json.loads((path / "results.json").read_text())
     assert data["settings"]["resumed"]["reused_precisions"] == ["fp32"]
     assert data["settings"]["resumed"]["partial_precisions"] == ["int8"]
-    assert "incomplete" not in data["settings"]
+    assert data["settings"]["incomplete"] is False
     assert read_journal(folder).done
+    with pytest.raises(JournalError, match="finished already"):
+        resume_sweep(folder, source=FakeSource(responder=right_except_int4_on_odd))
+
+
+def test_a_finished_run_whose_report_is_schema_1_is_still_finished(tmp_path):
+    from tests.report.test_schema_v1 import as_v1
+
+    _, folder = run_sweep(_config(tmp_path, run_id="old"), source=FakeSource(responder=right_except_int4_on_odd))
+    results = folder / "results.json"
+    results.write_text(json.dumps(as_v1(json.loads(results.read_text()))))
     with pytest.raises(JournalError, match="finished already"):
         resume_sweep(folder, source=FakeSource(responder=right_except_int4_on_odd))
 
@@ -187,7 +197,7 @@ def test_sigint_writes_an_incomplete_report_exits_130_and_resumes(tmp_path, clea
     record, _ = resume_sweep(folder, source=FakeSource(responder=right_except_int4_on_odd))
     _same(record, clean)
     data = json.loads((folder / "results.json").read_text())
-    assert "incomplete" not in data["settings"]
+    assert data["settings"]["incomplete"] is False
 
 
 def test_cli_resume_flags(tmp_path):

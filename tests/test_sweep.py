@@ -146,4 +146,4 @@ def test_bad_suite_paths_are_usage_errors(tmp_path):
 def test_limit_and_batch_size_override(tmp_path):
     record, _ = run_sweep(_config(tmp_path, precisions=("fp32",), limit=5, batch_size=2), source=FakeSource(responder=right_except_int4_on_odd))
     assert record.cells[0].n == 5
-    assert record.settings["batch_size"] == 2
+    assert record.settings.batch_size == 2

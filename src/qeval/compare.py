@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from qeval.environment import fingerprint_differences
 from qeval.errors import UsageError
-from qeval.results import CellResult, LatencyStats, RunRecord
+from qeval.results import CellResult, Environment, LatencyStats, RunRecord
 
 # measure and stats pull in numpy and scipy: they are imported where used, so that
 # importing qeval.report (which renders comparisons) stays light.
@@ -120,9 +120,9 @@ class Comparison:
     """The baseline's model spec."""
     current_model: str
     """The current run's model spec."""
-    baseline_environment: Mapping[str, Any]
+    baseline_environment: Environment
     """The baseline's full environment fingerprint."""
-    current_environment: Mapping[str, Any]
+    current_environment: Environment
     """The current run's full environment fingerprint."""
     env_differences: tuple[str, ...]
     """``key: baseline != current`` for every compared fingerprint key that differs."""
@@ -178,7 +178,7 @@ def compare_runs(
 
     base_cells = {(c.suite, c.precision): c for c in baseline.cells}
     cur_cells = {(c.suite, c.precision): c for c in current.cells}
-    hashes = (_suite_hashes(baseline), _suite_hashes(current))
+    hashes = (baseline.settings.suite_hashes, current.settings.suite_hashes)
     cells = tuple(
         _compare_cell(key, base_cells.get(key), cur_cells.get(key), hashes, latency_compared, latency_tolerance)
         for key in dict.fromkeys([*base_cells, *cur_cells])
@@ -204,11 +204,6 @@ def compare_runs(
     )
 
 
-def _suite_hashes(record: RunRecord) -> Mapping[str, Any]:
-    hashes = record.settings.get("suite_hashes") if isinstance(record.settings, Mapping) else None
-    return hashes if isinstance(hashes, Mapping) else {}
-
-
 # --- cells -----------------------------------------------------------------------------------
 
 
@@ -216,7 +211,7 @@ def _compare_cell(
     key: tuple[str, str],
     base: CellResult | None,
     cur: CellResult | None,
-    hashes: tuple[Mapping[str, Any], Mapping[str, Any]],
+    hashes: tuple[Mapping[str, str], Mapping[str, str]],
     latency_compared: bool,
     tolerance: float,
 ) -> CellComparison:

@@ -9,6 +9,7 @@ hash: enough to tell "same machine?" without naming it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -16,10 +17,38 @@ import platform
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from qeval._environment_record import (
+    CpuInfo,
+    CudaInfo,
+    Environment,
+    TorchInfo,
+    compared_rows,
+    compared_values,
+    fingerprint_differences,
+)
+
+__all__ = [
+    "NOT_INSTALLED",
+    "PACKAGES",
+    "THREAD_ENV_VARS",
+    "CpuInfo",
+    "CudaInfo",
+    "Environment",
+    "TorchInfo",
+    "capture_environment",
+    "compared_rows",
+    "compared_values",
+    "cpu_model",
+    "fingerprint",
+    "fingerprint_differences",
+    "host_id",
+    "package_versions",
+]
 
 NOT_INSTALLED = "not installed"
 
@@ -46,19 +75,6 @@ THREAD_ENV_VARS: tuple[str, ...] = (
     "GPTQMODEL_CPU_WORKERS",
 )
 """Environment variables that change performance; recorded when set."""
-
-COMPARED_KEYS: tuple[str, ...] = (
-    "device",
-    "packages",
-    "cpu.model",
-    "cpu.usable_cores",
-    "torch.threads",
-    "cuda.name",
-    "cuda.capability",
-    "host_id",
-)
-"""Dotted keys that must match for two runs' timings to be comparable."""
-
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
     """``{distribution: version}`` from installed metadata, without importing anything."""
@@ -111,7 +127,7 @@ def host_id() -> str:
     return hashlib.sha256(name.encode("utf-8", errors="replace")).hexdigest()[:12]
 
 
-def _torch_info(device: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def _torch_info(device: str) -> tuple[TorchInfo, CudaInfo | None]:
     """torch threads/build, and the CUDA block when ``device`` is CUDA (``None`` otherwise)."""
     if "torch" in sys.modules:
         torch = sys.modules["torch"]
@@ -119,28 +135,29 @@ def _torch_info(device: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
         try:
             import torch  # noqa: PLC0415 - heavy, and only needed here
         except Exception:  # noqa: BLE001 - absent or broken torch: record that and go on
-            return {"available": False}, _cuda_info(None, device)
-    info: dict[str, Any] = {"available": True}
+            return TorchInfo(available=False), _cuda_info(None, device)
+    threads = interop = None
     try:
-        info["threads"] = int(torch.get_num_threads())
-        info["interop_threads"] = int(torch.get_num_interop_threads())
+        threads = int(torch.get_num_threads())
+        interop = int(torch.get_num_interop_threads())
     except Exception:  # noqa: BLE001
         pass
-    info["cuda_build"] = getattr(getattr(torch, "version", None), "cuda", None)
+    cuda_build = getattr(getattr(torch, "version", None), "cuda", None)
+    info = TorchInfo(available=True, threads=threads, interop_threads=interop, cuda_build=cuda_build)
     return info, _cuda_info(torch, device)
 
 
-def _cuda_info(torch: Any, device: str) -> dict[str, Any] | None:
+def _cuda_info(torch: Any, device: str) -> CudaInfo | None:
     if not device.startswith("cuda"):
         return None
-    cuda: dict[str, Any] = {"available": False}
+    cuda = CudaInfo(available=False)
     try:
         if torch is not None and torch.cuda.is_available():
             index = torch.device(device).index
             index = torch.cuda.current_device() if index is None else index
             major, minor = torch.cuda.get_device_capability(index)
             props = torch.cuda.get_device_properties(index)
-            cuda.update(
+            cuda = CudaInfo(
                 available=True,
                 name=torch.cuda.get_device_name(index),
                 capability=f"{major}.{minor}",
@@ -149,9 +166,8 @@ def _cuda_info(torch: Any, device: str) -> dict[str, Any] | None:
                 runtime=getattr(torch.version, "cuda", None),
             )
     except Exception as exc:  # noqa: BLE001 - a fingerprint never raises
-        cuda["error"] = f"{type(exc).__name__}: {exc}"
-    cuda["driver"] = _nvidia_driver()
-    return cuda
+        cuda = replace(cuda, error=f"{type(exc).__name__}: {exc}")
+    return replace(cuda, driver=_nvidia_driver())
 
 
 def _nvidia_driver() -> str | None:
@@ -195,7 +211,7 @@ def _torch_probe_key(device: str) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def _torch_info_cached(device: str, probe_dir: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def _torch_info_cached(device: str, probe_dir: Path) -> tuple[TorchInfo, CudaInfo | None]:
     """:func:`_torch_info` without importing torch (~2 s) when an earlier process on this
     machine, with the same torch, interpreter and thread variables, recorded it in ``probe_dir``.
 
@@ -205,26 +221,38 @@ def _torch_info_cached(device: str, probe_dir: Path) -> tuple[dict[str, Any], di
     if device != "cpu" or "torch" in sys.modules:
         return _torch_info(device)
     path = Path(probe_dir) / f"torch-probe-{_torch_probe_key(device)}.json"
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(info, dict) and isinstance(info.get("threads"), int):
-            return {**info, "probed": "earlier run (torch not imported in this one)"}, None
-    except (OSError, ValueError):
-        pass
+    stored = _read_probe(path)
+    if stored is not None:
+        return replace(stored, probed="earlier run (torch not imported in this one)"), None
     info, cuda = _torch_info(device)
-    if isinstance(info.get("threads"), int):
+    if info.threads is not None:
         from qeval.errors import QevalError
         from qeval.report import atomic_write_text
 
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(path, json.dumps(info))
+            atomic_write_text(path, json.dumps(dataclasses.asdict(info)))
         except (OSError, QevalError):
             pass  # no probe stored: the next run imports torch again
     return info, cuda
 
 
-def fingerprint(device: str, torch_probe_dir: str | Path | None = None) -> dict[str, Any]:
+def _read_probe(path: Path) -> TorchInfo | None:
+    """The :class:`TorchInfo` an earlier process stored at ``path`` (``None`` when absent or unusable)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    try:
+        info = TorchInfo(**{f.name: data[f.name] for f in dataclasses.fields(TorchInfo) if f.name in data})
+    except TypeError:
+        return None
+    return info if isinstance(info.threads, int) and not isinstance(info.threads, bool) else None
+
+
+def capture_environment(device: str, torch_probe_dir: str | Path | None = None) -> Environment:
     """What a report must record about the machine and libraries. Never raises.
 
     ``device`` is the resolved device the run used (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
@@ -236,59 +264,29 @@ def fingerprint(device: str, torch_probe_dir: str | Path | None = None) -> dict[
     else:
         torch_info, cuda = _torch_info_cached(device, Path(torch_probe_dir))
     cpu_name = cpu_model()
-    env: dict[str, Any] = {
-        "device": device,
-        "device_name": (cuda or {}).get("name") or cpu_name,
-        "python": platform.python_version(),
-        "python_implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "packages": package_versions(),
-        "cpu": {
-            "model": cpu_name,
-            "logical_cores": os.cpu_count(),
-            "usable_cores": _usable_cores(),
-            # Other work on the machine skews every timing: record how busy it was.
-            "load_average_1m": _load_average(),
-        },
-        "memory_total_bytes": _memory_total_bytes(),
-        "torch": torch_info,
-        "cuda": cuda,
-        "env_vars": {k: os.environ[k] for k in THREAD_ENV_VARS if k in os.environ},
-        "host_id": host_id(),
-    }
-    return env
+    return Environment(
+        device=device,
+        device_name=(cuda.name if cuda else None) or cpu_name,
+        python=platform.python_version(),
+        python_implementation=platform.python_implementation(),
+        platform=platform.platform(),
+        machine=platform.machine(),
+        packages=package_versions(),
+        cpu=CpuInfo(
+            model=cpu_name,
+            logical_cores=os.cpu_count(),
+            usable_cores=_usable_cores(),
+            load_average_1m=_load_average(),
+        ),
+        memory_total_bytes=_memory_total_bytes(),
+        torch=torch_info,
+        cuda=cuda,
+        env_vars={k: os.environ[k] for k in THREAD_ENV_VARS if k in os.environ},
+        host_id=host_id(),
+    )
 
 
-def lookup(data: Mapping[str, Any], dotted: str) -> Any:
-    """``data["a"]["b"]`` for ``"a.b"``; ``None`` where any step is missing."""
-    value: Any = data
-    for part in dotted.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return None
-        value = value[part]
-    return value
-
-
-def fingerprint_differences(
-    a: Mapping[str, Any], b: Mapping[str, Any], keys: tuple[str, ...] = COMPARED_KEYS
-) -> list[str]:
-    """Human-readable differences between two fingerprints on ``keys`` (empty when comparable).
-
-    Package versions are compared one by one: ``"packages.torch: 2.13.0 != 2.12.1"``.
-    """
-    diffs: list[str] = []
-    for key in keys:
-        va, vb = lookup(a, key), lookup(b, key)
-        if isinstance(va, Mapping) and isinstance(vb, Mapping):
-            for sub in sorted(set(va) | set(vb)):
-                if va.get(sub) != vb.get(sub):
-                    diffs.append(f"{key}.{sub}: {va.get(sub)} != {vb.get(sub)}")
-        elif va != vb:
-            diffs.append(f"{key}: {va} != {vb}")
-    return diffs
-
-
-def fingerprint_subset(env: Mapping[str, Any], keys: tuple[str, ...] = COMPARED_KEYS) -> dict[str, Any]:
-    """``{dotted key: value}`` for ``keys``: the part of a fingerprint that decides comparability."""
-    return {key: lookup(env, key) for key in keys}
+def fingerprint(device: str, torch_probe_dir: str | Path | None = None) -> dict[str, Any]:
+    """:func:`capture_environment` in its JSON form, for records that still store the fingerprint as a
+    plain mapping (``qeval perf``'s ``PerfRecord.environment``). New code uses the typed record."""
+    return dataclasses.asdict(capture_environment(device, torch_probe_dir))

@@ -2,6 +2,10 @@
 
 Field names carry their units (``ttft_ms``, ``weights_bytes``, ``load_s``).
 ``to_dict`` gives the JSON shape written to ``results.json`` (schema below).
+
+Schema 2 (this one) records the environment and the settings as typed records
+(:class:`Environment`, :class:`RunSettings`); schema 1 wrote them as free-form dicts,
+which :func:`qeval.report.read_record` converts on reading.
 """
 
 from __future__ import annotations
@@ -11,7 +15,36 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-SCHEMA_VERSION = 1
+from qeval._environment_record import CpuInfo, CudaInfo, Environment, TorchInfo
+from qeval._settings_record import CachedCell, CalibrationRecord, CalibrationVariant, Resumed, RunSettings
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "CachedCell",
+    "CalibrationRecord",
+    "CalibrationVariant",
+    "CaseResult",
+    "CellResult",
+    "CellStatus",
+    "CpuInfo",
+    "CudaInfo",
+    "Environment",
+    "LatencyStats",
+    "MemoryStats",
+    "MetricValue",
+    "ModelCard",
+    "Percentiles",
+    "Resumed",
+    "RunRecord",
+    "RunSettings",
+    "Score",
+    "TargetRecord",
+    "TorchInfo",
+    "to_dict",
+]
+
+SCHEMA_VERSION = 2
+"""2: ``environment`` and ``settings`` are typed records. 1 (still read): free-form dicts."""
 
 CellStatus = Literal["ok", "skipped", "failed"]
 
@@ -190,8 +223,10 @@ class RunRecord:
     created_at: str
     model: ModelCard
     """The first target's model (older records: the one model of the run)."""
-    environment: Mapping[str, Any]
-    settings: Mapping[str, Any]
+    environment: Environment
+    """The machine and libraries the run used."""
+    settings: RunSettings
+    """What the run was asked to do, as run."""
     cells: tuple[CellResult, ...]
     schema_version: int = SCHEMA_VERSION
     targets: tuple[TargetRecord, ...] = ()

@@ -29,10 +29,14 @@ from qeval.config import SweepConfig
 from qeval.errors import BackendUnavailable, QevalError, UsageError
 from qeval.evaluate import AccuracyPass, accuracy_pass, effective_settings
 from qeval.results import (
+    CalibrationRecord,
+    CalibrationVariant,
     CellResult,
     LatencyStats,
     MemoryStats,
+    Resumed,
     RunRecord,
+    RunSettings,
     Score,
     to_dict,
 )
@@ -142,7 +146,7 @@ def resume_sweep(run_dir: str | Path, source=None, reporter: Reporter | None = N
 
 def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tuple[RunRecord, Path]:
     from qeval import __version__
-    from qeval.environment import fingerprint
+    from qeval.environment import capture_environment
     from qeval.journal import JOURNAL_FILE, Journal, JournalError
     from qeval.models import resolve_device
     from qeval.report._write import run_dir
@@ -177,7 +181,7 @@ def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tup
         run_id=run_id,
         created_at=created_at,
         model=targets[specs[0].name].card,
-        environment=fingerprint(device),
+        environment=capture_environment(device),
         settings=settings,
         cells=(),
         targets=target_records(targets),
@@ -202,17 +206,17 @@ def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tup
         check_endpoints(state, record.targets)
         journal = Journal(state.path, truncate_to=state.valid_bytes)
     ctx = _Ctx(journal, state)
-    resumed: dict[str, Any] = {}
+    resumed: Resumed | None = None
     if state is not None:
         partial = sorted({label for (label, _), b in state.batches.items() if b and label not in state.cells})
-        resumed = {
-            "reused_precisions": sorted(state.cells),
-            "partial_precisions": partial,
-            "device": device,
-            "note": "Resumed from journal.jsonl: finished precisions were reused; in a partial precision the "
-                    "finished accuracy batches were reused and the rest generated, and its timed pass (and "
-                    "load/memory measurement) was run again in this process.",
-        }
+        resumed = Resumed(
+            reused_precisions=tuple(sorted(state.cells)),
+            partial_precisions=tuple(partial),
+            device=device,
+            note="Resumed from journal.jsonl: finished precisions were reused; in a partial precision the "
+                 "finished accuracy batches were reused and the rest generated, and its timed pass (and "
+                 "load/memory measurement) was run again in this process.",
+        )
     installed = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, ctx.on_sigint) if installed else None
     path = None
@@ -250,16 +254,12 @@ def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tup
     return record, path
 
 
-def _write(record: RunRecord, out: Path, resumed: dict, incomplete: bool, views: bool = True) -> Path:
+def _write(record: RunRecord, out: Path, resumed: Resumed | None, incomplete: bool, views: bool = True) -> Path:
     from qeval.report import write_report
     from qeval.report._atomic import atomic_write_text
     from qeval.report._markdown import SUMMARY_FILE
 
-    settings = dict(record.settings)
-    if resumed:
-        settings["resumed"] = resumed
-    if incomplete:
-        settings["incomplete"] = True
+    settings = replace(record.settings, resumed=resumed, incomplete=incomplete)
     path = write_report(replace(record, settings=settings), out, views=views)
     if incomplete:
         summary = path / SUMMARY_FILE
@@ -314,29 +314,32 @@ def target_records(targets: dict[str, Any]) -> tuple:
 def run_settings(
     config: SweepConfig, suites: Sequence, device: str, calibration=None, variants: Sequence = (),
     calibrations: dict | None = None,
-) -> dict[str, Any]:
-    """The ``settings`` block of a run record: what was asked for, as run.
+) -> RunSettings:
+    """The ``settings`` of a run record: what was asked for, as run.
 
     ``calibration`` is the first calibration sample; ``calibration_variants`` lists
     every labelled (set, seed) cell when a sweep compares several."""
     calibrations = calibrations or {}
     several = [v for v in variants if v.calibration is not None and v.label != (v.target.name if v.target else v.precision.name)]
-    return {
-        "calibration": calibration.record() if calibration is not None else None,
-        "calibration_variants": [
-            {"label": v.label, "precision": v.precision.name, "set": v.calibration, "seed": v.seed,
-             "sample_hash": calibrations[(v.calibration, v.seed)].sample_hash, "target": v.target.name if v.target else None}
+    return RunSettings(
+        calibration=CalibrationRecord.of(calibration) if calibration is not None else None,
+        calibration_variants=tuple(
+            CalibrationVariant(
+                label=v.label, precision=v.precision.name, calibration_set=v.calibration, seed=v.seed,
+                sample_hash=calibrations[(v.calibration, v.seed)].sample_hash,
+                target=v.target.name if v.target else None,
+            )
             for v in several
-        ],
-        "precisions": list(config.precisions),
-        "targets": [str(t) for t in config.target_specs()],
-        "concurrency": config.concurrency,
-        "suites": [str(s.path) for s in suites],
-        "suite_hashes": {s.name: s.content_hash for s in suites},
-        "device": device,
-        "limit": config.limit,
-        "latency_samples": config.latency_samples,
-        "warmup_requests": config.warmup_requests,
-        "batch_size": config.batch_size,
-        "generation": {s.name: to_dict(s.generation) for s in suites},
-    }
+        ),
+        precisions=tuple(config.precisions),
+        targets=tuple(str(t) for t in config.target_specs()),
+        concurrency=config.concurrency,
+        suites=tuple(str(s.path) for s in suites),
+        suite_hashes={s.name: s.content_hash for s in suites},
+        device=device,
+        limit=config.limit,
+        latency_samples=config.latency_samples,
+        warmup_requests=config.warmup_requests,
+        batch_size=config.batch_size,
+        generation={s.name: s.generation for s in suites},
+    )

@@ -73,6 +73,18 @@ def test_latency_against_a_baseline_from_other_hardware_is_refused_unless_allowe
     allowed.assert_outcomes(passed=2)
 
 
+def test_a_baseline_saved_at_schema_1_still_gates(project):
+    from tests.report.test_schema_v1 import as_v1
+
+    _save_baseline(project)
+    base = project.path / "base.json"
+    base.write_text(json.dumps(as_v1(json.loads(base.read_text()))))
+    result = run(project, "-v", "--qeval", "mini", "--qeval-model", "fakemodel:regressed", *QUICK,
+                 "--qeval-baseline", "base.json", "--qeval-slo", "accuracy_drop_vs(baseline) <= 0.01")
+    result.stdout.fnmatch_lines(["*mini::bf16::accuracy_drop_vs(baseline)<=0.01 FAILED*"])
+    assert "flipped  2 case(s) pass→fail against baseline:" in result.stdout.str()
+
+
 def test_cells_are_reused_from_the_cache_until_something_changes(project):
     args = ("--qeval", "mini", "--qeval-model", "fakemodel:right", *QUICK)
     first = run(project, *args)

@@ -10,12 +10,15 @@ import pytest
 from qeval.results import (
     CaseResult,
     CellResult,
+    Environment,
     LatencyStats,
     MemoryStats,
     MetricValue,
     ModelCard,
     Percentiles,
     RunRecord,
+    RunSettings,
+    TorchInfo,
 )
 
 SOURCE_PRECISION = "Q4_1 (GGUF, 4-bit, group 32)"
@@ -107,8 +110,9 @@ def make_record(cells: tuple[CellResult, ...] | None = None, run_id: str = "run-
             architecture="LlamaForCausalLM",
             path="/cache/smollm2",
         ),
-        environment={"device": "cpu", "python": "3.11.7", "packages": {"torch": "2.13.0"}, "torch": {"threads": 2}},
-        settings={"limit": 4, "latency_samples": 8, "warmup_requests": 2},
+        environment=Environment(device="cpu", python="3.11.7", packages={"torch": "2.13.0"},
+                                torch=TorchInfo(available=True, threads=2)),
+        settings=RunSettings(limit=4, latency_samples=8, warmup_requests=2),
         cells=cells,
     )
     fields.update(kw)

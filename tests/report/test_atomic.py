@@ -4,6 +4,7 @@ import pytest
 
 from qeval.errors import ReportError
 from qeval.report import _json, atomic_write_bytes, atomic_write_text, read_results, write_report
+from qeval.results import RunSettings
 
 
 def _leftovers(folder):
@@ -23,11 +24,11 @@ def test_crash_mid_serialisation_keeps_old_results(record, factory, tmp_path, mo
     before = (folder / "results.json").read_bytes()
 
     def half_then_crash(obj, handle, **kwargs):
-        handle.write('{"schema_version": 1, "run_id": "trunc')  # half a file reaches the temp file
+        handle.write('{"schema_version": 2, "run_id": "trunc')  # half a file reaches the temp file
         raise RuntimeError("serialiser died mid-way")
 
     monkeypatch.setattr(_json.json, "dump", half_then_crash)
-    changed = factory.make_record(settings={"limit": 999})
+    changed = factory.make_record(settings=RunSettings(limit=999))
     with pytest.raises(RuntimeError, match="mid-way"):
         write_report(changed, tmp_path)
     assert (folder / "results.json").read_bytes() == before
@@ -44,7 +45,7 @@ def test_unwritable_folder_raises_report_error(tmp_path):
 
 def test_rewrite_replaces_content(record, factory, tmp_path):
     write_report(record, tmp_path)
-    folder = write_report(factory.make_record(settings={"limit": 7}), tmp_path)
+    folder = write_report(factory.make_record(settings=RunSettings(limit=7)), tmp_path)
     assert json.loads((folder / "results.json").read_text())["settings"]["limit"] == 7
     assert _leftovers(folder) == []
 

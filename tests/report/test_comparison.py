@@ -75,7 +75,7 @@ def test_markdown_escapes_completions_inside_table_cells():
 
 
 def test_markdown_environment_table_shows_both_sides():
-    env_b = {**ENV, "packages": {"torch": "2.12.1"}}
+    env_b = replace(ENV, packages={"torch": "2.12.1"})
     a = run(cell([True] * 4))
     b = run(cell([True] * 4), run_id="cur", environment=env_b)
     text = render_comparison_markdown(compare_runs(a, b))

@@ -5,7 +5,8 @@ import pytest
 
 from qeval.errors import ReportError
 from qeval.report import read_results, results_dict, write_report, write_results
-from qeval.results import MetricValue
+from qeval.report._json import jsonable
+from qeval.results import CpuInfo, Environment, MetricValue
 
 CELL_KEYS = {
     "precision": str, "suite": str, "status": str, "n": int, "metrics": dict, "precision_config": dict,
@@ -72,7 +73,7 @@ def test_nan_and_inf_become_null(factory, tmp_path):
         metrics={"f1": MetricValue(value=float("-inf"), ci=(float("nan"), 1.0), n=4)},
         latency=factory.latency(ttft_p95=float("nan"), tokens_per_s=float("inf")),
     )
-    record = factory.make_record(cells=(nan_cell,), settings={"temperature": float("nan")})
+    record = factory.make_record(cells=(nan_cell,), environment=Environment(cpu=CpuInfo(load_average_1m=float("nan"))))
     folder = write_report(record, tmp_path)
     text = (folder / "results.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
@@ -82,16 +83,15 @@ def test_nan_and_inf_become_null(factory, tmp_path):
     assert cell["metrics"]["f1"] == {"value": None, "ci": [None, 1.0], "n": 4}
     assert cell["latency"]["ttft_ms"]["p95"] is None
     assert cell["latency"]["output_tokens_per_s"] is None
-    assert data["settings"]["temperature"] is None
+    assert data["environment"]["cpu"]["load_average_1m"] is None
 
 
-def test_odd_objects_in_settings_are_stringified(factory, tmp_path):
+def test_odd_objects_are_stringified():
     import numpy as np
     from pathlib import Path
 
-    record = factory.make_record(settings={"out": Path("/x/y"), "n": np.int64(3), "v": np.float32(0.5), "s": {2, 1}})
-    data = read_results(write_report(record, tmp_path))
-    assert data["settings"] == {"out": "/x/y", "n": 3, "v": 0.5, "s": [1, 2]}
+    odd = {"out": Path("/x/y"), "n": np.int64(3), "v": np.float32(0.5), "s": {2, 1}}
+    assert jsonable(odd) == {"out": "/x/y", "n": 3, "v": 0.5, "s": [1, 2]}
 
 
 def test_read_results_rejects_other_schema_version(record, tmp_path):
@@ -99,7 +99,7 @@ def test_read_results_rejects_other_schema_version(record, tmp_path):
     data = json.loads(path.read_text())
     data["schema_version"] = 99
     path.write_text(json.dumps(data))
-    with pytest.raises(ReportError, match=r"schema_version 99.*reads schema_version 1") as info:
+    with pytest.raises(ReportError, match=r"schema_version 99.*reads schema_version 2 or 1") as info:
         read_results(path)
     assert str(path) in str(info.value)
     del data["schema_version"]
@@ -112,7 +112,7 @@ def test_read_results_errors_are_clear(tmp_path):
     with pytest.raises(ReportError, match="no such file"):
         read_results(tmp_path / "missing.json")
     bad = tmp_path / "results.json"
-    bad.write_text('{"schema_version": 1,\n  "cells": [')
+    bad.write_text('{"schema_version": 2,\n  "cells": [')
     with pytest.raises(ReportError, match=r"results.json:2:\d+: not valid JSON"):
         read_results(bad)
     bad.write_text("[1, 2]")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +15,7 @@ from qeval.compare import (
     fmt_p,
     fmt_value,
 )
-from qeval.environment import COMPARED_KEYS, lookup
+from qeval.environment import compared_rows
 from qeval.report._atomic import atomic_open, atomic_write_text
 from qeval.report._json import jsonable
 from qeval.report._markdown import _md, _table
@@ -107,16 +107,9 @@ def _md_text(value: Any, limit: int | None = None) -> str:
 def env_rows(cmp: Comparison) -> list[tuple[str, str, str, str]]:
     """``(key, baseline, current, "same"/"DIFFERS")`` for every compared fingerprint key."""
     rows = []
-    for key in COMPARED_KEYS:
-        a, b = lookup(cmp.baseline_environment, key), lookup(cmp.current_environment, key)
-        pairs = (
-            [(f"{key}.{sub}", a.get(sub), b.get(sub)) for sub in sorted(set(a) | set(b))]
-            if isinstance(a, Mapping) and isinstance(b, Mapping)
-            else [(key, a, b)]
-        )
-        for name, va, vb in pairs:
-            show = [MISSING if v is None else str(v) for v in (va, vb)]
-            rows.append((name, show[0], show[1], "same" if va == vb else "DIFFERS"))
+    for name, va, vb in compared_rows(cmp.baseline_environment, cmp.current_environment):
+        show = [MISSING if v is None else str(v) for v in (va, vb)]
+        rows.append((name, show[0], show[1], "same" if va == vb else "DIFFERS"))
     return rows
 
 

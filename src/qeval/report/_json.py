@@ -16,6 +16,7 @@ from typing import Any
 
 from qeval.errors import ReportError
 from qeval.report._atomic import atomic_open
+from qeval.report._schema_v1 import READS_V1, upgrade_v1
 from qeval.results import SCHEMA_VERSION, RunRecord, to_dict
 
 RESULTS_FILE = "results.json"
@@ -29,7 +30,7 @@ def jsonable(value: Any) -> Any:
     scalars and arrays become Python numbers and lists; paths and enums become
     strings; dataclass records go through :func:`qeval.results.to_dict`; any
     other object becomes its ``str`` (a report must not die on a stray object
-    in ``settings`` after an hour of evaluation).
+    in a record after an hour of evaluation).
     """
     if value is None or isinstance(value, (bool, str)):
         return value
@@ -99,15 +100,18 @@ def write_results(record: RunRecord, path: str | Path) -> Path:
     return Path(path)
 
 
-def check_schema_version(data: dict[str, Any], target: Path, expected: int, label: str, regenerate: str) -> None:
-    """A :class:`~qeval.errors.ReportError` unless ``data["schema_version"]`` is ``expected``
-    (an int: ``true`` is not 1). ``label`` names the version ("perf schema_version"),
-    ``regenerate`` how to write the file again."""
+def check_schema_version(
+    data: dict[str, Any], target: Path, expected: int, label: str, regenerate: str, older: tuple[int, ...] = (),
+) -> None:
+    """A :class:`~qeval.errors.ReportError` unless ``data["schema_version"]`` is ``expected`` or one of
+    the ``older`` versions still read (an int: ``true`` is not 1). ``label`` names the version
+    ("perf schema_version"), ``regenerate`` how to write the file again."""
     version = data.get("schema_version")
-    if version != expected or isinstance(version, bool):
+    if version not in (expected, *older) or isinstance(version, bool):
         found = "no schema_version key" if "schema_version" not in data else f"schema_version {version!r}"
+        reads = " or ".join(str(v) for v in (expected, *older))
         raise ReportError(
-            f"{target}: has {found}, but this qeval reads {label} {expected}. "
+            f"{target}: has {found}, but this qeval reads {label} {reads}. "
             f"Read it with the qeval version that wrote it, or {regenerate}."
         )
 
@@ -183,6 +187,7 @@ def read_json_object(target: Path, what: str, missing: str, regenerate: str) -> 
 def read_results(path: str | Path) -> dict[str, Any]:
     """Read a ``results.json`` (or the run folder holding one) and check its schema version.
 
+    A schema-1 file comes back in schema 2's shape (see :mod:`qeval.report._schema_v1`).
     Raises :class:`~qeval.errors.ReportError` saying what is wrong and what to
     do when the file is missing, is not JSON, or has another schema version.
     """
@@ -195,7 +200,10 @@ def read_results(path: str | Path) -> dict[str, Any]:
     data = read_json_object(
         target, "a qeval results file", f"Pass a run folder (reports/<run-id>/) or its {RESULTS_FILE}.", "re-run the sweep"
     )
-    check_schema_version(data, target, SCHEMA_VERSION, "schema_version", "re-run the sweep to regenerate it")
+    check_schema_version(data, target, SCHEMA_VERSION, "schema_version", "re-run the sweep to regenerate it",
+                         older=(READS_V1,))
+    if data["schema_version"] == READS_V1:
+        data = upgrade_v1(data)
     if not isinstance(data.get("cells"), list):
         raise ReportError(f"{target}: key 'cells' must be a list of cell results: the file is damaged or was not "
                           "written by qeval. Re-run the sweep to regenerate it.")

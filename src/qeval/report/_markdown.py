@@ -12,7 +12,7 @@ from qeval.report._atomic import atomic_write_text
 from qeval.report._calibration import render_sensitivity
 from qeval.report._json import RESULTS_FILE, SAMPLES_FILE, jsonable
 from qeval.report._table import COLUMNS, MISSING, fmt_percentile, ordered_cells, table_rows
-from qeval.results import ModelCard, RunRecord
+from qeval.results import ModelCard, RunRecord, to_dict
 
 SUMMARY_FILE = "summary.md"
 PLOT_FILES = ("accuracy_vs_latency.png", "accuracy_vs_weights.png")
@@ -239,10 +239,10 @@ def render_markdown(record: RunRecord) -> str:
         lines.append("")
 
     lines += ["## Environment", ""]
-    env_rows = flatten(record.environment)
+    env_rows = flatten(to_dict(record.environment))
     lines += _table(("key", "value"), env_rows) if env_rows else ["No environment fingerprint recorded."]
     lines.append("")
-    settings_rows = flatten(record.settings)
+    settings_rows = flatten(to_dict(record.settings))
     if settings_rows:
         lines += ["## Settings", ""]
         lines += _table(("key", "value"), settings_rows)

@@ -1,6 +1,17 @@
-"""Run untrusted, model-generated Python in a resource-limited subprocess.
+"""Run untrusted, model-generated Python in resource-limited subprocesses.
 
-Every run gets (POSIX; see docs/security.md for what this does and does not
+Two ways to run it:
+
+- :func:`run_python`: a script in one sandboxed process; its exit status and capped output.
+- :func:`run_judged`: a *judged run* of a solution against trusted tests. The solution runs
+  in one sandboxed process, the tests in another, the *judge*, which calls the
+  solution's functions over a socket and compares the plain values it decodes itself
+  (:mod:`qeval._sandbox_wire`). The solution's process shares nothing with the judge
+  or the harness (another uid, no memory, no file descriptor but its end of that
+  socket), so no code in it can write, reach or forge the verdict; the worst it can do
+  is answer calls wrongly, fail to answer, or die.
+
+Every process gets (POSIX; see docs/security.md for what this does and does not
 contain, as measured):
 
 - ``python -I -B`` (isolated: no user site, no ``PYTHON*`` variables) in a fresh,
@@ -11,55 +22,40 @@ contain, as measured):
 - resource limits set before ``exec``: CPU seconds, address space, file size,
   number of processes, open files, no core dumps;
 - when running as root: a new network namespace (only a down loopback device, so
-  no network) and a dedicated unprivileged uid/gid per run (so ``RLIMIT_NPROC`` is
-  exact, the code cannot signal the harness or other runs, cannot read root-only
-  files or write outside world-writable places, and every process it left
+  no network) and a dedicated unprivileged uid/gid per process (so ``RLIMIT_NPROC``
+  is exact, the code cannot signal the harness, the judge or other runs, cannot read
+  root-only files or write outside world-writable places, and every process it left
   behind, even ones that left the process group, is killed by uid afterwards);
   what could not be applied is recorded in :attr:`SandboxResult.isolation`;
-- capped stdout/stderr (written to files, so ``RLIMIT_FSIZE`` caps a print loop);
-- an optional *verdict channel*: a per-run random nonce handed to the child on an
-  inherited pipe (read once, never written to disk or argv) and a write-only
-  file descriptor to a file outside the sandbox directory. A harness program
-  reads the nonce first, and writes ``nonce + payload`` when it has finished;
-  :attr:`SandboxResult.verdict` is the payload of the last line that carries the
-  nonce, so nothing printed on stdout counts.
+- capped stdout/stderr (written to files, so ``RLIMIT_FSIZE`` caps a print loop).
 """
 
 from __future__ import annotations
 
-import itertools
+import json
 import os
-import signal
+import socket
 import subprocess
-import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
-try:  # imported here, not in the child after fork
-    import resource
-except ImportError:  # pragma: no cover - not POSIX
-    resource = None  # type: ignore[assignment]
+from qeval import _sandbox_process as _proc
 
 SandboxStatus = Literal["ok", "error", "timeout", "crashed", "resource_limit", "sandbox_error"]
 
-_MiB = 1024 * 1024
-_CLONE_NEWNET = 0x40000000
-_CLONE_NEWUSER = 0x10000000
-_UID_BASE = 2_000_000  # per-run uids (no passwd entry needed), far above ordinary ones
-_uid_counter = itertools.count()
-_uid_lock = threading.Lock()
+_UID_BASE = _proc.UID_BASE
+_MiB = _proc.MiB
 
 
 @dataclass(frozen=True)
 class SandboxLimits:
-    """Resource limits of one sandboxed run."""
+    """Resource limits of one sandboxed run (each process of a judged run gets them)."""
 
     wall_s: float = 5.0
-    """Wall-clock limit; the process group (and, as root, every process of the run's uid) is killed after it."""
+    """Wall-clock limit of the whole run; its process groups (and, as root, every process of its uids) are killed after it."""
     cpu_s: int = 5
     """RLIMIT_CPU (SIGXCPU at the limit, SIGKILL one second later)."""
     memory_bytes: int = 512 * _MiB
@@ -67,7 +63,7 @@ class SandboxLimits:
     file_bytes: int = 16 * _MiB
     """RLIMIT_FSIZE: largest file the child may write (SIGXFSZ / EFBIG beyond)."""
     processes: int = 64
-    """RLIMIT_NPROC. As root the run has its own uid, so this is exact; otherwise it is
+    """RLIMIT_NPROC. As root each process has its own uid, so this is exact; otherwise it is
     added to the user's current process count (the kernel ignores it for root)."""
     open_files: int = 64
     """RLIMIT_NOFILE."""
@@ -79,7 +75,7 @@ class SandboxLimits:
 
 @dataclass(frozen=True)
 class SandboxResult:
-    """What happened to one sandboxed run."""
+    """What happened to one sandboxed process."""
 
     status: SandboxStatus
     """``ok`` (exit 0), ``error`` (non-zero exit, e.g. an uncaught exception),
@@ -92,320 +88,223 @@ class SandboxResult:
     wall_s: float
     signal: int | None = None
     """The signal that ended the child, if any."""
-    verdict: str | None = None
-    """With ``verdict_channel``: the payload of the last nonce-authenticated record, else ``None``."""
     isolation: dict[str, Any] = field(default_factory=dict)
     """What was applied: ``network`` ("isolated" or "not isolated (reason)"), ``uid``
-    (the run's uid, or "not dropped (reason)")."""
+    (the run's uid, or "not dropped (reason)"), ``python``; a judged run adds ``judge_uid``."""
 
 
-def _current_user_processes() -> int:
-    try:
-        uid = os.getuid()
-        return sum(1 for p in os.listdir("/proc") if p.isdigit() and _owner(p) == uid)
-    except OSError:
-        return 1024
+@dataclass(frozen=True)
+class JudgeJob:
+    """The trusted half of a judged run: the suite's tests, which run in the judge's process."""
+
+    entry_point: str
+    """The solution's function the tests call (a proxy of that name is bound in the tests' namespace)."""
+    tests: tuple[str, ...]
+    """Test statements, each run separately (one result each)."""
+    setup: str = ""
+    """Source run before the tests (HumanEval's ``check`` definition, MBPP's ``test_setup_code``)."""
+    prefix: str = ""
+    """The prompt the solution continues; its helpers (not its stub of ``entry_point``) serve the tests."""
 
 
-def _owner(pid: str) -> int | None:
-    try:
-        return os.stat(f"/proc/{pid}").st_uid
-    except OSError:
-        return None
+@dataclass(frozen=True)
+class JudgedRun:
+    """What happened to a judged run."""
+
+    record: dict[str, Any] | None
+    """The judge's record (``{"stage": "define" | "setup", "error": ...}`` or ``{"stage": "tests",
+    "results": [None | "Type: message", ...]}``), ``None`` when the judge sent none."""
+    solution: SandboxResult
+    """The solution's process (its ``isolation`` describes the run)."""
+    judge: SandboxResult
+    """The judge's process."""
 
 
-def _libc_unshare() -> Callable[[int], None] | None:
-    os_unshare = getattr(os, "unshare", None)  # Python 3.12+
-    if os_unshare is not None:
-        return lambda flags: os_unshare(flags)
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.unshare
-    except (OSError, AttributeError):
-        return None
-
-    def unshare(flags: int) -> None:
-        if fn(flags) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
-
-    return unshare
-
-
-_UNSHARE = _libc_unshare() if sys.platform.startswith("linux") else None
-
-
-def _network_probe(flags: int) -> str:
-    """Whether a child can get its own network namespace here with ``flags`` (checked once per flags)."""
-    if flags not in _NET_STATE:
-        if _UNSHARE is None:
-            _NET_STATE[flags] = "not isolated (unshare not available on this platform)"
-        else:
-            try:
-                r = subprocess.run([sys.executable, "-I", "-S", "-c", "pass"], preexec_fn=lambda: _UNSHARE(flags),
-                                   check=False,
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
-                _NET_STATE[flags] = "isolated" if r.returncode == 0 else f"not isolated (probe exited {r.returncode})"
-            except (OSError, subprocess.SubprocessError) as exc:
-                why = "unshare(CLONE_NEWNET)" if flags == _CLONE_NEWNET else "unshare(CLONE_NEWUSER | CLONE_NEWNET)"
-                _NET_STATE[flags] = f"not isolated ({why} failed: {exc})"
-    return _NET_STATE[flags]
-
-
-_NET_STATE: dict[int, str] = {}
-
-
-def _next_uid() -> int:
-    with _uid_lock:
-        n = next(_uid_counter)
-    return _UID_BASE + (os.getpid() % 4096) * 1024 + n % 1024
-
-
-def _world_executable(path: str) -> bool:
-    """Whether a user with no privileges and no group can run ``path`` (every directory searchable)."""
-    import stat
-
-    real = os.path.realpath(path)
-    try:
-        if not os.stat(real).st_mode & stat.S_IXOTH:
-            return False
-        d = os.path.dirname(real)
-        while True:
-            if not os.stat(d).st_mode & stat.S_IXOTH:
-                return False
-            if d == os.path.dirname(d):
-                return True
-            d = os.path.dirname(d)
-    except OSError:
-        return False
-
-
-def _unprivileged_python() -> str | None:
-    """An interpreter an unprivileged uid can run: this one, else a system python3 (same version first)."""
-    if _world_executable(sys.executable):
-        return sys.executable
-    ver = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    for cand in (f"/usr/bin/{ver}", f"/usr/local/bin/{ver}", "/usr/bin/python3", "/usr/local/bin/python3"):
-        if os.path.exists(cand) and _world_executable(cand):
-            return cand
-    return None
-
-
-def run_python(code: str, limits: SandboxLimits | None = None, *, verdict_channel: bool = False) -> SandboxResult:
-    """Run ``code`` as a script in a fresh limited subprocess; never raises on the code's behaviour.
-
-    With ``verdict_channel`` the script gets ``sys.argv[1:] == [nonce_read_fd, verdict_write_fd]``
-    (see the module docstring); the harness's runner, not the generated code, uses them.
-    """
+def run_python(code: str, limits: SandboxLimits | None = None) -> SandboxResult:
+    """Run ``code`` as a script in a fresh limited subprocess; never raises on the code's behaviour."""
     limits = limits or SandboxLimits()
-    posix = os.name == "posix" and resource is not None
-    root = posix and os.geteuid() == 0
-    python = sys.executable
-    uid: int | None = None
-    if root:
-        unpriv = _unprivileged_python()
-        if unpriv is None:
-            isolation: dict[str, Any] = {"uid": "not dropped (no Python interpreter an unprivileged uid can run)"}
-        else:
-            python, uid = unpriv, _next_uid()
-            isolation = {"uid": uid}
-    else:
-        isolation = {"uid": "not dropped (not running as root)"}
-    isolation["python"] = python
-    unshare_flags = 0
-    if limits.network:
-        isolation["network"] = "not isolated (allowed by the limits)"
-    elif not posix:
-        isolation["network"] = "not isolated (not a POSIX system)"
-    else:
-        # root: a plain network namespace; otherwise an unprivileged user namespace with one, where the kernel allows
-        flags = _CLONE_NEWNET if root else _CLONE_NEWUSER | _CLONE_NEWNET
-        isolation["network"] = _network_probe(flags)
-        if isolation["network"] == "isolated":
-            unshare_flags = flags
-    # Count the user's processes here, in the parent: /proc walking after fork is unsafe.
-    nproc_base = 0 if (root or not posix) else _current_user_processes()
+    run = _proc.plan(limits)
+    uid = run.uids[0]
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="qeval-sandbox-") as tmp, \
             tempfile.TemporaryDirectory(prefix="qeval-harness-") as private:
-        # tmp: the child's empty working directory. private: harness-only files (output, verdict).
+        # tmp: the child's empty working directory. private: harness-only files (its output).
         script = os.path.join(tmp, "main.py")
-        with open(script, "w", encoding="utf-8") as fh:
-            fh.write(code)
-        if uid is not None:
-            os.chown(tmp, uid, uid)
-            os.chmod(tmp, 0o700)
-            os.chown(script, uid, uid)
-        env = {"PATH": "/usr/bin:/bin", "HOME": tmp, "TMPDIR": tmp, "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
+        Path(script).write_text(code, encoding="utf-8")
+        _proc.own_dir(tmp, uid)
         out_path, err_path = os.path.join(private, "stdout.txt"), os.path.join(private, "stderr.txt")
-        verdict_path = os.path.join(private, "verdict.txt")
-        argv = [python, "-I", "-B", script]
-        pass_fds: tuple[int, ...] = ()
-        nonce = None
-        nonce_r = verdict_fd = -1
-        if verdict_channel:
-            import secrets
-
-            nonce = secrets.token_hex(16)
-            nonce_r, nonce_w = os.pipe()
-            os.write(nonce_w, nonce.encode() + b"\n")
-            os.close(nonce_w)
-            verdict_fd = os.open(verdict_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            pass_fds = (nonce_r, verdict_fd)
-            argv += [str(nonce_r), str(verdict_fd)]
-        preexec = None
-        if posix:
-            preexec = lambda: _limit_child(limits, nproc_base, uid, unshare_flags)
-        status: SandboxStatus
-        proc = None
         try:
             # Output goes to files, not pipes, so RLIMIT_FSIZE also caps a print loop.
             with open(out_path, "wb") as out_fh, open(err_path, "wb") as err_fh:
                 try:
-                    proc = subprocess.Popen(
-                        argv, cwd=tmp, env=env, stdin=subprocess.DEVNULL, stdout=out_fh, stderr=err_fh,
-                        preexec_fn=preexec, pass_fds=pass_fds,  # noqa: PLW1509 - only async-signal-safe-enough calls
-                        start_new_session=True,  # own session and process group: a timeout kills every descendant
-                    )
+                    proc = _proc.spawn([run.python, "-I", "-B", script], tmp, out_fh, err_fh, limits, run, uid)
                 except (OSError, subprocess.SubprocessError) as exc:
-                    return SandboxResult("sandbox_error", None, "", f"sandbox could not start the run: {exc}",
-                                         time.perf_counter() - start, isolation=isolation)
-                finally:
-                    for fd in (nonce_r, verdict_fd):
-                        if fd >= 0:
-                            os.close(fd)
+                    return _not_started(exc, start, run.isolation)
                 try:
-                    rc, cpu = _wait(proc, start + limits.wall_s)
-                    if rc == 0:
-                        status = "ok"
-                    elif rc in (-signal.SIGXCPU, -signal.SIGXFSZ):
-                        status = "resource_limit"
-                    elif rc == -signal.SIGKILL and cpu >= limits.cpu_s - 0.05:
-                        status = "resource_limit"  # the CPU hard limit (soft + 1 s) kills with SIGKILL
-                    elif rc < 0:
-                        status = "crashed"
-                    else:
-                        status = "error"
-                except subprocess.TimeoutExpired:
-                    status = "timeout"
+                    status = _finish(proc, start + limits.wall_s, limits)
                 finally:
-                    _kill_group(proc)  # on timeout, and stray grandchildren of a finished child
+                    _proc.kill_group(proc)  # on timeout, and stray grandchildren of a finished child
                     proc.wait()
-                    if uid is not None:
-                        _kill_uid(uid)  # descendants that left the process group (setsid, double fork)
-            wall = time.perf_counter() - start
-            out, err = _read_head(out_path, limits.output_bytes), _read_head(err_path, limits.output_bytes)
-            verdict = _read_verdict(verdict_path, nonce) if nonce is not None else None
+                    _proc.kill_uids(_dropped(run))  # descendants that left the process group (setsid, double fork)
+            return _result(status, proc, out_path, err_path, time.perf_counter() - start, limits, run.isolation)
         finally:
-            if uid is not None:
-                _remove_owned(uid)
+            _proc.remove_owned(_dropped(run))
+
+
+def run_judged(solution: str, job: JudgeJob, limits: SandboxLimits | None = None) -> JudgedRun:
+    """Run ``job``'s tests in a judge process against ``solution`` in a sandboxed process of its own.
+
+    Both processes are sandboxed with ``limits`` (the wall clock covers the whole run). The
+    judge reads the job over a socket only it and the harness hold, calls the solution over
+    another, and sends its record back; see :mod:`qeval._sandbox_judge` and
+    :mod:`qeval._sandbox_solution` for the protocol. Never raises on the solution's behaviour.
+    """
+    limits = limits or SandboxLimits()
+    run = _proc.plan(limits, processes=2)
+    solution_uid, judge_uid = run.uids
+    isolation = {**run.isolation, "judge_uid": run.isolation["uid"] if judge_uid is None else judge_uid}
+    start = time.perf_counter()
+    deadline = start + limits.wall_s
+    with tempfile.TemporaryDirectory(prefix="qeval-sandbox-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="qeval-judge-") as judge_dir, \
+            tempfile.TemporaryDirectory(prefix="qeval-harness-") as private:
+        script = os.path.join(tmp, "main.py")
+        Path(script).write_text(_solution_script(solution), encoding="utf-8")
+        _proc.own_dir(tmp, solution_uid)
+        _proc.own_dir(judge_dir, judge_uid)
+        paths = [os.path.join(private, name) for name in ("solution.out", "solution.err", "judge.out", "judge.err")]
+        harness_end, judge_end = socket.socketpair()  # the job in, the record out; the solution never holds either
+        judge_calls, solution_end = socket.socketpair()
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            with open(paths[0], "wb") as s_out, open(paths[1], "wb") as s_err, \
+                    open(paths[2], "wb") as j_out, open(paths[3], "wb") as j_err:
+                try:  # the solution first: its start (site, then the solution) is the longer path
+                    procs.append(_proc.spawn([run.python, "-I", "-B", script, str(solution_end.fileno())],
+                                             tmp, s_out, s_err, limits, run, solution_uid, (solution_end.fileno(),)))
+                    judge_fds = (judge_end.fileno(), judge_calls.fileno())
+                    procs.append(_proc.spawn([run.python, "-I", "-S", "-B", "-c", _JUDGE_BOOT, *map(str, judge_fds)],
+                                             judge_dir, j_out, j_err, limits, run, judge_uid, judge_fds))
+                except (OSError, subprocess.SubprocessError) as exc:
+                    failed = _not_started(exc, start, isolation)
+                    return JudgedRun(None, failed, failed)
+                finally:
+                    for end in (judge_end, judge_calls, solution_end):
+                        end.close()
+                sol, judge = procs
+                record = _exchange(harness_end, _judge_payload(job), deadline)
+                judge_status = _finish(judge, deadline, limits)
+                solution_status = _finish(sol, deadline, limits)  # it exits once the judge hangs up
+        finally:
+            harness_end.close()
+            for proc in procs:
+                _proc.kill_group(proc)
+                proc.wait()
+            _proc.kill_uids(_dropped(run))
+            _proc.remove_owned(_dropped(run))
+        wall = time.perf_counter() - start
+        return JudgedRun(record,
+                         solution=_result(solution_status, sol, paths[0], paths[1], wall, limits, isolation),
+                         judge=_result(judge_status, judge, paths[2], paths[3], wall, limits, isolation))
+
+
+def _dropped(run: _proc.Plan) -> list[int]:
+    return [uid for uid in run.uids if uid is not None]
+
+
+def _finish(proc: subprocess.Popen[bytes], deadline: float, limits: SandboxLimits) -> SandboxStatus:
+    try:
+        rc, cpu = _proc.wait(proc, deadline)
+    except subprocess.TimeoutExpired:
+        return "timeout"
+    return _proc.status(rc, cpu, limits)
+
+
+def _not_started(exc: BaseException, start: float, isolation: dict[str, Any]) -> SandboxResult:
+    return SandboxResult("sandbox_error", None, "", f"sandbox could not start the run: {exc}",
+                         time.perf_counter() - start, isolation=isolation)
+
+
+def _result(status: SandboxStatus, proc: subprocess.Popen[bytes], out_path: str, err_path: str, wall: float,
+            limits: SandboxLimits, isolation: dict[str, Any]) -> SandboxResult:
     rc = proc.returncode
-    return SandboxResult(status=status, returncode=rc, stdout=out, stderr=err, wall_s=wall,
-                         signal=-rc if rc is not None and rc < 0 else None, verdict=verdict, isolation=isolation)
+    return SandboxResult(status=status, returncode=rc, stdout=_proc.read_head(out_path, limits.output_bytes),
+                         stderr=_proc.read_head(err_path, limits.output_bytes), wall_s=wall,
+                         signal=-rc if rc is not None and rc < 0 else None, isolation=isolation)
 
 
-def _wait(proc: subprocess.Popen[bytes], deadline: float) -> tuple[int, float]:
-    """Reap the child by the deadline: (return code, CPU seconds it used); raises TimeoutExpired."""
-    if not hasattr(os, "wait4"):  # pragma: no cover - not POSIX
-        proc.wait(timeout=max(0.0, deadline - time.perf_counter()))
-        return proc.returncode, 0.0
-    delay = 0.002
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            return proc.returncode, usage.ru_utime + usage.ru_stime
-        if time.perf_counter() >= deadline:
-            raise subprocess.TimeoutExpired(proc.args, deadline)
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
-
-
-def _limit_child(limits: SandboxLimits, nproc_base: int, uid: int | None, unshare_flags: int) -> None:
-    # In the child, after fork and before exec. Order: namespace (needs privilege), limits, then drop privileges.
-    if unshare_flags and _UNSHARE is not None:
-        _UNSHARE(unshare_flags)  # raises: the run fails to start (sandbox_error) rather than running with network
-
-    def cap(which: int, value: int, slack: int = 0) -> None:
-        try:
-            _soft, hard = resource.getrlimit(which)
-            new_hard = value + slack
-            if hard != resource.RLIM_INFINITY:
-                value, new_hard = min(value, hard), min(new_hard, hard)
-            resource.setrlimit(which, (value, new_hard))
-        except (ValueError, OSError):
-            pass  # limit not supported here; the wall timeout still applies
-
-    cap(resource.RLIMIT_CPU, int(limits.cpu_s), slack=1)  # SIGXCPU at the soft limit, SIGKILL 1 s later
-    cap(resource.RLIMIT_AS, int(limits.memory_bytes))
-    cap(resource.RLIMIT_FSIZE, int(limits.file_bytes))
-    cap(resource.RLIMIT_CORE, 0)
-    cap(resource.RLIMIT_NOFILE, int(limits.open_files))
-    if hasattr(resource, "RLIMIT_NPROC"):
-        cap(resource.RLIMIT_NPROC, nproc_base + int(limits.processes))
-    if uid is not None:
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+def _exchange(sock: socket.socket, payload: bytes, deadline: float) -> dict[str, Any] | None:
+    """Send the judge its job, then read its record until it hangs up (``None``: none by the deadline)."""
+    chunks: list[bytes] = []
+    size = 0
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError, OSError):
-        pass
-
-
-def _kill_uid(uid: int) -> None:
-    """SIGKILL every process of ``uid`` (kill(-1) from a helper running as that uid is atomic)."""
-    helper = "import os, signal\ntry:\n    os.kill(-1, signal.SIGKILL)\nexcept OSError:\n    pass\n"
-    for _ in range(2):
-        try:
-            subprocess.run([_unprivileged_python() or sys.executable, "-I", "-S", "-c", helper], user=uid, group=uid, extra_groups=[],
-                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           timeout=30, start_new_session=True, check=False)
-        except (OSError, subprocess.SubprocessError):
-            pass
-
-
-def _remove_owned(uid: int) -> None:
-    """Delete what the run's uid left in the shared scratch directories (/tmp, /var/tmp, /dev/shm)."""
-    import shutil
-
-    for base in ("/tmp", "/var/tmp", "/dev/shm"):
-        try:
-            entries = list(os.scandir(base))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                if entry.stat(follow_symlinks=False).st_uid != uid:
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path, ignore_errors=True)
-                else:
-                    os.unlink(entry.path)
-            except OSError:
-                pass
-
-
-def _read_verdict(path: str, nonce: str) -> str | None:
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(4 * _MiB)
-    except OSError:
+        sock.settimeout(max(0.001, deadline - time.perf_counter()))
+        sock.sendall(payload)
+        sock.shutdown(socket.SHUT_WR)
+        while True:
+            sock.settimeout(max(0.001, deadline - time.perf_counter()))
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > 16 * _MiB:
+                return None
+            chunks.append(chunk)
+    except OSError:  # the judge died before reading its job, or the deadline passed
         return None
-    found = None
-    for line in data.decode("utf-8", errors="replace").splitlines():
-        if line.startswith(nonce):
-            found = line[len(nonce):]
-    return found
+    try:
+        record = json.loads(b"".join(chunks))
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
-def _read_head(path: str, limit: int) -> str:
-    with open(path, "rb") as fh:
-        data = fh.read(limit + 1)
-    text = data[:limit].decode("utf-8", errors="replace")
-    return text + ("\n[... output truncated]" if len(data) > limit else "")
+# --- the programs the two processes run ------------------------------------------------------------
+# Each process runs a system Python that may not see this package, so the modules it needs travel as
+# source, read once here (before any run, so nothing a run does to the files changes later runs' judges).
+
+_LOADER = '''\
+import sys, types
+def _qeval_load(sources):
+    package = types.ModuleType("qeval")
+    package.__path__ = []
+    sys.modules["qeval"] = package
+    for name, source in sources:
+        module = types.ModuleType(name)
+        sys.modules[name] = module
+        setattr(package, name.rpartition(".")[2], module)
+        exec(compile(source, "<" + name + ">", "exec", dont_inherit=True), module.__dict__)
+    return module
+'''
+
+_JUDGE_BOOT = _LOADER + '''\
+import json, os
+def _read_all(fd):
+    chunks = []
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+_fds = [int(a) for a in sys.argv[1:]]
+del sys.argv[1:]
+_payload = json.loads(_read_all(_fds[0]))
+_qeval_load(_payload["sources"]).main(_payload["job"], *_fds)
+'''
+
+
+def _source(module: str) -> tuple[str, str]:
+    return f"qeval.{module}", (Path(__file__).parent / f"{module}.py").read_text(encoding="utf-8")
+
+
+_JUDGE_SOURCES = [_source("_sandbox_wire"), _source("_sandbox_judge")]
+_SOLUTION_SOURCES = [_source("_sandbox_wire"), _source("_sandbox_solution")]
+
+
+def _judge_payload(job: JudgeJob) -> bytes:
+    spec = {"entry_point": job.entry_point, "tests": list(job.tests), "setup": job.setup, "prefix": job.prefix}
+    return json.dumps({"sources": _JUDGE_SOURCES, "job": spec}).encode()
+
+
+def _solution_script(code: str) -> str:
+    return _LOADER + f"_fd = int(sys.argv[1])\ndel sys.argv[1:]\n_qeval_load({_SOLUTION_SOURCES!r}).main({code!r}, _fd)\n"

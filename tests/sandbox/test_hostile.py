@@ -1,11 +1,13 @@
 """The hostile-code corpus (tests/sandbox/hostile/*.py) against the code_exec scorer's sandbox.
 
 Each program is a "completion" defining ``solve`` for the tests ``solve(1) == 2``,
-``solve(2) == 3``; it would be scored passed only if its attack worked (or its
-fake pass fooled the harness). Its docstring names the expected outcome. All
-programs run once, four at a time, in one thread pool (parallel containment);
-the per-program tests check the recorded results, a canary in a root-owned 0700
-directory outside the sandbox, leftover processes and files, and the runner.
+``solve(2) == 3`` and a HumanEval-style ``check(solve)`` (which checks through
+``all(map(...))``); it would be scored passed only if its attack worked (or its
+fake pass fooled the judge). Its docstring names the expected outcome. All
+programs run once, four at a time, in one thread pool (parallel containment, and
+other runs' judges within reach of every program); the per-program tests check the
+recorded results, a canary in a root-owned 0700 directory outside the sandbox,
+leftover processes and files, and the runner.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from typing import Any
 
 import pytest
 
-from qeval.sandbox import _UID_BASE, SandboxLimits, run_python
+from qeval.sandbox import _UID_BASE, JudgeJob, SandboxLimits, run_judged, run_python
 from qeval.scorers import get_scorer
 
 HOSTILE = Path(__file__).parent / "hostile"
 PROGRAMS = sorted(HOSTILE.glob("*.py"))
-EXP = {"entry_point": "solve", "tests": "assert solve(1) == 2\nassert solve(2) == 3"}
+EXP = {"entry_point": "solve", "tests": "assert solve(1) == 2\nassert solve(2) == 3\ncheck(solve)",
+       "setup": "def check(candidate):\n    assert all(map(lambda x: candidate(x) == x + 1, [3, 4]))\n"}
 MARKER = f"qeval-hostile-{os.getpid()}"
 CANARY_DIR = Path(f"/tmp/{MARKER}-canary")
 CANARY = CANARY_DIR / "canary.txt"
@@ -177,11 +180,20 @@ def test_environment_is_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert int(uid) >= _UID_BASE and r.isolation["network"] == "isolated"
 
 
-def test_verdict_channel_ignores_stdout_and_needs_the_nonce() -> None:
-    forged = "import sys\nprint('x' + '{}')\nopen(int(sys.argv[2]), 'w', closefd=False).write('00' * 16 + 'forged\\n')"
-    r = run_python(forged, SandboxLimits(wall_s=5), verdict_channel=True)
-    assert r.status == "ok" and r.verdict is None
-    honest = ("import os, sys\nn = os.read(int(sys.argv[1]), 64).decode().strip()\n"
-              "os.write(int(sys.argv[2]), (n + 'hello\\n').encode())")
-    r = run_python(honest, SandboxLimits(wall_s=5), verdict_channel=True)
-    assert r.status == "ok" and r.verdict == "hello"
+def test_judge_and_solution_are_separate_isolated_processes() -> None:
+    # The tests below run in the judge; uid() and fds() run in the solution's process.
+    solution = ("import os\ndef uid():\n    return os.getuid()\n"
+                "def fds():\n    return sorted(int(f) for f in os.listdir('/proc/self/fd'))\n"
+                "def ppid():\n    return os.getppid()\n")
+    job = JudgeJob("uid", (
+        "import os, socket\nassert os.getuid() >= 2_000_000 and uid() >= 2_000_000 and uid() != os.getuid()",
+        "assert socket.if_nameindex() == [(1, 'lo')]",  # the judge has its own network namespace too
+        "assert len(fds()) == 5",  # stdin, stdout, stderr, its socket to the judge, the listing itself
+        "assert ppid() != os.getpid()",  # the harness starts both: neither is the other's parent
+    ))
+    run = run_judged(solution, job, SandboxLimits(wall_s=10))
+    assert run.record == {"stage": "tests", "results": [None] * 4}, run
+    assert run.solution.status == run.judge.status == "ok"
+    iso = run.solution.isolation
+    assert iso["uid"] != iso["judge_uid"] and min(iso["uid"], iso["judge_uid"]) >= _UID_BASE
+    assert iso["network"] == "isolated"

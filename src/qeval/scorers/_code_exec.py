@@ -8,24 +8,28 @@ prefix + completion, or prefix followed by the completion's own full definition)
 and ``setup``, source run after the solution and before the tests (HumanEval's
 ``check`` definition, MBPP's ``test_setup_code``); neither counts as a test.
 Each top-level statement of ``tests`` runs separately, so the case value is the
-fraction of tests passed; the case passes when all do. The code runs in
-:mod:`qeval.sandbox` (own uid and network namespace where possible, resource limits,
-wall timeout). The verdict comes from the runner's nonce-authenticated record on a
-private file descriptor plus a normal exit, never from the program's output or exit
-code alone; ``details["outcome"]`` is one of :data:`OUTCOMES` (see docs/security.md).
+fraction of tests passed; the case passes when all do. The run is a judged run of
+:mod:`qeval.sandbox`: the solution runs in a sandboxed process of its own (own uid and
+network namespace where possible, resource limits, wall timeout), the tests in a
+separate judge process that calls the solution's functions over a socket and compares
+the plain values it gets back itself. The verdict is the judge's record; nothing the
+solution's process prints, returns or does can write it. ``details["outcome"]`` is one
+of :data:`OUTCOMES` (see docs/security.md).
 """
 
 from __future__ import annotations
 
 import ast
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from qeval.results import MetricValue, Score
 from qeval.scorers._base import fail
+
+if TYPE_CHECKING:
+    from qeval.sandbox import JudgedRun, SandboxResult
 
 _FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)(?:```|$)", re.DOTALL | re.IGNORECASE)
 
@@ -128,59 +132,6 @@ def _split_tests(tests: str) -> list[str]:
     return [ast.get_source_segment(tests, node) or ast.unparse(node) for node in tree.body]
 
 
-_RUNNER = """\
-import sys as __qeval_sys, os as __qeval_os, json as __qeval_json
-def __qeval_main():
-    # Everything the runner needs is bound here, before the generated code runs, so rebinding
-    # builtins or module attributes from the solution does not change how results are recorded.
-    _os_write, _dumps, _exec, _compile, _BaseException = __qeval_os.write, __qeval_json.dumps, exec, compile, BaseException
-    _type, _str, _len, _isinstance = type, str, len, isinstance
-    _rfd, _wfd = int(__qeval_sys.argv[1]), int(__qeval_sys.argv[2])
-    _nonce = __qeval_os.read(_rfd, 256).decode().strip()
-    __qeval_os.close(_rfd)
-    del __qeval_sys.argv[1:]
-    def report(obj):
-        # The only trusted channel: the nonce, then the outcome, on the inherited fd (not stdout).
-        _os_write(_wfd, (_nonce + _dumps(obj) + "\\n").encode())
-    setup_lines = {setup!r}.splitlines()
-    def why(e, src):
-        # A bare `assert` inside setup code (HumanEval's check) says nothing: name its line instead.
-        try:
-            msg = _str(e)[:200]
-        except _BaseException:
-            msg = "<unprintable>"
-        if not msg:
-            line, tb = None, e.__traceback__
-            while tb is not None:
-                if tb.tb_frame.f_code.co_filename == "setup.py":
-                    line = tb.tb_lineno
-                tb = tb.tb_next
-            ok = line is not None and 0 < line <= _len(setup_lines)
-            msg = (setup_lines[line - 1].strip() if ok else src)[:200]
-        name = _type(e).__name__
-        return (name if _isinstance(name, _str) else "Exception") + ": " + msg
-    ns = {{"__name__": "__qeval_solution__"}}
-    try:
-        _exec(_compile({code!r}, "solution.py", "exec"), ns)
-    except _BaseException as e:
-        report({{"stage": "define", "error": why(e, "")[:300]}})
-        return
-    try:
-        _exec(_compile({setup!r}, "setup.py", "exec"), ns)
-    except _BaseException as e:
-        report({{"stage": "setup", "error": why(e, "")[:300]}})
-        return
-    results = []
-    for src in {tests!r}:
-        try:
-            _exec(_compile(src, "tests.py", "exec"), ns)
-            results.append(None)
-        except _BaseException as e:
-            results.append(why(e, src))
-    report({{"stage": "tests", "results": results}})
-__qeval_main()
-"""
-
 OUTCOMES = ("passed", "failed", "timeout", "crashed", "resource_limit", "sandbox_error")
 """How every run ends (``details["outcome"]``); ``details["status"]`` keeps the finer reason
 (``syntax_error``, ``missing_function``, ``error`` for the solution's or setup's own exception)."""
@@ -206,7 +157,7 @@ class CodeExecScorer:
                 raise ValueError(f"{arg} must be a number > 0, got {value!r}")
 
     def score(self, completion: str, expected: Any) -> Score:
-        from qeval.sandbox import SandboxLimits, run_python
+        from qeval.sandbox import JudgeJob, SandboxLimits, run_judged
 
         if not isinstance(expected, Mapping) or "entry_point" not in expected or "tests" not in expected:
             raise ValueError(f"code_exec needs expected = {{'entry_point': ..., 'tests': ...}}, got {expected!r}")
@@ -230,8 +181,8 @@ class CodeExecScorer:
 
         limits = SandboxLimits(wall_s=float(self.timeout_s), cpu_s=max(1, int(self.timeout_s) + 1),
                                memory_bytes=int(self.memory_mb) * 1024 * 1024)
-        result = run_python(_RUNNER.format(code=code, setup=setup, tests=tests), limits, verdict_channel=True)
-        return _verdict(result, code, self.timeout_s)
+        job = JudgeJob(entry_point=entry, tests=tuple(tests), setup=setup, prefix=prefix)
+        return _verdict(run_judged(code, job, limits), code, self.timeout_s)
 
     def aggregate(self, scores: Sequence[Score]) -> dict[str, MetricValue]:
         from qeval.stats import mean_ci, rate
@@ -243,54 +194,56 @@ class CodeExecScorer:
         }
 
 
-def _verdict(result: Any, code: str, timeout_s: float) -> Score:
-    """The case's score from the harness's own record, never from the program's output or exit code alone.
+def _verdict(run: JudgedRun, code: str, timeout_s: float) -> Score:
+    """The case's score from the judge's record, never from anything the solution's process printed or returned.
 
-    Passed needs all three: a normal exit (status ``ok``), the nonce-authenticated record the
-    runner writes on its private fd after every test ran, and every test in it passing.
+    Passed needs all of: the judge's record saying every test passed, the judge exiting
+    normally, and the solution's process ending normally (exit 0 once the judge hung up).
+    Anything else is one of the other outcomes; a signal that ended the solution's process
+    or the wall clock take precedence over the record.
     """
-    base = {"code": code, "network": result.isolation.get("network")}
+    sol, judge = run.solution, run.judge
+    base = {"code": code, "network": sol.isolation.get("network")}
 
     def bad(outcome: str, reason: str, status: str | None = None, value: float = 0.0, **more: Any) -> Score:
         return fail(reason[:300], value, status=status or outcome, outcome=outcome, **base, **more)
 
-    tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
-    if result.status == "sandbox_error":
-        return bad("sandbox_error", f"sandbox error: {tail}")
-    if result.status == "timeout":
+    def tail(result: SandboxResult) -> str:
+        return (result.stderr.strip().splitlines() or ["no output"])[-1]
+
+    if "sandbox_error" in (sol.status, judge.status):
+        return bad("sandbox_error", f"sandbox error: {tail(sol if sol.status == 'sandbox_error' else judge)}")
+    for who, result in (("", sol), ("the judge process: ", judge)):
+        if result.status == "resource_limit":
+            sig = signal_name(result.signal)
+            which = {"SIGXFSZ": "file size", "SIGXCPU": "CPU time", "SIGKILL": "CPU time"}.get(sig, sig)
+            return bad("resource_limit", f"{who}resource limit: {which} ({sig})")
+        if result.status == "crashed":
+            return bad("crashed", f"{who}crashed: killed by {signal_name(result.signal)}")
+    if "timeout" in (sol.status, judge.status):
         return bad("timeout", f"timeout after {timeout_s:g} s")
-    if result.status == "resource_limit":
-        sig = signal_name(result.signal)
-        which = {"SIGXFSZ": "file size", "SIGXCPU": "CPU time", "SIGKILL": "CPU time"}.get(sig, sig)
-        return bad("resource_limit", f"resource limit: {which} ({sig})")
-    if result.status == "crashed":
-        return bad("crashed", f"crashed: killed by {signal_name(result.signal)}")
-    report = None
-    if result.verdict is not None:
-        try:
-            report = json.loads(result.verdict)
-        except ValueError:
-            report = None
-    if not isinstance(report, dict) or report.get("stage") not in ("define", "setup", "tests"):
-        if _is_resource_error(tail):
-            return bad("resource_limit", f"resource limit: memory ({tail})")
-        return bad("failed", f"no test verdict: the program exited (code {result.returncode}) before the harness "
-                             f"recorded the tests' outcome; last stderr line: {tail}", status="no_verdict")
+    report = run.record
+    if judge.status != "ok" or not isinstance(report, dict) or report.get("stage") not in ("define", "setup", "tests"):
+        return bad("failed", f"no test verdict: the judge process ended (exit code {judge.returncode}) without "
+                             f"recording the tests' outcome; its last stderr line: {tail(judge)}", status="no_verdict")
     if report["stage"] in ("define", "setup"):
         err = str(report.get("error"))
+        if report["stage"] == "define" and sol.status != "ok":  # it exited before it was ready: say how
+            err += f" (exit code {sol.returncode}; last stderr line: {tail(sol)})"
         outcome = "resource_limit" if _is_resource_error(err) else "failed"
-        where = "defining the solution" if report["stage"] == "define" else "the tests' setup code"
-        return bad(outcome, f"error while {where}: {err}" if report["stage"] == "define"
-                   else f"error in {where}: {err}", status="error")
+        if report["stage"] == "setup":
+            return bad(outcome, f"error in the tests' setup code: {err}", status="error")
+        return bad(outcome, f"error while defining the solution: {err}", status="error")
     errors = report.get("results")
     if not isinstance(errors, list):
         return bad("failed", "malformed test record", status="no_verdict")
     n_pass = sum(e is None for e in errors)
     counts = {"tests_passed": n_pass, "tests_total": len(errors)}
     value = n_pass / max(1, len(errors))
-    if result.returncode != 0:
-        return bad("failed", f"the program exited with code {result.returncode} after the tests ran", value=value,
-                   status="no_verdict", **counts)
+    if sol.status != "ok":  # e.g. a MemoryError in its server, an atexit hook that exits 1
+        outcome = "resource_limit" if _is_resource_error(tail(sol)) else "failed"
+        return bad(outcome, f"the solution's process exited with code {sol.returncode} ({n_pass}/{len(errors)} "
+                            f"tests passed); last stderr line: {tail(sol)}", value=value, status="no_verdict", **counts)
     if n_pass == len(errors):
         return Score(1.0, True, None, {"status": "passed", "outcome": "passed", **counts, **base})
     first = next(str(e) for e in errors if e is not None)

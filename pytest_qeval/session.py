@@ -318,7 +318,7 @@ class QevalSession:
         order = {p: i for i, p in enumerate(self.options.precisions)}
         cells = sorted(self.cells.values(), key=lambda c: (order.get(c.precision, len(order)), c.suite))
         # A calibrated cell records its calibration; the run records it once more, like a sweep.
-        needs = any(c.precision_config.get("calibration") for c in self.cells.values())
+        needs = any(c.precision_config.calibration is not None for c in self.cells.values())
         settings = replace(
             run_settings(self.sweep_config(), list(self.suites.values()), self.device, self.calibration if needs else None),
             cached_cells=tuple(CachedCell(suite=s, precision=p, run_id=run) for (s, p), run in self.cached.items()),

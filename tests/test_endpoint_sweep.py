@@ -65,8 +65,8 @@ def test_an_endpoint_target_is_evaluated_beside_an_in_process_one(tmp_path):
     kinds = {t.name: (t.kind, t.remote) for t in record.targets}
     assert kinds == {"ref": ("model", False), "served": ("openai", True)}
     (served_target,) = [t for t in record.targets if t.name == "served"]
-    assert served_target.identity["model"] == "scripted-model"
-    assert served_target.identity["version"] == {"version": "0.0-scripted"}
+    assert served_target.identity is not None and served_target.identity.model == "scripted-model"
+    assert served_target.identity.version == {"version": "0.0-scripted"}
     back = read_record(path)
     assert back.targets == record.targets and back.cells[1].cases == served.cases
     summary = (path / "summary.md").read_text()
@@ -167,7 +167,7 @@ def test_a_planted_api_key_appears_in_no_output(tmp_path, monkeypatch):
         assert key.encode() not in p.read_bytes(), p
     data = json.loads((next(tmp_path.iterdir()) / "results.json").read_text())
     served = [c for c in data["cells"] if c["precision"] == "served"][0]
-    assert served["precision_config"]["api_key_env"] == "QEVAL_TEST_API_KEY"  # the variable's name only
+    assert served["precision_config"]["endpoint"]["api_key_env"] == "QEVAL_TEST_API_KEY"  # the variable's name only
 
 
 def test_perf_profiles_an_endpoint_beside_an_in_process_target(tmp_path):

@@ -75,8 +75,8 @@ def test_replay_rescores_to_the_same_results(recorded, tmp_path):
     digest = hashlib.sha256((recorded / SAMPLES_FILE).read_bytes()).hexdigest()
     (cell,) = data["cells"]
     assert cell["status"] == "ok" and cell["accuracy"] == pytest.approx(0.5)
-    assert cell["precision_config"]["recorded_precision"] == "int4"
-    assert cell["precision_config"]["replay_sha256"] == digest
+    assert cell["precision_config"]["replay"]["recorded_precision"] == "int4"
+    assert cell["precision_config"]["replay"]["sha256"] == digest
     assert cell["memory"]["weights_bytes"] is None and cell["latency"] is None
     card = data["model"]
     assert card["spec"] == f"replay:{recorded}#int4" and card["name"] == "replay of fake"
@@ -128,7 +128,7 @@ def test_a_single_precision_file_replays_as_is(recorded, tmp_path):
     code, out, run = _replay(f"replay:{only}", tmp_path / "out")
     assert code == 0, out
     cell = _cells(run)["as-is"]
-    assert cell["status"] == "ok" and cell["precision_config"]["recorded_precision"] == "int4"
+    assert cell["status"] == "ok" and cell["precision_config"]["replay"]["recorded_precision"] == "int4"
     assert cell["accuracy"] == pytest.approx(0.5)
 
 

@@ -38,7 +38,7 @@ def _cases(record):
 
 def _cells(record):
     return [(c.precision, c.suite, c.status, c.n, c.accuracy, c.accuracy_ci, dict(c.metrics),
-             c.accuracy_pass_output_tokens, dict(c.precision_config)) for c in record.cells]
+             c.accuracy_pass_output_tokens, c.precision_config) for c in record.cells]
 
 
 def _same(a, b):

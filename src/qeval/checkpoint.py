@@ -132,7 +132,8 @@ def write_checkpoint(job: QuantizeJob, source: Any = None) -> WrittenCheckpoint:
     loaded = source.load(precision.name, device, calibration)
     loaded.model.close()
     applied = loaded.applied
-    cached = Path(applied["checkpoint"])
+    assert applied.checkpoint is not None, f"{precision.name}: the quantizer recorded no checkpoint folder"
+    cached = Path(applied.checkpoint)
     record = {
         # A cache made by an older qeval may not have recorded these.
         "quantize_seconds": None,
@@ -140,7 +141,7 @@ def write_checkpoint(job: QuantizeJob, source: Any = None) -> WrittenCheckpoint:
         **_read_json(cached / QEVAL_RECORD),
         "written_by": "qeval quantize",
         "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "cache": applied.get("cache"),
+        "cache": applied.cache,
         "source_model": {
             "spec": source.card.spec,
             "name": source.card.name,
@@ -159,7 +160,7 @@ def write_checkpoint(job: QuantizeJob, source: Any = None) -> WrittenCheckpoint:
         wall_seconds=round(time.perf_counter() - start, 3),
         quantize_seconds=record.get("quantize_seconds"),
         quantize_peak_bytes=record.get("quantize_peak_bytes"),
-        cache=str(applied.get("cache")),
+        cache=str(applied.cache),
         calibration=record.get("calibration") or calibration.record(),
     )
 

@@ -370,13 +370,13 @@ def endpoint_key(cell: CellResult) -> tuple[Any, ...] | None:
     which client host (``None`` for an in-process cell, whose machine the environment fingerprint covers)."""
     import json
 
-    cfg = cell.precision_config or {}
-    if cfg.get("kind") != "openai":
+    endpoint = cell.precision_config.endpoint
+    if endpoint is None:
         return None
-    ident = cfg.get("identity") or {}
-    version = ident.get("version") if isinstance(ident, Mapping) else None
-    return (cfg.get("url"), cfg.get("served_model"), cfg.get("revision"), json.dumps(version, sort_keys=True, default=str),
-            ident.get("server_header") if isinstance(ident, Mapping) else None, cfg.get("client_host"))
+    ident = endpoint.identity
+    version = json.dumps(ident.version if ident else None, sort_keys=True, default=str)
+    return (endpoint.url, endpoint.served_model, endpoint.revision, version, ident.server_header if ident else None,
+            endpoint.client_host)
 
 
 def endpoint_change(base: CellResult, cur: CellResult) -> str | None:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from qeval._environment_record import CpuInfo, CudaInfo, Environment, TorchInfo
 from qeval._settings_record import CachedCell, CalibrationRecord, CalibrationVariant, Resumed, RunSettings
+from qeval.applied import AppliedPrecision, EndpointIdentity
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -167,8 +168,9 @@ class CellResult:
     memory: MemoryStats | None = None
     load_s: float | None = None
     quantize_s: float | None = None
-    precision_config: Mapping[str, Any] = field(default_factory=dict)
-    """Exactly what was applied (library, scheme, group size, compute dtype, ...)."""
+    precision_config: AppliedPrecision = field(default_factory=AppliedPrecision)
+    """Exactly what was applied (library, scheme, group size, compute dtype, calibration; or the
+    endpoint reached): see :class:`qeval.applied.AppliedPrecision`."""
     accuracy_pass_s: float | None = None
     """Wall time of the batched accuracy pass."""
     accuracy_pass_output_tokens: int | None = None
@@ -207,7 +209,7 @@ class TargetRecord:
     """Served by someone else: weights and peak memory are unknown (never the client's memory)."""
     revision: str | None = None
     """What the user said the endpoint serves (``--target-revision``)."""
-    identity: Mapping[str, Any] = field(default_factory=dict)
+    identity: EndpointIdentity | None = None
     """What the endpoint said it is when the run started (served model, ``server`` header,
     vLLM ``/version``, llama.cpp ``/props``); empty for in-process targets."""
     client_host: str | None = None

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
+from qeval.applied import AppliedPrecision
 from qeval.config import SweepConfig
 from qeval.errors import BackendUnavailable, QevalError, UsageError
 from qeval.evaluate import AccuracyPass, accuracy_pass, effective_settings
@@ -95,7 +96,7 @@ def error_text(exc: BaseException) -> str:
     return text if len(text) <= 500 else text[:497] + "..."
 
 
-def empty_cell(name: str, suite: str, status: str, reason: str, config: dict[str, Any] | None = None) -> CellResult:
+def empty_cell(name: str, suite: str, status: str, reason: str, config: AppliedPrecision | None = None) -> CellResult:
     return CellResult(
         precision=name,
         suite=suite,
@@ -104,11 +105,11 @@ def empty_cell(name: str, suite: str, status: str, reason: str, config: dict[str
         n=0,
         accuracy=None,
         accuracy_ci=None,
-        precision_config=config or {},
+        precision_config=config or AppliedPrecision(),
     )
 
 
-def _cell(name: str, outcome: _SuiteOutcome, memory: MemoryStats, loaded: Any, applied: dict[str, Any]) -> CellResult:
+def _cell(name: str, outcome: _SuiteOutcome, memory: MemoryStats, loaded: Any, applied: AppliedPrecision) -> CellResult:
     suite_name = outcome.suite.name
     if outcome.acc is None:
         cell = empty_cell(name, suite_name, "failed", outcome.error or "unknown error", applied)
@@ -252,7 +253,7 @@ def run_target(
     def unprovisioned(why: Unprovisioned) -> list[CellResult]:
         said = "[yellow]skip[/]" if why.status == "skipped" else "[red]failed[/]"
         reporter.note(f"{said} {name}: {why.reason}")
-        config = {"traceback": why.traceback} if why.traceback else None
+        config = AppliedPrecision(traceback=why.traceback) if why.traceback else None
         return [empty_cell(name, s.name, why.status, why.reason, config) for s in suites]
 
     if (reason := target.unavailable_reason(device)) is not None:
@@ -278,7 +279,7 @@ def run_target(
     else:
         # Quantizing measures its own peak, which resets the process/allocator peak that
         # this block started from; the cell's peak is the larger of the two windows.
-        quantize_peak = loaded.applied.get("quantize_peak_bytes")
+        quantize_peak = loaded.applied.quantize_peak_bytes
         peaks = [b for b in (peak.peak_bytes, quantize_peak) if b is not None]
         memory = MemoryStats(
             weights_bytes=weights,

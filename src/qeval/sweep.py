@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
+from qeval.applied import EndpointIdentity
 from qeval.config import SweepConfig
 from qeval.errors import BackendUnavailable, QevalError, UsageError
 from qeval.evaluate import AccuracyPass, accuracy_pass, effective_settings
@@ -200,7 +201,7 @@ def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tup
             "config": to_dict(replace(config, run_id=run_id)), "cwd": os.getcwd(), "suite_hashes": hashes,
             "device": device,
             "model": to_dict(record.model),
-            "endpoints": {t.name: endpoint_identity(t.identity) for t in record.targets if t.remote},
+            "endpoints": {t.name: endpoint_identity(t.identity) for t in record.targets if t.identity is not None},
         })
     else:
         check_endpoints(state, record.targets)
@@ -270,10 +271,11 @@ def _write(record: RunRecord, out: Path, resumed: Resumed | None, incomplete: bo
     return path
 
 
-def endpoint_identity(identity: Any) -> dict[str, Any]:
-    """The part of an endpoint's identity that says what it serves (not when it was asked)."""
-    ident = dict(identity or {})
-    return {k: ident.get(k) for k in ("base_url", "model", "version", "server_header")}
+def endpoint_identity(identity: EndpointIdentity) -> dict[str, Any]:
+    """The part of an endpoint's identity that says what it serves (not when it was asked), as the
+    journal header holds it."""
+    return {"base_url": identity.base_url, "model": identity.model, "version": to_dict(identity.version),
+            "server_header": identity.server_header}
 
 
 def check_endpoints(state: Any, targets: Sequence[Any]) -> None:
@@ -304,7 +306,7 @@ def target_records(targets: dict[str, Any]) -> tuple:
     return tuple(
         TargetRecord(
             name=name, kind=t.spec.kind, spec=t.spec.spec, card=t.card, remote=t.spec.remote,
-            revision=t.spec.revision, identity=dict(getattr(t, "identity", {}) or {}),
+            revision=t.spec.revision, identity=getattr(t, "identity", None),
             client_host=host if t.spec.remote else None,
         )
         for name, t in targets.items()

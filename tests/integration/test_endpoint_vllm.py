@@ -47,7 +47,7 @@ def test_sweep_in_process_and_served_side_by_side(vllm_server, tmp_path, monkeyp
     total = sum(a for a, _ in agree.values()), sum(n for _, n in agree.values())
     assert total[0] >= 0.9 * total[1], agree
     (target,) = [t for t in record.targets if t.name == "served"]
-    assert target.identity["model"] == "smollm2-135m" and target.identity["version"]  # vLLM's /version
+    assert target.identity is not None and target.identity.model == "smollm2-135m" and target.identity.version  # vLLM's /version
     for p in path.iterdir():
         assert key.encode() not in p.read_bytes(), p
     data = json.loads((path / "results.json").read_text())

@@ -110,8 +110,8 @@ def test_gptqmodel_reload_gives_the_logits_qeval_evaluates(quantized):
 
     ckpt = quantized[0]
     loaded = _qeval_as_is(ckpt)
-    backend = loaded.applied["kernel_backend"]
-    assert loaded.applied["precision"] == "as-is" and backend == "gptq_torch_aten"  # qeval's first CPU pick
+    backend = loaded.applied.details["kernel_backend"]
+    assert loaded.applied.precision == "as-is" and backend == "gptq_torch_aten"  # qeval's first CPU pick
     want = _logits(loaded.model.model, loaded.model.tokenizer)
     reloaded = gptqmodel.GPTQModel.load(str(ckpt), device="cpu", backend=gptqmodel.BACKEND(backend)).model
     assert torch.equal(_logits(reloaded, loaded.model.tokenizer), want)
@@ -154,7 +154,7 @@ def test_sweep_runs_as_is_and_skips_requantizing(quantized, tiny_chat_model_dir,
     applied = as_is["precision_config"]
     assert applied["library"] == "gptqmodel" and applied["layers_quantized"] == 14
     assert applied["compute_dtype"] == "bfloat16" and applied["layers_skipped"] == ["lm_head"]
-    assert applied["qeval_checkpoint"]["calibration"]["name"] == "generic"
+    assert applied["details"]["qeval_checkpoint"]["calibration"]["name"] == "generic"
     assert int4["status"] == "skipped"
     assert int4["reason"] == f"the model at {ckpt} is already GPTQ int4 (group 128); evaluate it with --precisions as-is"
     # the card counts the packed layers at their logical size: the same model as the original

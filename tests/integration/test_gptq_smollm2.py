@@ -55,7 +55,7 @@ def test_gptq_sweep_on_the_bundled_model_then_a_cache_hit(tmp_path, monkeypatch)
     assert gptq["cache"] == "miss" and gptq["group_size"] == 64 and gptq["layers_quantized"] == 30 * 7
     assert gptq["calibration"]["name"] == "generic" and gptq["calibration"]["samples"] == 8
     assert gptq["calibration"]["content_hash"] == data["settings"]["calibration"]["content_hash"]
-    assert gptq["calibration_tokens"]["tokens"] >= 576 * 2
+    assert gptq["details"]["calibration_tokens"]["tokens"] >= 576 * 2
     assert gptq["quantize_peak_bytes"] > cells["gptq-int4"]["memory"]["weights_bytes"]
     # packed int4 + scales: well under the bf16 model's storage
     assert cells["gptq-int4"]["memory"]["weights_bytes"] < 0.6 * cells["bf16"]["memory"]["weights_bytes"]
@@ -66,4 +66,4 @@ def test_gptq_sweep_on_the_bundled_model_then_a_cache_hit(tmp_path, monkeypatch)
     (again_dir,) = list((tmp_path / "second").iterdir())
     again = json.loads((again_dir / "results.json").read_text())["cells"][0]["precision_config"]
     assert again["cache"] == "hit" and again["checkpoint"] == gptq["checkpoint"]
-    assert again["gptq_quantize_seconds"] is None
+    assert again["details"]["gptq_quantize_seconds"] is None

@@ -46,12 +46,12 @@ def test_gptq_int4_beats_rtn_int4_and_reuses_its_checkpoint(tiny_chat_model_dir,
     assert gptq_err < rtn_err
 
     applied = gptq.applied
-    assert applied["cache"] == "miss" and applied["group_size"] == 128
-    assert applied["calibration"]["content_hash"] == calibration.content_hash
-    assert applied["layers_quantized"] == 2 * 7  # q, k, v, o, gate, up, down in each of 2 layers
+    assert applied.cache == "miss" and applied.group_size == 128
+    assert applied.calibration is not None and applied.calibration.content_hash == calibration.content_hash
+    assert applied.layers_quantized == 2 * 7  # q, k, v, o, gate, up, down in each of 2 layers
 
     again = source.load("gptq-int4", "cpu", calibration)
-    assert again.applied["cache"] == "hit" and again.applied["checkpoint"] == applied["checkpoint"]
+    assert again.applied.cache == "hit" and again.applied.checkpoint == applied.checkpoint
     same = torch.equal(_logits(again.model.model, tok, held_out), _logits(gptq.model.model, tok, held_out))
     assert same
 
@@ -78,10 +78,11 @@ def test_gptq_on_cuda_quantizes_loads_and_records_the_kernel(tiny_chat_model_dir
     rtn = source.load("int4", "cuda")
     gptq = source.load("gptq-int4", "cuda", calibration)
     applied = gptq.applied
-    print("CUDA GPTQ record:", {k: applied[k] for k in ("kernel_backend", "kernel", "kernels_passed_over",
-                                                         "gptq_quantize_seconds", "quantize_peak_bytes")})
-    assert applied["device"] == "cuda" and applied["kernel"] and applied["layers_quantized"] == 14
-    assert applied["quantize_peak_kind"] == "cuda_allocated" and applied["quantize_peak_bytes"] > 0
+    print("CUDA GPTQ record:", {k: applied.details.get(k) for k in ("kernel_backend", "kernel", "kernels_passed_over",
+                                                                     "gptq_quantize_seconds")},
+          "quantize_peak_bytes", applied.quantize_peak_bytes)
+    assert applied.device == "cuda" and applied.details["kernel"] and applied.layers_quantized == 14
+    assert applied.quantize_peak_kind == "cuda_allocated" and (applied.quantize_peak_bytes or 0) > 0
     gptq_err = torch.mean((_logits(gptq.model.model, ref.tokenizer, held_out).cpu() - want) ** 2).item()
     rtn_err = torch.mean((_logits(rtn.model.model, ref.tokenizer, held_out).cpu() - want) ** 2).item()
     print(f"CUDA logit MSE vs fp32: RTN int4 {rtn_err:.3e}, GPTQ int4 {gptq_err:.3e}")

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from qeval.applied import AppliedPrecision
 from qeval.results import (
     CaseResult,
     CellResult,
@@ -74,7 +75,7 @@ def ok_cell(precision: str, suite: str, n: int = 4, accuracy: float | None = 0.5
         memory=MemoryStats(weights_bytes=270_000_000, peak_bytes=900_000_000, peak_kind="cpu_rss"),
         load_s=2.0,
         quantize_s=0.5,
-        precision_config={"library": "torchao", "scheme": "int8_weight_only"},
+        precision_config=AppliedPrecision(library="torchao", scheme={"name": "int8_weight_only"}),
         cases=cases(n),
     )
     fields.update(kw)

@@ -3,7 +3,8 @@
 from dataclasses import replace
 
 from qeval.report._calibration import seed_spreads
-from qeval.results import CaseResult, MetricValue
+from qeval.applied import AppliedPrecision
+from qeval.results import CalibrationRecord, CaseResult, MetricValue
 from tests.report.conftest import make_record, ok_cell
 
 
@@ -13,10 +14,11 @@ def _cell(seed: int, scores: list[float], f1: float):
                    reason=None, output_tokens=3, tags={}, details={"tp": s, "fp": 1 - s, "fn": 0.0})
         for i, s in enumerate(scores)
     )
-    cal = {"name": "generic", "seed": seed, "sample_hash": f"h{seed}"}
+    cal = CalibrationRecord(name="generic", path="calibration/generic/calibration.jsonl", content_hash="c" * 64,
+                            sample_hash=f"h{seed}", samples=8, seed=seed, available=100)
     return replace(ok_cell(f"gptq-int4@generic/s{seed}", "medical", n=len(cases), accuracy=sum(c.passed for c in cases) / len(cases)),
                    cases=cases, metrics={"f1": MetricValue(f1, (f1 - 0.1, f1 + 0.1), len(cases))},
-                   precision_config={"precision": "gptq-int4", "calibration": cal})
+                   precision_config=AppliedPrecision(precision="gptq-int4", calibration=cal))
 
 
 def test_f1_counts_cases_whose_score_moved_even_when_pass_fail_did_not():

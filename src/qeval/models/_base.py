@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from qeval.applied import AppliedPrecision
 from qeval.config import GenerationSettings
 from qeval.results import ModelCard
 
@@ -153,8 +154,8 @@ class LoadedModel:
     model: TextModel
     load_s: float
     quantize_s: float
-    applied: dict[str, Any] = field(default_factory=dict)
-    """What the precision applied (JSON-ready)."""
+    applied: AppliedPrecision = field(default_factory=AppliedPrecision)
+    """What the precision applied."""
 
 
 class ModelSource(Protocol):

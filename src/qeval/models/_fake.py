@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from qeval.applied import AppliedPrecision
 from qeval.config import GenerationSettings
 from qeval.models._base import Generation, LoadedModel, Message, Prompt, TimedGeneration
 from qeval.results import ModelCard
@@ -120,4 +121,4 @@ class FakeSource:
             # responders see which calibration sample "quantized" the model, e.g. "gptq-int4@medical/s0"
             seen_as = f"{precision}@{calibration.name}/s{calibration.seed}"
         model = FakeTextModel(self.responder, seen_as, self.token_delay_s, self.parameters * bits // 8)
-        return LoadedModel(model=model, load_s=0.0, quantize_s=0.0, applied=applied)
+        return LoadedModel(model=model, load_s=0.0, quantize_s=0.0, applied=AppliedPrecision.build(**applied))

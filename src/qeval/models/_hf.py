@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qeval.applied import AppliedPrecision
 from qeval.config import GenerationSettings
 from qeval.errors import ModelError
 from qeval.models._base import Abilities, Generation, LoadedModel, Message, Prompt, TimedGeneration, plain_text
@@ -393,7 +394,7 @@ class HFSource:
             model=HFTextModel(quantized, tokenizer, device),
             load_s=load_s,
             quantize_s=quantize_s,
-            applied=applied,
+            applied=AppliedPrecision.build(**applied),
         )
 
     def _load_gptq(self, prec: Any, device: str, tokenizer: Any, t0: float) -> LoadedModel:
@@ -413,7 +414,8 @@ class HFSource:
             self.card = _with_parameters(self.card, sum(p.numel() for p in model.parameters()) + packed)
         model, applied = prec.apply(model, device)
         return LoadedModel(
-            model=HFTextModel(model, tokenizer, device), load_s=load_s, quantize_s=0.0, applied={**applied, **details}
+            model=HFTextModel(model, tokenizer, device), load_s=load_s, quantize_s=0.0,
+            applied=AppliedPrecision.build(**{**applied, **details}),
         )
 
     def _artifact_dir(self, precision: Any, calibration: Any) -> Path | None:

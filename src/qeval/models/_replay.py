@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qeval.applied import AppliedPrecision, ReplayUsed
 from qeval.config import GenerationSettings
 from qeval.errors import ModelError
 from qeval.models._base import Abilities, Generation, LoadedModel, Message, Prompt, TimedGeneration
@@ -383,11 +384,9 @@ class ReplaySource:
 
     def load(self, precision: str, device: str, calibration: Any = None) -> LoadedModel:
         recorded = self.recorded_precision(precision)
-        applied = {
-            "precision": precision,
-            "replay": str(self.recording.path),
-            "replay_sha256": self.recording.sha256,
-            "recorded_precision": recorded,
-        }
+        applied = AppliedPrecision(
+            precision=precision,
+            replay=ReplayUsed(path=str(self.recording.path), sha256=self.recording.sha256, recorded_precision=recorded),
+        )
         model = ReplayTextModel(self.recording, recorded, device)
         return LoadedModel(model=model, load_s=0.0, quantize_s=0.0, applied=applied)

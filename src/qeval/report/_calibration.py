@@ -73,14 +73,20 @@ class SeedSpread:
 def _calibrated(record: RunRecord) -> list[CellResult]:
     return [
         c for c in record.cells
-        if c.status == "ok" and c.cases and isinstance((c.precision_config or {}).get("calibration"), dict)
+        if c.status == "ok" and c.cases and c.precision_config.calibration is not None
     ]
 
 
 def _key(cell: CellResult) -> tuple[str, str, str, Any]:
     cfg = cell.precision_config
-    cal = cfg["calibration"]
-    return (str(cfg.get("precision", cell.precision)), cell.suite, str(cal.get("name")), cal.get("seed"))
+    cal = cfg.calibration
+    assert cal is not None, "only calibrated cells are keyed"
+    return (cfg.precision or cell.precision, cell.suite, cal.name, cal.seed)
+
+
+def _seed_of(cell: CellResult) -> int:
+    cal = cell.precision_config.calibration
+    return cal.seed if cal is not None else 0
 
 
 def _metrics(a: CellResult, b: CellResult) -> list[str]:
@@ -131,7 +137,7 @@ def seed_spreads(record: RunRecord) -> list[SeedSpread]:
     for (precision, suite, name), cells in groups.items():
         if len(cells) < 2:
             continue
-        cells = sorted(cells, key=lambda c: c.precision_config["calibration"].get("seed") or 0)
+        cells = sorted(cells, key=_seed_of)
         for metric in _metrics(cells[0], cells[1]):
             maybe = [_value(c, metric) for c in cells]
             values = [v for v in maybe if v is not None]
@@ -158,7 +164,7 @@ def _spread(precision: str, suite: str, name: str, metric: str, cells: Sequence[
     return SeedSpread(
         precision=precision, suite=suite, calibration_set=name, metric=metric,
         labels=tuple(c.precision for c in cells),
-        seeds=tuple(c.precision_config["calibration"].get("seed") for c in cells),
+        seeds=tuple(_seed_of(c) for c in cells),
         values=tuple(values), mean=mean, sd=statistics.stdev(values), low=min(values), high=max(values),
         sampling_se=_sampling_se(cells, metric, mean), unstable_cases=unstable, n=len(shared),
     )

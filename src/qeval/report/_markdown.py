@@ -100,27 +100,32 @@ def _mb(n: Any) -> str:
     return MISSING if n is None else f"{n / 1e6:,.1f}"
 
 
+def _compact(applied: dict[str, Any]) -> dict[str, Any]:
+    """The fields that say something (no ``None``, no empty collections); ``details`` inlined."""
+    details = applied.pop("details", None) or {}
+    return {k: v for k, v in {**applied, **details}.items() if v is not None and v != {} and v != [] and v != ()}
+
+
 def _quantization_cost(record: RunRecord) -> list[str]:
     """Per precision: load and quantize time, peak memory while quantizing, calibration."""
     rows, seen = [], set()
     for cell in ordered_cells(record):
-        applied = cell.precision_config or {}
-        if cell.precision in seen or "quantize_seconds" not in applied:
+        applied = cell.precision_config
+        if cell.precision in seen or applied.quantize_seconds is None:
             continue
         seen.add(cell.precision)
-        cal = applied.get("calibration") or {}
+        cal = applied.calibration
         cal_text = (
-            f"{cal.get('name')} · {cal.get('samples')} samples · seed {cal.get('seed')} · "
-            f"`{str(cal.get('sample_hash', ''))[:12]}`" if cal else MISSING
+            f"{cal.name} · {cal.samples} samples · seed {cal.seed} · `{cal.sample_hash[:12]}`" if cal else MISSING
         )
-        kind = applied.get("quantize_peak_kind") or ""
+        kind = applied.quantize_peak_kind or ""
         rows.append((
             f"`{cell.precision}`",
             MISSING if cell.load_s is None else f"{cell.load_s:.1f}",
             MISSING if cell.quantize_s is None else f"{cell.quantize_s:.1f}",
-            f"{_mb(applied.get('quantize_peak_bytes'))} {'cuda' if kind.startswith('cuda') else 'rss'}",
+            f"{_mb(applied.quantize_peak_bytes)} {'cuda' if kind.startswith('cuda') else 'rss'}",
             cal_text,
-            str(applied.get("cache", MISSING)),
+            applied.cache or MISSING,
         ))
     if not rows:
         return []
@@ -135,7 +140,7 @@ def _endpoint_measurement(record: RunRecord) -> list[str]:
     """Per endpoint cell: where token counts came from, what the client itself added, what failed."""
     rows = []
     for cell in ordered_cells(record):
-        if (cell.precision_config or {}).get("kind") != "openai" or cell.status != "ok":
+        if not cell.precision_config.remote or cell.status != "ok":
             continue
         lat = cell.latency
         retried = sum(1 for c in cell.cases if c.attempts > 1)
@@ -168,10 +173,9 @@ def _targets(record: RunRecord) -> list[str]:
         return []
     rows = []
     for t in record.targets:
-        ident = t.identity or {}
-        version = ident.get("version") or {}
-        server = ", ".join(str(x) for x in (ident.get("server_header"),
-                                             version.get("version") if isinstance(version, Mapping) else None) if x)
+        ident = t.identity
+        version = (ident.version if ident else None) or {}
+        server = ", ".join(str(x) for x in (ident.server_header if ident else None, version.get("version")) if x)
         rows.append((f"`{_md(t.name)}`", _md(t.kind), f"`{_md(t.spec)}`", _md(t.card.name), _md(t.revision or MISSING),
                      _md(server or MISSING)))
     lines = ["## Targets", ""]
@@ -226,10 +230,11 @@ def render_markdown(record: RunRecord) -> str:
     lines += _quantization_cost(record)
     lines += render_sensitivity(record)
 
-    configs = {}
+    configs: dict[str, dict[str, Any]] = {}
     for cell in ordered_cells(record):
-        if cell.precision_config and cell.precision not in configs:
-            configs[cell.precision] = cell.precision_config
+        applied = _compact(to_dict(cell.precision_config))
+        if applied and cell.precision not in configs:
+            configs[cell.precision] = applied
     if configs:
         lines += ["## What each target applied", ""]
         lines += _table(

@@ -43,8 +43,10 @@ def record_from_dict(data: dict[str, Any], where: str = "record") -> RunRecord:
 
 
 def cell_from_dict(data: dict[str, Any], where: str = "cell") -> CellResult:
-    """Rebuild one frozen :class:`CellResult` from its JSON form."""
-    return _validate(_CELL, data, where)
+    """Rebuild one frozen :class:`CellResult` from its JSON form (a schema-1 cell's too)."""
+    from qeval.report._schema_v1 import upgrade_cell_v1
+
+    return _validate(_CELL, upgrade_cell_v1(data), where)
 
 
 def _validate(adapter: TypeAdapter, data: Any, where: str, where_of: Callable[[tuple], str | None] | None = None) -> Any:

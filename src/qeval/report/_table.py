@@ -141,7 +141,7 @@ def _shown_metrics(cell: CellResult) -> dict[str, MetricValue]:
     Its ``n`` counts every case, errors included, so it is shown even when equal to the cell's."""
     metrics = dict(cell.metrics)
     errors = metrics.get("error_rate")
-    remote = (cell.precision_config or {}).get("kind") == "openai"
+    remote = cell.precision_config.remote
     if errors is not None and not remote and not errors.value:
         del metrics["error_rate"]
     return metrics

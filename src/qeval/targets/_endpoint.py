@@ -22,6 +22,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from qeval.applied import AppliedPrecision, EndpointIdentity, EndpointUsed
 from qeval.config import GenerationSettings
 from qeval.models._base import Abilities, Generation, LoadedModel, Message, Prompt, TimedGeneration, plain_text
 from qeval.results import ModelCard
@@ -145,7 +146,7 @@ class EndpointTarget:
     concurrency: int = 8
     read_timeout_s: float = 120.0
     count_tokens: Callable[[str], int] | None = None
-    identity: dict[str, Any] = field(default_factory=dict)
+    identity: EndpointIdentity | None = None
     card: ModelCard = field(init=False)
 
     def __post_init__(self) -> None:
@@ -170,9 +171,8 @@ class EndpointTarget:
             read_timeout_s=self.read_timeout_s, concurrency=self.concurrency,
         )
 
-    def identify(self) -> dict[str, Any]:
+    def identify(self) -> EndpointIdentity:
         """Ask the endpoint what it is (raises :class:`EndpointError` within seconds when it is down)."""
-        from qeval.results import to_dict
         from qeval.targets._http import EndpointClient
 
         client = EndpointClient(self.settings(), count_tokens=self.count_tokens)
@@ -180,7 +180,7 @@ class EndpointTarget:
             ident = client.identify()
         finally:
             client.close()
-        self.identity = dict(to_dict(ident))
+        self.identity = ident
         self.card = ModelCard(
             spec=self.spec.spec, name=ident.model, source_precision="unknown: whatever the endpoint serves",
             parameters=None, architecture=None, path=None,
@@ -195,17 +195,16 @@ class EndpointTarget:
         from qeval.targets._http import EndpointClient
 
         start = time.perf_counter()
-        if not self.identity:
-            self.identify()
+        identity = self.identity or self.identify()
         settings = self.settings()
-        model = self.identity.get("model") or settings.model
+        model = identity.model or settings.model
         from dataclasses import replace
 
         client = EndpointClient(replace(settings, model=model), count_tokens=self.count_tokens)
-        applied = {
-            "kind": "openai", "url": self.spec.url, "served_model": model, "revision": self.spec.revision,
-            "api_key_env": self.spec.api_key_env, "concurrency": self.concurrency,
-            "identity": self.identity, "client_host": socket.gethostname(),
-        }
+        applied = AppliedPrecision(endpoint=EndpointUsed(
+            url=str(self.spec.url), served_model=model, revision=self.spec.revision,
+            api_key_env=self.spec.api_key_env, concurrency=self.concurrency,
+            identity=self.identity, client_host=socket.gethostname(),
+        ))
         return LoadedModel(model=EndpointModel(client, self.concurrency, count_tokens=self.count_tokens), load_s=time.perf_counter() - start,
                            quantize_s=0.0, applied=applied)

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from qeval.errors import QevalError, UsageError
+from qeval.applied import EndpointIdentity
 from qeval.targets._retry import RetryPolicy
 from qeval.targets._sse import SseParser
 
@@ -125,21 +126,6 @@ class EndpointResponse:
     served_model: str | None = None
     queue_wait_ms: float = 0.0
     """Time spent waiting for one of the client's ``concurrency`` slots (all attempts), outside every clock."""
-
-
-@dataclass(frozen=True)
-class EndpointIdentity:
-    """What the server says about itself, for the report's fingerprint."""
-
-    base_url: str
-    model: str
-    models_listed: tuple[str, ...]
-    max_model_len: int | None
-    server_header: str | None
-    version: Mapping[str, Any] | None
-    """``GET {root}/version`` (vLLM), when it answers 200."""
-    props: Mapping[str, Any] | None
-    """``GET {root}/props`` (llama.cpp), strings cut to 2 KB (chat templates are huge)."""
 
 
 class EndpointClient:

@@ -12,7 +12,6 @@ from qeval.environment import (
     capture_environment,
     compared_values,
     cpu_model,
-    fingerprint,
     fingerprint_differences,
     host_id,
     package_versions,
@@ -46,12 +45,6 @@ def test_fingerprint_fields_and_types(cpu_fp):
     if fp.torch.available:
         assert isinstance(fp.torch.threads, int) and fp.torch.threads >= 1
     json.dumps(to_dict(fp), allow_nan=False)  # JSON-ready through to_dict
-
-
-def test_fingerprint_is_the_json_form_of_the_record(cpu_fp):
-    fp, _ = cpu_fp
-    plain = fingerprint("cpu")
-    assert set(plain) == set(to_dict(fp)) and plain["cpu"]["model"] == fp.cpu.model
 
 
 def test_fingerprint_imports_no_backend(cpu_fp):

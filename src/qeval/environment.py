@@ -44,7 +44,6 @@ __all__ = [
     "compared_rows",
     "compared_values",
     "cpu_model",
-    "fingerprint",
     "fingerprint_differences",
     "host_id",
     "package_versions",
@@ -286,7 +285,3 @@ def capture_environment(device: str, torch_probe_dir: str | Path | None = None) 
     )
 
 
-def fingerprint(device: str, torch_probe_dir: str | Path | None = None) -> dict[str, Any]:
-    """:func:`capture_environment` in its JSON form, for records that still store the fingerprint as a
-    plain mapping (``qeval perf``'s ``PerfRecord.environment``). New code uses the typed record."""
-    return dataclasses.asdict(capture_environment(device, torch_probe_dir))

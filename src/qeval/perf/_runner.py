@@ -329,7 +329,7 @@ def measure(config: PerfConfig, source: Any = None, note: Note | None = None) ->
     """Run the load profile (no files written)."""
     from pathlib import Path
 
-    from qeval.environment import fingerprint
+    from qeval.environment import capture_environment
     from qeval.models import resolve_device
     from qeval.quantize import get_precision
     from qeval.run_id import new_run_id
@@ -399,7 +399,7 @@ def measure(config: PerfConfig, source: Any = None, note: Note | None = None) ->
         max_new_tokens=settings.max_new_tokens,
         slos=tuple(str(s) for s in slos),
         precisions=results,
-        environment=fingerprint(device),
+        environment=capture_environment(device),
     )
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from qeval.results import MetricValue
+from qeval.results import Environment, MetricValue
 
 PERF_SCHEMA_VERSION = 1
 
@@ -141,5 +141,5 @@ class PerfRecord:
     max_new_tokens: int
     slos: tuple[str, ...]
     precisions: tuple[PrecisionPerf, ...]
-    environment: Mapping[str, object] = field(default_factory=dict)
+    environment: Environment = field(default_factory=Environment)
     schema_version: int = PERF_SCHEMA_VERSION

@@ -20,7 +20,8 @@ from qeval.config import SweepConfig
 from qeval.errors import QevalError
 from qeval.models import FakeSource
 from qeval.report import read_record
-from qeval.sweep import resume_sweep, run_sweep
+from qeval.resume import resume_sweep
+from qeval.sweep import run_sweep
 from qeval.targets import parse_target
 from tests.fakes import MINI, right_except_int4_on_odd
 from tests.targets.scripted_server import ScriptedServer

@@ -14,7 +14,8 @@ import pytest
 from qeval.config import SweepConfig
 from qeval.journal import JOURNAL_FILE, JournalError, read_journal
 from qeval.models import FakeSource
-from qeval.sweep import resume_sweep, run_sweep
+from qeval.resume import resume_sweep
+from qeval.sweep import run_sweep
 from tests.fakes import MINI, right_except_int4_on_odd
 
 ROOT = Path(__file__).resolve().parents[1]

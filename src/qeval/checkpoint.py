@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from qeval.errors import BackendUnavailable, ModelError, UsageError
+from qeval.errors import BackendUnavailable, UsageError
 from qeval.models._gptq_checkpoint import (
     AS_IS,
     AUTOGPTQ_CONFIG,

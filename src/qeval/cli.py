@@ -88,7 +88,8 @@ def sweep(
     from qeval.errors import UsageError
     from qeval.quantize import quiet
     from qeval.report import render_console_table
-    from qeval.sweep import SweepInterrupted, resume_sweep, run_sweep
+    from qeval.resume import resume_sweep
+    from qeval.sweep import SweepInterrupted, run_sweep
 
     targets = target_options(target or [], api_key_env or [], target_revision or [], model, precisions)
     if resume is None and not targets and not (model and precisions and suites):

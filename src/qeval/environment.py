@@ -226,7 +226,7 @@ def _torch_info_cached(device: str, probe_dir: Path) -> tuple[TorchInfo, CudaInf
     info, cuda = _torch_info(device)
     if info.threads is not None:
         from qeval.errors import QevalError
-        from qeval.report import atomic_write_text
+        from qeval.files import atomic_write_text
 
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

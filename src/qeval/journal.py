@@ -30,9 +30,9 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from qeval.errors import QevalError
+from qeval.files import JOURNAL_FILE
 from qeval.results import CaseResult, CellResult, ModelCard, to_dict
 
-JOURNAL_FILE = "journal.jsonl"
 _AFRESH = "Remove the line (losing that work) or start the sweep afresh."
 
 _CASE = TypeAdapter(CaseResult)

@@ -11,7 +11,10 @@ which :func:`qeval.report.read_record` converts on reading.
 from __future__ import annotations
 
 import dataclasses
+import enum
+import math
 from collections.abc import Mapping
+from pathlib import PurePath
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -245,3 +248,45 @@ def to_dict(record: Any) -> Any:
     if isinstance(record, (list, tuple)):
         return [to_dict(v) for v in record]
     return record
+
+
+def jsonable(value: Any) -> Any:
+    """A strict-JSON-ready copy of ``value``.
+
+    Non-finite floats become ``None``; tuples and sets become lists; numpy
+    scalars and arrays become Python numbers and lists; paths and enums become
+    strings; dataclass records go through :func:`to_dict`; any
+    other object becomes its ``str`` (a report must not die on a stray object
+    in a record after an hour of evaluation).
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        items = [jsonable(v) for v in value]
+        try:
+            return sorted(items)
+        except TypeError:
+            return items
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return jsonable(to_dict(value))
+    if isinstance(value, enum.Enum):
+        return jsonable(value.value)
+    if isinstance(value, PurePath):
+        return str(value)
+    # numpy scalars/arrays without importing numpy here
+    if hasattr(value, "tolist") and callable(value.tolist):
+        try:
+            return jsonable(value.tolist())
+        except Exception:  # noqa: BLE001 - fall through to str()
+            pass
+    if isinstance(value, (bytes, bytearray)):
+        return value.decode("utf-8", errors="replace")
+    return str(value)

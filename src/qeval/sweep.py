@@ -18,27 +18,21 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from qeval.applied import EndpointIdentity
 from qeval.config import SweepConfig
-from qeval.errors import BackendUnavailable, QevalError, UsageError
-from qeval.evaluate import AccuracyPass, accuracy_pass, effective_settings
+from qeval.errors import UsageError
 from qeval.results import (
     CalibrationRecord,
     CalibrationVariant,
-    CellResult,
-    LatencyStats,
-    MemoryStats,
     Resumed,
     RunRecord,
     RunSettings,
-    Score,
     to_dict,
 )
 from qeval.run_id import new_run_id
@@ -134,15 +128,8 @@ def run_sweep(config: SweepConfig, source=None, reporter: Reporter | None = None
     """Run the sweep and write its report; returns the record and the report folder.
 
     The run is journaled to ``<out_dir>/<run_id>/journal.jsonl`` as it goes, so a
-    killed run can be finished with :func:`resume_sweep`."""
+    killed run can be finished with :func:`qeval.resume.resume_sweep`."""
     return _sweep(config, source, reporter, state=None)
-
-
-def resume_sweep(run_dir: str | Path, source=None, reporter: Reporter | None = None) -> tuple[RunRecord, Path]:
-    """Finish the sweep journaled in ``run_dir``: see :func:`qeval.resume.resume_sweep`."""
-    from qeval.resume import resume_sweep as _resume
-
-    return _resume(run_dir, source, reporter)
 
 
 def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tuple[RunRecord, Path]:
@@ -257,7 +244,7 @@ def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tup
 
 def _write(record: RunRecord, out: Path, resumed: Resumed | None, incomplete: bool, views: bool = True) -> Path:
     from qeval.report import write_report
-    from qeval.report._atomic import atomic_write_text
+    from qeval.files import atomic_write_text
     from qeval.report._markdown import SUMMARY_FILE
 
     settings = replace(record.settings, resumed=resumed, incomplete=incomplete)

@@ -54,7 +54,7 @@ def test_written_files_get_the_mode_open_would_give_them(tmp_path):
     import os
     import stat
 
-    from qeval.report._atomic import atomic_write_text
+    from qeval.files import atomic_write_text
 
     old = os.umask(0o022)
     try:

@@ -111,7 +111,9 @@ def test_stall_times_out_after_the_read_timeout() -> None:
             response = client.complete(CHAT)
             took_s = time.perf_counter() - start
     assert response.error_kind == "timeout" and response.attempts[0].status == 200
-    assert 0.5 <= took_s < 2.5 and response.e2e_ms >= 500.0
+    # cut at the read timeout, long before the 10 s stall ends (the upper bound only proves that:
+    # a loaded machine may take seconds more, never the stall)
+    assert 0.5 <= took_s < 8.0 and response.e2e_ms >= 500.0
 
 
 def test_stall_then_success_on_retry() -> None:
@@ -211,7 +213,7 @@ def test_nothing_listening_fails_fast_naming_the_url() -> None:
     start = time.perf_counter()
     with pytest.raises(EndpointError) as caught:
         client.identify()
-    assert time.perf_counter() - start < 3.0
+    assert time.perf_counter() - start < 10.0  # refused at once; the bound only proves there is no hang
     message = str(caught.value)
     assert f"GET {url}/models: connection refused" in message and "running" in message
     # complete() never raises: it reports the same fault

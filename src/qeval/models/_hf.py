@@ -423,7 +423,7 @@ class HFSource:
         the precision's config, the calibration sample and the library versions."""
         if calibration is None:
             return None
-        from qeval.cache import cell_key, model_identity
+        from qeval.keys import cell_key, model_identity
         from qeval.environment import package_versions
         from qeval.models._builtin import cache_dir
         from qeval.results import to_dict

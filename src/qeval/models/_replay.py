@@ -115,7 +115,7 @@ def parse_replay_spec(spec: str) -> tuple[Path, str | None]:
 
 def read_recording(path: Path) -> Recording:
     """Read ``samples.jsonl`` (or the run folder holding it); every problem names file:line."""
-    from qeval.report import SAMPLES_FILE
+    from qeval.files import SAMPLES_FILE
 
     target = path / SAMPLES_FILE if path.is_dir() else path
     if not target.exists():
@@ -182,7 +182,7 @@ def _parse_line(target: Path, lineno: int, raw: bytes) -> RecordedCompletion | N
 
 def _recorded_model_name(recording: Recording) -> str | None:
     """The recorded model's name from results.json beside the file, when it is there and readable."""
-    from qeval.report import RESULTS_FILE
+    from qeval.files import RESULTS_FILE
 
     try:
         data = json.loads((recording.path.parent / RESULTS_FILE).read_text(encoding="utf-8"))

@@ -16,7 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 from qeval.errors import ReportError
 from qeval.perf._markdown import render_perf_markdown
 from qeval.perf._schema import PERF_SCHEMA_VERSION, PerfRecord
-from qeval.report._atomic import atomic_open, atomic_write_text
+from qeval.files import atomic_open, atomic_write_text
 from qeval.report._json import check_schema_version, jsonable, read_json_object
 
 PERF_FILE = "perf.json"

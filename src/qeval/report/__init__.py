@@ -1,6 +1,6 @@
 """Reports: results.json, samples.jsonl, summary.md, PNG plots, the terminal table, and run comparisons."""
 
-from qeval.report._atomic import atomic_open, atomic_write_bytes, atomic_write_text
+from qeval.files import atomic_open, atomic_write_bytes, atomic_write_text
 from qeval.report._comparison import (
     REGRESSION_JSON,
     REGRESSION_MD,

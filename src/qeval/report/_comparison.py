@@ -16,7 +16,7 @@ from qeval.compare import (
     fmt_value,
 )
 from qeval.environment import compared_rows
-from qeval.report._atomic import atomic_open, atomic_write_text
+from qeval.files import atomic_open, atomic_write_text
 from qeval.report._json import jsonable
 from qeval.report._markdown import _md, _table
 from qeval.report._table import MISSING

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qeval.report._atomic import atomic_write_text
+from qeval.files import atomic_write_text
 from qeval.report._plots import (
     ACCURACY_LABEL,
     LATENCY_LABEL,

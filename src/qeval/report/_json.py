@@ -6,63 +6,15 @@ The JSON is strict: NaN and infinities become ``null``, so any JSON parser
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import json
-import math
-from collections.abc import Mapping
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 
 from qeval.errors import ReportError
-from qeval.report._atomic import atomic_open
+from qeval.files import RESULTS_FILE, SAMPLES_FILE, atomic_open
 from qeval.report._schema_v1 import READS_V1, upgrade_v1
-from qeval.results import SCHEMA_VERSION, RunRecord, to_dict
+from qeval.results import SCHEMA_VERSION, RunRecord, jsonable, to_dict
 
-RESULTS_FILE = "results.json"
-SAMPLES_FILE = "samples.jsonl"
-
-
-def jsonable(value: Any) -> Any:
-    """A strict-JSON-ready copy of ``value``.
-
-    Non-finite floats become ``None``; tuples and sets become lists; numpy
-    scalars and arrays become Python numbers and lists; paths and enums become
-    strings; dataclass records go through :func:`qeval.results.to_dict`; any
-    other object becomes its ``str`` (a report must not die on a stray object
-    in a record after an hour of evaluation).
-    """
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, (set, frozenset)):
-        items = [jsonable(v) for v in value]
-        try:
-            return sorted(items)
-        except TypeError:
-            return items
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return jsonable(to_dict(value))
-    if isinstance(value, enum.Enum):
-        return jsonable(value.value)
-    if isinstance(value, PurePath):
-        return str(value)
-    # numpy scalars/arrays without importing numpy here
-    if hasattr(value, "tolist") and callable(value.tolist):
-        try:
-            return jsonable(value.tolist())
-        except Exception:  # noqa: BLE001 - fall through to str()
-            pass
-    if isinstance(value, (bytes, bytearray)):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
 
 
 def results_dict(record: RunRecord) -> dict[str, Any]:

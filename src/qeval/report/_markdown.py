@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from qeval.report._atomic import atomic_write_text
+from qeval.files import atomic_write_text
 from qeval.report._calibration import render_sensitivity
 from qeval.report._json import RESULTS_FILE, SAMPLES_FILE, jsonable
 from qeval.report._table import COLUMNS, MISSING, fmt_percentile, ordered_cells, table_rows

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeGuard
 
-from qeval.report._atomic import atomic_write_bytes
+from qeval.files import atomic_write_bytes
 from qeval.report._table import BYTES_PER_MB, ordered_cells
 from qeval.results import CellResult, RunRecord
 

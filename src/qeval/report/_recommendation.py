@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from qeval.recommend import BYTES_PER_MB, Candidate, Check, Recommendation
-from qeval.report._atomic import atomic_write_text
+from qeval.files import atomic_write_text
 from qeval.report._json import jsonable
 
 RECOMMENDATION_MD = "recommendation.md"

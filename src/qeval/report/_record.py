@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from qeval.errors import ReportError
-from qeval.report._atomic import atomic_open
+from qeval.files import atomic_open
 from qeval.report._json import RESULTS_FILE, SAMPLES_FILE, jsonable, read_results
 from qeval.report._samples import read_samples_numbered
 from qeval.results import CellResult, RunRecord, to_dict

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from qeval.errors import ReportError
-from qeval.report._atomic import atomic_open
+from qeval.files import atomic_open
 from qeval.report._json import SAMPLES_FILE, jsonable
 from qeval.results import RunRecord
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Protocol
 
 from qeval.errors import ReportError
-from qeval.report._atomic import atomic_write_text
+from qeval.files import atomic_write_text
 from qeval.report._calibration import CALIBRATION_FILE, sensitivity
 from qeval.report._html import HTML_FILE, write_html
 from qeval.report._json import RESULTS_FILE, SAMPLES_FILE, jsonable, write_results

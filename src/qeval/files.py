@@ -1,4 +1,8 @@
-"""Atomic file writes: a crash mid-write never leaves a truncated file behind.
+"""Where qeval's outputs go (file names) and how they are written (atomically): a small base
+module that the report, the journal, the environment probe and the cache all use, so none of
+them imports another to write a file.
+
+Atomic file writes: a crash mid-write never leaves a truncated file behind.
 
 The content goes to a temporary file in the destination's own folder (so the
 final rename stays on one filesystem), is flushed and fsynced, and then
@@ -15,6 +19,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from qeval.errors import ReportError
+
+RESULTS_FILE = "results.json"
+SAMPLES_FILE = "samples.jsonl"
+JOURNAL_FILE = "journal.jsonl"
 
 _TMP_PREFIX = ".qeval-tmp-"
 

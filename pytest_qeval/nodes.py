@@ -160,7 +160,7 @@ class SloItem(_QevalItem):
         except MeasureError as exc:
             self._record("error", message=str(exc))
             raise
-        v = decide(slo, m.value, m.ci, m.n, m.min_n)
+        v = decide(slo, m.value, m.ci, m.n, m.min_n, m.unreliable)
         message = "; ".join([*m.notes, note] if note else m.notes)
         row = self._record(
             v.outcome, value=v.value, ci=v.ci, n=v.n, rule=v.rule, method=m.method, needed_n=v.needed_n,

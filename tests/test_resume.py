@@ -81,8 +81,9 @@ def test_resume_after_a_crash_redoes_only_unfinished_batches(tmp_path, clean):
 
     record, path = resume_sweep(folder, source=FakeSource(responder=counting))
     _same(record, clean)
-    # fp32 reused whole; int8: 6 of 12 cases generated again (+ 1 warm-up + 2 timed); int4: all of it
-    assert "fp32" not in seen
+    # fp32 reused whole: asked only as the latency reference, 1 warm-up + 2 timed requests paired with
+    # each of int8 and int4; int8: 6 of 12 cases generated again (+ 1 warm-up + 2 timed); int4: all of it
+    assert seen.count("fp32") == 2 * 3
     assert seen.count("int8") == 6 + 3 and seen.count("int4") == 12 + 3
     data = json.loads((path / "results.json").read_text())
     assert data["settings"]["resumed"]["reused_precisions"] == ["fp32"]

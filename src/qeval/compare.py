@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from qeval.environment import fingerprint_differences
 from qeval.errors import UsageError
+from qeval.measure import busy
 from qeval.results import CellResult, Environment, LatencyStats, RunRecord
 
 # measure and stats pull in numpy and scipy: they are imported where used, so that
@@ -357,10 +358,15 @@ def _costs(
                     f"no raw latency samples stored in the {' and '.join(lacking)} run: those rows "
                     "compare point values only (an older record, or no request with 2+ tokens for tpot)."
                 )
-            for kind in LATENCY_KINDS:
-                for pct in LATENCY_PERCENTILES:
-                    rows.append(_latency_delta(base, cur, kind, pct, tolerance))
-            rows.append(_throughput_delta(base, cur, tolerance))
+            timed = [_latency_delta(base, cur, kind, pct, tolerance) for kind in LATENCY_KINDS
+                     for pct in LATENCY_PERCENTILES]
+            timed.append(_throughput_delta(base, cur, tolerance))
+            why = busy(base) or busy(cur)
+            if why:  # shown, but not evidence of a regression
+                notes.append(f"latency and throughput are not evidence: {why}.")
+                timed = [replace(r, significant=None, regression=False, method=f"{r.method}; not evidence (busy machine)")
+                         for r in timed]
+            rows.extend(timed)
     rows.extend(_memory_deltas(base, cur, notes))
     return rows
 

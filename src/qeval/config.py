@@ -52,6 +52,9 @@ class SweepConfig:
     """Requests in flight at once in an endpoint's accuracy pass."""
     request_timeout_s: float = 120.0
     """An endpoint request that sends nothing for this long is a ``timeout`` (after its retries)."""
+    pair_latency: bool = True
+    """Alternate every other target's timed requests with the first target's (ABBA), so latency
+    ratios against it are measured in one window whatever else the machine does."""
     tokenizer: str | None = None
     """A tokenizer folder to count an endpoint's output tokens with when it sends no ``usage``."""
 

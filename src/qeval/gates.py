@@ -151,7 +151,8 @@ class Verdict:
 
 
 def decide(
-    slo: SLO, value: float | None, ci: tuple[float, float] | None, n: int, min_n: int | None = None
+    slo: SLO, value: float | None, ci: tuple[float, float] | None, n: int, min_n: int | None = None,
+    unreliable: str | None = None,
 ) -> Verdict:
     """Pass when the whole interval satisfies the SLO, fail when the whole interval
     violates it, inconclusive when the threshold lies inside the interval.
@@ -159,9 +160,12 @@ def decide(
     With a two-sided 95% interval, a true value sitting exactly on the threshold
     fails at most 2.5% of the time: the gate does not flake on noise. A bound may
     be infinite (a p95 from 8 samples has no upper bound); ``min_n`` is then the
-    fewest samples that can bound it, reported as the n needed.
+    fewest samples that can bound it, reported as the n needed. ``unreliable`` (the figure was
+    timed on a busy machine) makes the verdict inconclusive, with that reason as its rule.
     """
     t = slo.threshold
+    if unreliable is not None:
+        return Verdict(slo, "inconclusive", value, ci, n, f"not evidence: {unreliable}", None)
     if value is None or ci is None:
         return Verdict(slo, "inconclusive", value, ci, n, "no interval (too few samples)", None)
     lo, hi = ci

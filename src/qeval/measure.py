@@ -10,8 +10,17 @@ Pure: takes frozen cell results, returns frozen measurements. Three kinds:
   cases both share, *paired*: Tango's score interval for pass rates, a
   paired case bootstrap for F1 / precision / recall, and the cases that flipped.
 - **ratio** (``p95_ttft_ratio_vs(bf16) <= 0.8``): ``current / reference`` of a cost.
-  Percentile ratios combine the two order-statistic intervals at 97.5% each (so
-  both hold together at 95%); throughput ratios bootstrap both runs.
+  When the current cell's timed pass was paired with the reference's requests (ABBA, one
+  window: :func:`qeval.timing.paired_timed_pass`), a latency ratio is the ratio of the two
+  sides' percentiles over those pairs, with a bootstrap over pairs: what the machine did
+  meanwhile slowed both sides alike. Otherwise percentile ratios combine the two
+  order-statistic intervals at 97.5% each (so both hold together at 95%); throughput ratios
+  bootstrap both runs.
+
+A latency figure timed while the machine was busy with other work
+(:attr:`qeval.results.LatencyStats.background`) is not evidence: its measurement carries
+``unreliable`` and every verdict on it is inconclusive, with the reason. A paired ratio
+stays evidence (that is what pairing is for), with a note.
 """
 
 from __future__ import annotations
@@ -67,6 +76,9 @@ class Measurement:
     """Failed in the reference, pass now (drops only)."""
     p_value: float | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    unreliable: str | None = None
+    """Why this figure is not evidence (the machine was busy while it was timed): a verdict on it
+    is inconclusive, whatever the interval says."""
 
 
 # --- absolute --------------------------------------------------------------------------------
@@ -84,12 +96,13 @@ def absolute(cell: CellResult, metric: str) -> Measurement:
         return Measurement(
             value, stats.quantile_ci(samples, pct / 100), len(samples),
             f"distribution-free order-statistic interval of the p{pct} over {len(samples)} timed {kind} samples",
-            min_n=stats.min_samples_for_quantile(pct / 100),
+            min_n=stats.min_samples_for_quantile(pct / 100), unreliable=busy(cell),
         )
     if metric == "tokens_per_s":
         tokens, _ = _throughput_columns(cell)
         value = cell.latency.output_tokens_per_s if cell.latency else None
-        return Measurement(value, throughput_ci(cell, 0.95), len(tokens), "bootstrap over timed requests")
+        return Measurement(value, throughput_ci(cell, 0.95), len(tokens), "bootstrap over timed requests",
+                           unreliable=busy(cell))
     if metric in ("weights_mb", "peak_mb", "weights", "peak"):
         value = _memory_mb(cell, metric)
         return Measurement(value, (value, value), 1, "exact (a single deterministic measurement)")
@@ -229,6 +242,9 @@ def ratio(reference: CellResult, current: CellResult, metric: str) -> Measuremen
     lat = _LATENCY.match(metric)
     if lat:
         pct, kind = int(lat[1]), lat[2]
+        paired = _paired_ratio(reference, current, pct, kind)
+        if paired is not None:
+            return paired
         q, conf = pct / 100, stats.joint_confidence()
         a, b = _latency_samples(current, kind), _latency_samples(reference, kind)
         va = getattr(getattr(current.latency, f"{kind}_ms"), f"p{pct}")
@@ -239,7 +255,7 @@ def ratio(reference: CellResult, current: CellResult, metric: str) -> Measuremen
         return Measurement(
             value, ci, min(len(a), len(b)),
             f"ratio of two order-statistic intervals of the p{pct} (97.5% each; {len(a)} and {len(b)} samples)",
-            min_n=stats.min_samples_for_quantile(q, conf),
+            min_n=stats.min_samples_for_quantile(q, conf), unreliable=busy(current) or busy(reference),
         )
     if metric == "tokens_per_s":
         cur, ref = absolute(current, metric), absolute(reference, metric)
@@ -248,12 +264,50 @@ def ratio(reference: CellResult, current: CellResult, metric: str) -> Measuremen
         ca = throughput_ci(current, conf)
         cb = throughput_ci(reference, conf)
         ci = stats.ratio_from_intervals(ca, cb) if ca and cb and value is not None else None
-        return Measurement(value, ci, min(cur.n, ref.n), "ratio of two request-bootstrap intervals (97.5% each)")
+        return Measurement(value, ci, min(cur.n, ref.n), "ratio of two request-bootstrap intervals (97.5% each)",
+                           unreliable=busy(current) or busy(reference))
     if metric in ("weights", "peak", "weights_mb", "peak_mb"):
         mb_cur, mb_ref = _memory_mb(current, metric), _memory_mb(reference, metric)
         value = mb_cur / mb_ref if mb_ref else None
         return Measurement(value, (value, value) if value is not None else None, 1, "exact (deterministic sizes)")
     raise MeasureError(f"No ratio is defined for {metric!r}; use p50/p95/p99 of a latency, tokens_per_s, weights or peak.")
+
+
+def busy(cell: CellResult) -> str | None:
+    """Why ``cell``'s latency figures are not evidence (the machine was busy with other work while
+    they were timed), or ``None``."""
+    background = cell.latency.background if cell.latency else None
+    if background is None or not background.busy:
+        return None
+    return f"{cell.precision}/{cell.suite}: the machine was busy while it was timed ({background.reason})"
+
+
+def _paired_ratio(reference: CellResult, current: CellResult, pct: int, kind: str) -> Measurement | None:
+    """The ratio from ``current``'s pairs with ``reference`` (``None`` when it was not paired with it)."""
+    paired = current.latency.paired if current.latency else None
+    if paired is None or paired.reference != reference.precision or kind not in paired.samples_ms:
+        return None
+    column = paired.samples_ms[kind]
+    mine, theirs = np.asarray(column.target, dtype=float), np.asarray(column.reference, dtype=float)
+    q, n = pct / 100, len(mine)
+    min_n = stats.min_samples_for_quantile(q)
+    method = (f"ratio of the p{pct}s of {n} ABBA pairs timed together with {reference.precision} "
+              "(percentile bootstrap over pairs)")
+    notes: tuple[str, ...] = ()
+    background = current.latency.background if current.latency else None
+    if background is not None and background.busy:
+        notes = (f"the machine was busy during the paired pass ({background.reason}); both sides of every "
+                 "pair shared it",)
+    if n == 0 or not np.quantile(theirs, q) > 0:
+        return Measurement(None, None, n, method, min_n=min_n, notes=notes)
+
+    def statistic(a: np.ndarray, b: np.ndarray) -> float:
+        den = float(np.quantile(b, q))
+        return float(np.quantile(a, q)) / den if den > 0 else math.inf
+
+    value = statistic(mine, theirs)
+    ci = stats.bootstrap_ci([column.target, column.reference], statistic) if n >= min_n else (0.0, math.inf)
+    return Measurement(value, ci, n, method, min_n=min_n, notes=notes)
 
 
 MIN_REQUESTS_FOR_THROUGHPUT_CI = 8

@@ -194,7 +194,7 @@ def _decide_on_cell(slo: SLO, cell: CellResult, reference: CellResult | None) ->
         m = measure.for_slo(slo, cell, reference)
     except measure.MeasureError as exc:
         return _no_interval(slo, str(exc))
-    return decide(slo, m.value, m.ci, m.n, m.min_n)
+    return decide(slo, m.value, m.ci, m.n, m.min_n, m.unreliable)
 
 
 def _perf_point(pp: PrecisionPerf) -> LoadPoint | None:

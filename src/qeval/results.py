@@ -21,6 +21,7 @@ from typing import Any, Literal
 from qeval._environment_record import CpuInfo, CudaInfo, Environment, TorchInfo
 from qeval._settings_record import CachedCell, CalibrationRecord, CalibrationVariant, Resumed, RunSettings
 from qeval.applied import AppliedPrecision, EndpointIdentity
+from qeval.background import BackgroundLoad
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -109,6 +110,29 @@ class Percentiles:
 
 
 @dataclass(frozen=True)
+class PairedSamples:
+    """One latency measure of a paired pass: the target's and the reference's value of each pair."""
+
+    target: tuple[float, ...]
+    reference: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class PairedLatency:
+    """The timed pass ran against the reference target request by request (ABBA: R T T R R T ...),
+    on the same cases in the same minutes, so whatever else the machine did slowed both alike."""
+
+    reference: str
+    """The reference target's name."""
+    pairs: int
+    """Pairs in which both requests were answered."""
+    samples_ms: Mapping[str, PairedSamples] = field(default_factory=dict)
+    """``ttft``, ``tpot``, ``e2e``: aligned pairs (a pair without a TPOT on either side is left out
+    of ``tpot``)."""
+    order: str = "ABBA"
+
+
+@dataclass(frozen=True)
 class LatencyStats:
     """The timed pass: batch 1, warm, separate from the accuracy pass."""
 
@@ -139,6 +163,12 @@ class LatencyStats:
     client_overhead_ms: Percentiles | None = None
     """Per timed request, the time qeval's own client spent between bytes arriving and reading on
     (endpoints only): what the client adds to every figure above."""
+    background: BackgroundLoad | None = None
+    """How busy the machine was with other work during the pass (``None`` where it cannot be read).
+    When ``busy``, the figures above are not evidence: gates and comparisons say so."""
+    paired: PairedLatency | None = None
+    """Set when the pass alternated with the reference target's requests: ratios against that
+    reference come from these pairs, not from percentiles measured at different times."""
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,11 @@ from typing import Any, Literal, Protocol
 from qeval.applied import AppliedPrecision
 from qeval.config import SweepConfig
 from qeval.errors import BackendUnavailable, QevalError, UsageError
-from qeval.evaluate import AccuracyPass, accuracy_pass, effective_settings
+from qeval.evaluate import AccuracyPass, accuracy_pass, build_prompts, effective_settings
 from qeval.models import LoadedModel
 from qeval.results import CellResult, LatencyStats, MemoryStats, MetricValue, Score
 from qeval.stats import rate
-from qeval.timing import TimedPass, timed_pass
+from qeval.timing import TimedPass, paired_timed_pass, timed_pass
 
 ERROR_RATE = "error_rate"
 """Share of cases whose request failed for good (timeouts, HTTP errors, dropped or truncated
@@ -159,8 +159,8 @@ def _cell(name: str, outcome: _SuiteOutcome, memory: MemoryStats, loaded: Any, a
     )
 
 
-def _run_suite(model: Any, suite: Any, config: SweepConfig, reporter: Reporter, label: str = "",
-               ctx: RunContext | None = None) -> _SuiteOutcome:
+def _run_accuracy(model: Any, suite: Any, config: SweepConfig, reporter: Reporter, label: str = "",
+                  ctx: RunContext | None = None) -> _SuiteOutcome:
     outcome = _SuiteOutcome(suite=suite)
     settings = effective_settings(suite, config.batch_size)
     ctx = ctx or RunContext()
@@ -169,40 +169,89 @@ def _run_suite(model: Any, suite: Any, config: SweepConfig, reporter: Reporter, 
     if journal is not None:
         def on_batch(index: int, cases: Any, tokens: int, took: float) -> None:
             journal.batch(label, suite.name, index, cases, tokens, took)
-    progress = reporter.advance
-
-    def timed_progress(n: int) -> None:
-        reporter.advance(n)
-        ctx.check()
-
     try:
         reporter.task(f"accuracy  {suite.name}", len(suite.cases))
         outcome.acc = accuracy_pass(
-            model, suite, settings, progress=progress, done=ctx.done_batches(label, suite.name),
+            model, suite, settings, progress=reporter.advance, done=ctx.done_batches(label, suite.name),
             on_batch=on_batch, should_stop=ctx.check,
         )
     except Exception as exc:  # noqa: BLE001 - recorded, the sweep goes on
         outcome.error = f"accuracy pass failed: {error_text(exc)}"
-        return outcome
-    if config.latency_samples <= 0:
-        return outcome
+    return outcome
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The target other targets' latency is paired with, under the name its cells carry."""
+
+    label: str
+    target: Any
+
+
+@dataclass(frozen=True)
+class PairWith:
+    """The reference a target's timed passes alternate with (see :func:`qeval.timing.paired_timed_pass`)."""
+
+    name: str
+    model: Any
+    """The reference's loaded text model."""
+    remote: bool = False
+
+
+def _run_timed(model: Any, outcome: _SuiteOutcome, config: SweepConfig, reporter: Reporter,
+               ctx: RunContext | None = None, remote: bool = False, pair: PairWith | None = None) -> None:
+    """The suite's timed pass on the cases the accuracy pass answered (a failed request says nothing
+    about latency); paired with ``pair``'s requests when given."""
+    if outcome.acc is None or config.latency_samples <= 0:
+        return
+    suite = outcome.suite
+    settings = effective_settings(suite, config.batch_size)
+    ctx = ctx or RunContext()
+
+    def progress(n: int) -> None:
+        reporter.advance(n)
+        ctx.check()
+
     try:
-        # only cases that were answered: a failed request says nothing about latency
         answered = [(c, p) for c, p in zip(outcome.acc.cases, outcome.acc.prompts, strict=True) if c.error is None]
-        reporter.task(f"latency   {suite.name}", config.latency_samples if answered else 0)
-        if answered:
-            outcome.timed = timed_pass(
-                model,
-                [p for _, p in answered],
-                [c.case_id for c, _ in answered],
-                settings,
-                samples=config.latency_samples,
-                warmup=config.warmup_requests,
-                progress=timed_progress,
-            )
+        reporter.task(f"latency   {suite.name}" + (f" (paired with {pair.name})" if pair else ""),
+                      config.latency_samples if answered else 0)
+        if not answered:
+            return
+        prompts, case_ids = [p for _, p in answered], [c.case_id for c, _ in answered]
+        if pair is None:
+            outcome.timed = timed_pass(model, prompts, case_ids, settings, samples=config.latency_samples,
+                                       warmup=config.warmup_requests, progress=progress, remote=remote)
+            return
+        by_id = dict(zip((c.id for c in suite.cases), build_prompts(pair.model, suite), strict=True))
+        outcome.timed = paired_timed_pass(
+            model, prompts, pair.model, [by_id[cid] for cid in case_ids], pair.name, case_ids, settings,
+            samples=config.latency_samples, warmup=config.warmup_requests, progress=progress,
+            remote=remote or pair.remote,
+        )
     except Exception as exc:  # noqa: BLE001
         outcome.error = f"timed pass failed: {error_text(exc)}"
-    return outcome
+
+
+def _paired_passes(model: Any, outcomes: Sequence[_SuiteOutcome], reference: Reference, device: str, config: SweepConfig,
+                   reporter: Reporter, ctx: RunContext | None, remote: bool) -> None:
+    """Every suite's timed pass, alternating with ``reference``'s requests; unpaired (with the reason
+    in each cell) when the reference cannot be provisioned here."""
+    ref = provision(reference.target, device)
+    if isinstance(ref, Unprovisioned):
+        why = f"latency not paired with {reference.label} ({ref.status}: {ref.reason})"
+        reporter.note(f"[yellow]note[/] {why}")
+        for o in outcomes:
+            _run_timed(model, o, config, reporter, ctx, remote)
+            if o.acc is not None:
+                o.error = f"{o.error}; {why}" if o.error else why
+        return
+    pair = PairWith(reference.label, ref.model, reference.target.spec.remote)
+    try:
+        for o in outcomes:
+            _run_timed(model, o, config, reporter, ctx, remote, pair)
+    finally:
+        ref.model.close()
 
 
 @dataclass(frozen=True)
@@ -238,11 +287,14 @@ def provision(target: Any, device: str) -> LoadedModel | Unprovisioned:
 
 def run_target(
     target: Any, suites: Sequence[Any], device: str, config: SweepConfig, reporter: Reporter,
-    label: str | None = None, ctx: RunContext | None = None,
+    label: str | None = None, ctx: RunContext | None = None, reference: Reference | None = None,
 ) -> list[CellResult]:
     """Provision ``target`` once and evaluate every suite on it: one cell per suite.
 
-    ``label`` names the cells (default: the target's name). Never raises for a target that
+    ``label`` names the cells (default: the target's name). ``reference`` (another target) is
+    provisioned after the target's accuracy passes and memory window, and every timed pass
+    alternates with its requests (:func:`qeval.timing.paired_timed_pass`); when it cannot be
+    provisioned the passes run unpaired and the cells say why. Never raises for a target that
     cannot run or breaks: those become ``skipped`` or ``failed`` cells carrying the reason.
     """
     from qeval.memory import peak_memory
@@ -259,6 +311,7 @@ def run_target(
     if (reason := target.unavailable_reason(device)) is not None:
         return unprovisioned(Unprovisioned("skipped", reason))
     reporter.note(f"[bold]{name}[/]: {target.description}")
+    pairing = reference is not None and config.latency_samples > 0
     try:
         with peak_memory("cpu" if remote else device) as peak:
             loaded = provision(target, device)
@@ -266,9 +319,19 @@ def run_target(
                 return unprovisioned(loaded)
             try:
                 weights = loaded.model.weights_bytes()
-                outcomes = [_run_suite(loaded.model, s, config, reporter, name, ctx) for s in suites]
-            finally:
+                outcomes = [_run_accuracy(loaded.model, s, config, reporter, name, ctx) for s in suites]
+                if not pairing:
+                    for o in outcomes:
+                        _run_timed(loaded.model, o, config, reporter, ctx, remote)
+            except BaseException:
                 loaded.model.close()
+                raise
+        # the memory window is closed: the reference's weights are not the target's
+        try:
+            if pairing and reference is not None:
+                _paired_passes(loaded.model, outcomes, reference, device, config, reporter, ctx, remote)
+        finally:
+            loaded.model.close()
     except QevalError as exc:
         return unprovisioned(Unprovisioned("failed", str(exc)))
     except Exception as exc:  # noqa: BLE001 - a backend bug past provisioning: recorded, the sweep goes on

@@ -36,7 +36,7 @@ from qeval.results import (
     to_dict,
 )
 from qeval.run_id import new_run_id
-from qeval.runner import Reporter, RunContext, Silent, SweepInterrupted, run_target
+from qeval.runner import Reference, Reporter, RunContext, Silent, SweepInterrupted, run_target
 from qeval.targets import InProcessTarget, build_targets
 
 
@@ -219,7 +219,8 @@ def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tup
                 target = targets[variant.target.name]
                 if isinstance(target, InProcessTarget) and variant.calibration is not None and variant.seed is not None:
                     target = replace(target, calibration=calibrations.get((variant.calibration, variant.seed)))
-                cells = run_target(target, suites, device, config, reporter, variant.label, ctx)
+                cells = run_target(target, suites, device, config, reporter, variant.label, ctx,
+                                   reference=_latency_reference(variants, variant, targets, calibrations, config))
                 loaded_any = True
                 journal.cells(variant.label, cells, target.card)
             model = targets[specs[0].name].card
@@ -281,6 +282,19 @@ def check_endpoints(state: Any, targets: Sequence[Any]) -> None:
                 f"{state.path}: endpoint target {t.name!r} changed since the run started ({changed}); resuming would "
                 "mix answers of two deployments in one cell. Point it back at the same deployment, or start a new sweep."
             )
+
+
+def _latency_reference(variants: Sequence[Any], variant: Any, targets: dict[str, Any], calibrations: dict,
+                       config: SweepConfig) -> Reference | None:
+    """The first target, which every other target's timed passes alternate with (``None`` for the
+    first itself, a run without latency, or ``--no-latency-pairing``)."""
+    first = variants[0]
+    if variant is first or not config.pair_latency or config.latency_samples <= 0:
+        return None
+    target = targets[first.target.name]
+    if isinstance(target, InProcessTarget) and first.calibration is not None and first.seed is not None:
+        target = replace(target, calibration=calibrations.get((first.calibration, first.seed)))
+    return Reference(first.label, target)
 
 
 def target_records(targets: dict[str, Any]) -> tuple:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from qeval.files import atomic_write_text
+from qeval.report._background import render_background
 from qeval.report._calibration import render_sensitivity
 from qeval.report._json import RESULTS_FILE, SAMPLES_FILE, jsonable
 from qeval.report._table import COLUMNS, MISSING, fmt_percentile, ordered_cells, table_rows
@@ -227,6 +228,7 @@ def render_markdown(record: RunRecord) -> str:
         lines.append("")
 
     lines += _endpoint_measurement(record)
+    lines += render_background(record)
     lines += _quantization_cost(record)
     lines += render_sensitivity(record)
 

@@ -147,6 +147,10 @@ def _shown_metrics(cell: CellResult) -> dict[str, MetricValue]:
     return metrics
 
 
+BUSY_MARK = " (busy!)"
+"""After a latency figure timed while the machine was busy with other work (see qeval.background)."""
+
+
 def _status(cell: CellResult) -> str:
     if cell.status == "ok":
         return "ok"
@@ -163,15 +167,17 @@ def row_for(cell: CellResult) -> TableRow:
     if mem is not None and _finite(mem.peak_bytes):
         kind = _PEAK_KIND_SHORT.get(mem.peak_kind, mem.peak_kind)
         peak = f"{fmt_mb(mem.peak_bytes)} {kind}".strip()
+    # timed while the machine was busy with other work: shown, marked, not evidence
+    mark = BUSY_MARK if lat is not None and lat.background is not None and lat.background.busy else ""
     return TableRow(
         precision=cell.precision,
         suite=cell.suite,
         status=_status(cell),
         accuracy=fmt_rate(cell.accuracy, cell.accuracy_ci, cell.n) if ran or _finite(cell.accuracy) else MISSING,
         metrics=fmt_metrics(_shown_metrics(cell), cell.n),
-        ttft_p95_ms=fmt_percentile(lat.ttft_ms if lat else None, "p95"),
-        tpot_p50_ms=fmt_percentile(lat.tpot_ms if lat else None, "p50"),
-        output_tokens_per_s=fmt_number(lat.output_tokens_per_s if lat else None),
+        ttft_p95_ms=fmt_percentile(lat.ttft_ms if lat else None, "p95") + mark,
+        tpot_p50_ms=fmt_percentile(lat.tpot_ms if lat else None, "p50") + mark,
+        output_tokens_per_s=fmt_number(lat.output_tokens_per_s if lat else None) + mark,
         weights_mb=fmt_mb(mem.weights_bytes if mem else None),
         peak_mb=peak,
         ok=ran,
@@ -205,4 +211,6 @@ def render_console_table(record: RunRecord) -> Table:
         values[2].stylize(style or "green")
         table.add_row(*values, style=None if row.ok else "dim")
     table.caption = "accuracy: pass rate with Wilson 95% interval; latency: batch 1, warm, n = timed requests"
+    if any(BUSY_MARK in row.ttft_p95_ms for row in table_rows(record)):
+        table.caption += f";{BUSY_MARK}: the machine was busy with other work while it was timed (not evidence)"
     return table

@@ -193,9 +193,10 @@ def min_samples_for_quantile(q: float, confidence: float = 0.95) -> int:
 
 def ratio_from_intervals(num: tuple[float, float], den: tuple[float, float]) -> tuple[float, float]:
     """Bounds of ``a / b`` for positive ``a`` in ``num`` and ``b`` in ``den`` (intervals may be infinite)."""
-    lo = num[0] / den[1] if den[1] > 0 else 0.0
-    hi = num[1] / den[0] if den[0] > 0 else np.inf
-    return (float(max(lo, 0.0)), float(hi))
+    # an unbounded side stays unbounded; a non-positive lower bound of ``a`` says only a / b >= 0
+    lo = num[0] / den[1] if num[0] > 0 and 0 < den[1] < np.inf else 0.0
+    hi = num[1] / den[0] if den[0] > 0 and num[1] < np.inf else np.inf
+    return (float(lo), float(hi))
 
 
 def joint_confidence(confidence: float = 0.95, parts: int = 2) -> float:

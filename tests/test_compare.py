@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qeval import measure, stats
-from qeval.compare import QUALITY_METRICS, compare_runs, fmt_ci, fmt_value
+from qeval.compare import compare_runs, fmt_ci, fmt_value
 from qeval.errors import UsageError
 from qeval.results import (
     CaseResult,
@@ -24,9 +24,11 @@ from qeval.results import (
     Environment,
     LatencyStats,
     MemoryStats,
+    MetricSpec,
     MetricValue,
     RunRecord,
     RunSettings,
+    SuiteScoring,
     TorchInfo,
 )
 from tests.report.conftest import make_record, not_run_cell
@@ -387,8 +389,43 @@ def test_a_bad_tolerance_is_a_usage_error(tolerance):
         compare_runs(record, record, latency_tolerance=tolerance)
 
 
-def test_quality_metrics_are_the_ones_measure_can_pair():
-    assert QUALITY_METRICS == measure.DROP_METRICS
+def test_quality_rows_follow_the_declared_specs_primary_first():
+    counts = [(2, 0, 0), (1, 1, 1), (0, 0, 2), (2, 1, 0)] * 5
+    worse = [(0, 1, 2)] * 2 + counts[2:]
+    scoring = SuiteScoring("entities", "f1", (
+        MetricSpec("accuracy", "pass rate: every entity right", "higher", "pass_fail"),
+        MetricSpec("f1", "entity-level micro F1", "higher", "micro_f1"),
+        MetricSpec("unparseable_rate", "no entity list", "lower"),
+    ))
+    passed = [c == (2, 0, 0) for c in counts]
+    bad = MetricValue(0.3, None, 20)
+    good = MetricValue(0.1, None, 20)
+    base = cell(passed, counts=counts, metrics={"unparseable_rate": good}, scoring=scoring)
+    cur = cell([c == (2, 0, 0) for c in worse], counts=worse, metrics={"unparseable_rate": bad}, scoring=scoring)
+    rows = compare_runs(run(base), run(cur, run_id="cur")).cells[0].metrics
+    assert [r.metric for r in rows[:3]] == ["f1", "accuracy", "unparseable_rate"]
+    assert rows[0].ci is not None and "bootstrap" in rows[0].method and rows[0].worse
+    unparseable = rows[2]
+    assert unparseable.worse is True and unparseable.ci is None and not unparseable.regression
+
+
+def test_a_case_mean_metric_is_paired_and_a_point_only_one_never_regresses():
+    scoring = SuiteScoring("code_exec", "accuracy", (
+        MetricSpec("accuracy", "pass rate: every test passes", "higher", "pass_fail"),
+        MetricSpec("tests_passed", "mean share of tests", "higher", "case_mean"),
+    ))
+    base = cell([True] * 30, metrics={"tests_passed": MetricValue(1.0, None, 30)}, scoring=scoring)
+    cur = cell([False] * 20 + [True] * 10, metrics={"tests_passed": MetricValue(10 / 30, None, 30)}, scoring=scoring)
+    tests_row = row(compare_runs(run(base), run(cur, run_id="cur")), "tests_passed")
+    assert "mean case score" in tests_row.method and tests_row.regression
+    assert tests_row.delta == pytest.approx(-20 / 30)
+
+
+def test_records_without_scoring_fall_back_to_the_old_rules():
+    counts = [(1, 0, 0)] * 6
+    base, cur = cell([True] * 6, counts=counts), cell([True] * 6, counts=counts)
+    rows = compare_runs(run(base), run(cur, run_id="cur")).cells[0].metrics
+    assert [r.metric for r in rows[:2]] == ["f1", "accuracy"]  # f1 with per-case counts: the F1 suite's primary
 
 
 def test_formatting_of_values_and_bounds():

@@ -3,9 +3,11 @@
 Cells are matched on (suite, precision). Every delta is ``current - baseline`` and
 every verdict is decided on an interval, never on a point value alone:
 
-- **quality** (``accuracy``, ``f1``, ``precision``, ``recall``): paired on the cases
-  both runs share (:func:`qeval.measure.drop`). A regression is a drop whose whole
-  95% interval lies above 0.
+- **quality**: every metric the suite's scorer declares (:class:`qeval.results.MetricSpec`),
+  the suite's primary metric first. One with a paired test (``accuracy``, ``f1``, ...) is
+  paired on the cases both runs share (:func:`qeval.measure.drop`); a regression is a
+  drop whose whole 95% interval lies above 0. The others (``unparseable_rate`` ...) are
+  point values, marked worse or better by their declared direction, never a regression.
 - **latency** (p50 and p95 of TTFT, TPOT and e2e): two distribution-free
   intervals of the percentile at 97.5% each, so their difference holds at 95%.
   A regression is significantly slower *and* slower by more than the tolerance.
@@ -27,17 +29,13 @@ from typing import TYPE_CHECKING, Any
 from qeval.environment import fingerprint_differences
 from qeval.errors import UsageError
 from qeval.measure import busy
-from qeval.results import CellResult, Environment, LatencyStats, RunRecord
+from qeval.results import CellResult, Environment, LatencyStats, MetricSpec, RunRecord
 
 # measure and stats pull in numpy and scipy: they are imported where used, so that
 # importing qeval.report (which renders comparisons) stays light.
 if TYPE_CHECKING:
     from qeval.measure import Flip, Measurement
 
-QUALITY_METRICS: tuple[str, ...] = ("accuracy", "f1", "precision", "recall")
-"""Quality metrics with a paired test; higher is better."""
-LOWER_IS_BETTER: frozenset[str] = frozenset({"unparseable_rate", "timeout_rate", "syntax_error_rate"})
-"""Scorer metrics whose direction is known (compared on point values only)."""
 LATENCY_KINDS: tuple[str, ...] = ("ttft", "tpot", "e2e")
 LATENCY_PERCENTILES: tuple[int, ...] = (50, 95)
 MISSING_STATUS = "missing"
@@ -283,33 +281,48 @@ def _quality(
         lost, gained = measure.flips(ref_cases, cur_cases)
 
     rows: list[MetricDelta] = []
-    for metric in QUALITY_METRICS:
+    for spec in quality_specs(base, cur):
+        metric = spec.name
         b, c = _quality_value(base, metric), _quality_value(cur, metric)
         if b is None or c is None:
             continue
+        if not spec.paired or spec.sign == 0:
+            rows.append(_point_delta(metric, b, c, spec.sign, "point values only (no paired test for this metric)"))
+            continue
         if not paired:
-            rows.append(_point_delta(metric, b, c, +1, "point values only (no per-case results to pair)"))
+            rows.append(_point_delta(metric, b, c, spec.sign, "point values only (no per-case results to pair)"))
             continue
         try:
             drop = measure.drop(base, cur, metric)
         except measure.MeasureError as exc:
             notes.append(str(exc))
-            rows.append(_point_delta(metric, b, c, +1, "point values only (no paired test possible)"))
+            rows.append(_point_delta(metric, b, c, spec.sign, "point values only (no paired test possible)"))
             continue
-        rows.append(_from_drop(metric, b, c, drop))
-
-    for metric in sorted((set(base.metrics) & set(cur.metrics)) - set(QUALITY_METRICS)):
-        direction = -1 if metric in LOWER_IS_BETTER else 0
-        b, c = _quality_value(base, metric), _quality_value(cur, metric)
-        rows.append(_point_delta(metric, b, c, direction, "point values only (no paired test for this metric)"))
+        rows.append(_from_drop(metric, b, c, drop, spec.sign))
     return rows, lost, gained
 
 
-def _from_drop(metric: str, baseline: float, current: float, drop: Measurement) -> MetricDelta:
-    # measure.drop gives reference - current (positive = worse); a delta is current - reference.
+def quality_specs(base: CellResult, cur: CellResult) -> list[MetricSpec]:
+    """The quality metrics to compare, as the suite's scorer declares them: the current cell's primary
+    metric first, then the current cell's other metrics, then any only the baseline declares."""
+    from qeval.metric_specs import scoring_of
+
+    now, then = scoring_of(cur), scoring_of(base)
+    specs = {now.primary: now.primary_spec}
+    for spec in (*now.metrics, *then.metrics):
+        specs.setdefault(spec.name, spec)
+    return list(specs.values())
+
+
+def _from_drop(metric: str, baseline: float, current: float, drop: Measurement, sign: int = 1) -> MetricDelta:
+    # measure.drop is positive when worse (reference - current, or current - reference for a
+    # lower-is-better metric); a delta is current - reference.
     # 0.0 - x rather than -x: a zero drop is a delta of 0.0, not -0.0
-    delta = 0.0 - drop.value if drop.value is not None else None
-    ci = (0.0 - drop.ci[1], 0.0 - drop.ci[0]) if drop.ci is not None else None
+    if sign > 0:
+        delta = 0.0 - drop.value if drop.value is not None else None
+        ci = (0.0 - drop.ci[1], 0.0 - drop.ci[0]) if drop.ci is not None else None
+    else:
+        delta, ci = drop.value, drop.ci
     return MetricDelta(
         metric=metric,
         baseline=baseline,
@@ -318,7 +331,7 @@ def _from_drop(metric: str, baseline: float, current: float, drop: Measurement) 
         ci=ci,
         p_value=drop.p_value,
         significant=_excludes_zero(ci),
-        worse=None if delta is None else delta < 0,
+        worse=None if drop.value is None else drop.value > 0,
         regression=drop.ci is not None and drop.ci[0] > 0,
         method=drop.method,
         n=drop.n,

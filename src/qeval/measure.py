@@ -7,8 +7,9 @@ Pure: takes frozen cell results, returns frozen measurements. Three kinds:
   latency percentiles distribution-free order-statistic intervals, throughput a
   request bootstrap; weights and peak memory are exact.
 - **drop** (``accuracy_drop_vs(bf16) <= 0.02``): ``reference - current`` on the
-  cases both share, *paired*: Tango's score interval for pass rates, a
-  paired case bootstrap for F1 / precision / recall, and the cases that flipped.
+  cases both share, *paired*, by the test the suite's scorer declares for the metric
+  (:class:`qeval.results.MetricSpec`): Tango's score interval for pass rates, a paired
+  case bootstrap for F1 / precision / recall and mean case scores, and the cases that flipped.
 - **ratio** (``p95_ttft_ratio_vs(bf16) <= 0.8``): ``current / reference`` of a cost.
   When the current cell's timed pass was paired with the reference's requests (ABBA, one
   window: :func:`qeval.timing.paired_timed_pass`), a latency ratio is the ratio of the two
@@ -28,19 +29,18 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from qeval import stats
 from qeval.errors import QevalError
+from qeval.metric_specs import scoring_of, spec_of
 from qeval.results import CaseResult, CellResult
 from qeval.scorers._f1 import micro_precision, micro_recall
 
 BYTES_PER_MB = 1_000_000
-DROP_METRICS = ("accuracy", "f1", "precision", "recall")
-"""Quality metrics a drop can be measured for (they have a paired test)."""
 _LATENCY = re.compile(r"^p(50|95|99)_(ttft|tpot|itl|e2e|tokenize)(_ms)?$")
 
 
@@ -194,22 +194,39 @@ def flips(ref: Sequence[CaseResult], cur: Sequence[CaseResult]) -> tuple[tuple[F
 
 
 def drop(reference: CellResult, current: CellResult, metric: str) -> Measurement:
-    """``reference - current`` of a quality metric on paired cases (positive = worse now)."""
-    if metric not in DROP_METRICS:
+    """``reference - current`` of a quality metric on paired cases (positive = worse now; for a
+    lower-is-better metric, ``current - reference``). The paired test is the one the suite's scorer
+    declares for the metric (:class:`qeval.results.MetricSpec`)."""
+    spec = spec_of(metric, current, reference)
+    if not spec.paired or spec.sign == 0:
+        paired = [s.name for s in scoring_of(current).metrics if s.paired and s.sign]
         raise MeasureError(
-            f"A drop can be measured for {', '.join(DROP_METRICS)} (they have paired tests); "
-            f"{metric!r} has none. Gate it with an absolute threshold instead."
+            f"Suite {current.suite!r}: {metric!r} has no paired test ({spec.method}), so no drop can be measured "
+            f"for it; the suite's metrics with one: {', '.join(paired) or 'none'}. Gate {metric!r} with an "
+            "absolute threshold instead."
         )
     ref, cur, notes = paired_cases(reference, current)
     lost, gained = flips(ref, cur)
-    if metric == "accuracy":
+    if spec.pairing == "pass_fail":
         value, ci, p, _, _ = stats.paired_rate_drop([r.passed for r in ref], [c.passed for c in cur])
-        return Measurement(
+        return _oriented(spec.sign, Measurement(
             value, ci, len(cur), f"paired score interval (Tango) over {len(cur)} cases, {len(lost) + len(gained)} of them flipped",
             lost=lost, gained=gained, p_value=p, notes=tuple(notes),
-        )
+        ))
+    if spec.pairing == "case_mean":
+        scores = [[float(r.score) for r in ref], [float(c.score) for c in cur]]
+
+        def mean_difference(a, b) -> float:
+            return float(a.mean() - b.mean())
+
+        value = mean_difference(*(np.asarray(c, dtype=float) for c in scores))
+        return _oriented(spec.sign, Measurement(
+            value, stats.bootstrap_ci(scores, mean_difference), len(cur),
+            f"paired bootstrap of the mean case score over {len(cur)} cases (2000 resamples)",
+            lost=lost, gained=gained, notes=tuple(notes),
+        ))
     columns = [_counts(ref, k) for k in ("tp", "fp", "fn")] + [_counts(cur, k) for k in ("tp", "fp", "fn")]
-    stat = _MICRO[metric]
+    stat = _MICRO[spec.pairing]
 
     def difference(tp1, fp1, fn1, tp2, fp2, fn2) -> float:
         return stat(tp1, fp1, fn1) - stat(tp2, fp2, fn2)
@@ -217,8 +234,16 @@ def drop(reference: CellResult, current: CellResult, metric: str) -> Measurement
     arrays = [np.asarray(c, dtype=float) for c in columns]
     value = difference(*arrays)
     ci = stats.bootstrap_ci(columns, difference)
-    return Measurement(value, ci, len(cur), "paired bootstrap over cases (2000 resamples)",
-                       lost=lost, gained=gained, notes=tuple(notes))
+    return _oriented(spec.sign, Measurement(value, ci, len(cur), "paired bootstrap over cases (2000 resamples)",
+                                            lost=lost, gained=gained, notes=tuple(notes)))
+
+
+def _oriented(sign: int, m: Measurement) -> Measurement:
+    """``m`` (reference - current) turned so that positive is worse for a lower-is-better metric too."""
+    if sign > 0 or m.value is None:
+        return m
+    ci = (0.0 - m.ci[1], 0.0 - m.ci[0]) if m.ci is not None else None
+    return replace(m, value=0.0 - m.value, ci=ci)
 
 
 def _counts(cases: Sequence[CaseResult], key: str) -> list[float]:
@@ -231,7 +256,10 @@ def _counts(cases: Sequence[CaseResult], key: str) -> list[float]:
     return [float(c.details[key]) for c in cases]
 
 
-_MICRO: dict[str, Callable[..., float]] = {"f1": stats.micro_f1, "precision": micro_precision, "recall": micro_recall}
+_MICRO: dict[str, Callable[..., float]] = {
+    "micro_f1": stats.micro_f1, "micro_precision": micro_precision, "micro_recall": micro_recall,
+}
+"""The statistic behind each ``micro_*`` pairing (:data:`qeval.results.Pairing`)."""
 
 
 # --- ratio -----------------------------------------------------------------------------------

@@ -142,13 +142,16 @@ class Requirements:
     """What the user asked for, parsed."""
 
     slos: tuple[SLO, ...] = ()
+    """SLOs for every suite they apply to."""
+    suite_slos: tuple[tuple[str, SLO], ...] = ()
+    """(suite, SLO): an SLO of one suite only, such as suite.yaml's own ``slos``."""
     max_drop: float | None = None
     """``--max-accuracy-drop``: the suite's primary metric may drop by at most this vs ``vs``."""
     vs: str | None = None
     memory_budget_bytes: float | None = None
 
     def describe(self) -> tuple[str, ...]:
-        out = [str(s) for s in self.slos]
+        out = [str(s) for s in self.slos] + [f"{suite}: {s}" for suite, s in self.suite_slos]
         if self.max_drop is not None:
             out.append(f"primary_metric_drop_vs({self.vs}) <= {self.max_drop:g}")
         if self.memory_budget_bytes is not None:
@@ -157,23 +160,21 @@ class Requirements:
 
 
 def primary_metric(cells: Sequence[CellResult]) -> str:
-    """``f1`` for a suite whose scorer counts tp/fp/fn (extraction-like), else ``accuracy``.
+    """The suite's primary metric as its cells record it (suite.yaml's ``primary_metric``); for cells
+    from records that did not store it, the rule used then (:func:`qeval.metric_specs.legacy_primary`)."""
+    from qeval.metric_specs import suite_scoring
 
-    The record does not store suite.yaml's ``primary_metric``; the F1 scorers are the
-    ones that give ``f1`` with per-case counts, which is what a paired F1 drop needs."""
-    ok = [c for c in cells if c.status == "ok"]
-    if ok and all("f1" in c.metrics for c in ok) and all(
-        all(k in case.details for k in ("tp", "fp", "fn")) for c in ok for case in c.cases
-    ) and any(c.cases for c in ok):
-        return "f1"
-    return "accuracy"
+    return suite_scoring(cells).primary
 
 
 def _applies(slo: SLO, suite_cells: Sequence[CellResult]) -> bool:
-    """Costs and accuracy apply to every suite; other quality metrics where the suite has them."""
+    """Costs and accuracy apply to every suite; other quality metrics where the suite declares or has them."""
+    from qeval.metric_specs import suite_scoring
+
     if is_cost_metric(slo.metric) or slo.metric == "accuracy":
         return True
-    return any(slo.metric in c.metrics for c in suite_cells)
+    declared = {s.name for s in suite_scoring(suite_cells).metrics}
+    return slo.metric in declared or any(slo.metric in c.metrics for c in suite_cells)
 
 
 def _no_interval(slo: SLO, why: str) -> Verdict:
@@ -250,6 +251,7 @@ def _expand(req: Requirements, suites: Mapping[str, Sequence[CellResult]]) -> li
                 f"(they have accuracy{', ' + ', '.join(metrics) if metrics else ''}, latency, memory)."
             )
         out.append((slo, names))
+    out += [(slo, [suite]) for suite, slo in req.suite_slos if suite in suites]
     if req.max_drop is not None:
         by_metric: dict[str, list[str]] = {}
         for s, cells in suites.items():
@@ -268,7 +270,7 @@ def build_candidates(
     when one is given, else on the sweep's batch-1 timing of each suite.
     """
     precisions = list(dict.fromkeys(c.precision for c in cells))
-    refs = {s.reference for s in req.slos if s.reference} | ({req.vs} if req.vs else set())
+    refs = {s.reference for s in (*req.slos, *(s for _, s in req.suite_slos)) if s.reference} | ({req.vs} if req.vs else set())
     unknown = sorted(r for r in refs if r not in precisions)
     if unknown:
         raise UsageError(
@@ -350,7 +352,7 @@ def _candidate(
 
 
 def _primary_value(cell: CellResult, metric: str) -> float | None:
-    if metric == "accuracy":
-        return cell.accuracy
-    mv = cell.metrics.get(metric)
+    from qeval.metric_specs import metric_value
+
+    mv = metric_value(cell, metric)
     return mv.value if mv is not None else None

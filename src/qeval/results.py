@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from qeval._environment_record import CpuInfo, CudaInfo, Environment, TorchInfo
+from qeval._metric_record import MetricSpec, SuiteScoring
 from qeval._settings_record import CachedCell, CalibrationRecord, CalibrationVariant, Resumed, RunSettings
 from qeval.applied import AppliedPrecision, EndpointIdentity
 from qeval.background import BackgroundLoad
@@ -36,6 +37,7 @@ __all__ = [
     "Environment",
     "LatencyStats",
     "MemoryStats",
+    "MetricSpec",
     "MetricValue",
     "ModelCard",
     "Percentiles",
@@ -43,6 +45,7 @@ __all__ = [
     "RunRecord",
     "RunSettings",
     "Score",
+    "SuiteScoring",
     "TargetRecord",
     "TorchInfo",
     "to_dict",
@@ -212,6 +215,9 @@ class CellResult:
     """Cases used by the timed pass, in request order (warm-up excluded; repeats when
     more requests were asked for than the suite has cases)."""
     cases: tuple[CaseResult, ...] = ()
+    scoring: SuiteScoring | None = None
+    """The suite's primary metric, what each metric means and the suite's own SLOs (``None`` in
+    records written before it was stored: readers fall back, see :func:`qeval.metric_specs.scoring_of`)."""
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,8 @@ def _cell(name: str, outcome: _SuiteOutcome, memory: MemoryStats, loaded: Any, a
     suite_name = outcome.suite.name
     if outcome.acc is None:
         cell = empty_cell(name, suite_name, "failed", outcome.error or "unknown error", applied)
-        return replace(cell, memory=memory, load_s=loaded.load_s, quantize_s=loaded.quantize_s)
+        return replace(cell, memory=memory, load_s=loaded.load_s, quantize_s=loaded.quantize_s,
+                       scoring=outcome.suite.scoring())
     cases = outcome.acc.cases
     answered = [c for c in cases if c.error is None]  # error outcomes say nothing about quality
     acc = rate([c.passed for c in answered])
@@ -156,6 +157,7 @@ def _cell(name: str, outcome: _SuiteOutcome, memory: MemoryStats, loaded: Any, a
         accuracy_pass_output_tokens=outcome.acc.output_tokens,
         timed_case_ids=outcome.timed.case_ids if outcome.timed else (),
         cases=cases,
+        scoring=outcome.suite.scoring(),
     )
 
 

@@ -26,6 +26,7 @@ from qeval._paths import is_dir as _is_dir
 from qeval._paths import is_file as _is_file
 from qeval.config import GenerationSettings
 from qeval.errors import SuiteError, UnknownNameError
+from qeval.results import MetricSpec, SuiteScoring
 from qeval.scorers import Scorer, get_scorer
 from qeval.suite_formats import (
     AUTO,
@@ -137,6 +138,21 @@ class Suite:
     def scorer(self) -> Scorer:
         """A fresh scorer built from the suite's ``scorer:`` block."""
         return get_scorer(self.scorer_name, dict(self.scorer_args))
+
+    def scoring(self) -> SuiteScoring:
+        """What every cell of this suite records about its metrics: the primary metric, each metric's
+        declared spec (the scorer's, then ``error_rate``) and the suite's own SLOs."""
+        from qeval.metric_specs import ACCURACY, ERROR_RATE_SPEC, pass_rate
+
+        scorer = self.scorer()
+        specs = tuple(getattr(scorer, "metric_specs", ()))
+        declared = {s.name for s in specs}
+        # a scorer registered from outside that declares only names: their meaning is unknown
+        names = getattr(scorer, "metric_names", ())
+        specs += tuple(MetricSpec(n, n, "unknown", "none") for n in names if n not in declared)
+        if ACCURACY not in declared:
+            specs = (pass_rate("share of cases that pass"), *specs)
+        return SuiteScoring(self.scorer_name, self.primary_metric, (*specs, ERROR_RATE_SPEC), self.slos)
 
     def limited(self, n: int | None) -> Suite:
         """``n`` cases evenly spaced through the file, in file order, as a new suite.

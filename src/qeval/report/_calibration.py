@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from qeval.metric_specs import metric_value, scoring_of
 from qeval.report._table import MISSING
 from qeval.results import CellResult, RunRecord
 
@@ -90,16 +91,15 @@ def _seed_of(cell: CellResult) -> int:
 
 
 def _metrics(a: CellResult, b: CellResult) -> list[str]:
-    out = ["accuracy"]
-    if "f1" in a.metrics and "f1" in b.metrics and all("tp" in c.details for c in (*a.cases, *b.cases)):
-        out.append("f1")
-    return out
+    """The suite's primary metric and its pass rate, where both cells have them and they have a
+    paired test (as the suite's scorer declares it)."""
+    scoring = scoring_of(b)
+    names = dict.fromkeys((scoring.primary, "accuracy"))
+    return [m for m in names if scoring.spec(m).paired and _value(a, m) is not None and _value(b, m) is not None]
 
 
 def _value(cell: CellResult, metric: str) -> float | None:
-    if metric == "accuracy":
-        return cell.accuracy
-    mv = cell.metrics.get(metric)
+    mv = metric_value(cell, metric)
     return None if mv is None else mv.value
 
 
@@ -152,12 +152,13 @@ def _spread(precision: str, suite: str, name: str, metric: str, cells: Sequence[
     import statistics
 
     shared = set.intersection(*({c.case_id for c in cell.cases} for cell in cells))
+    pass_fail = scoring_of(cells[0]).spec(metric).pairing == "pass_fail"
     # accuracy: a case changes when its pass/fail does; F1 and co.: when its score does
     verdicts: dict[str, set[Any]] = {}
     for cell in cells:
         for case in cell.cases:
             if case.case_id in shared:
-                seen = case.passed if metric == "accuracy" else round(float(case.score), 9)
+                seen = case.passed if pass_fail else round(float(case.score), 9)
                 verdicts.setdefault(case.case_id, set()).add(seen)
     unstable = tuple(sorted(cid for cid, seen in verdicts.items() if len(seen) > 1))
     mean = statistics.fmean(values)
@@ -171,7 +172,7 @@ def _spread(precision: str, suite: str, name: str, metric: str, cells: Sequence[
 
 
 def _sampling_se(cells: Sequence[CellResult], metric: str, mean: float) -> float | None:
-    if metric == "accuracy":
+    if scoring_of(cells[0]).spec(metric).pairing == "pass_fail":
         n = min(c.n for c in cells)
         return math.sqrt(mean * (1 - mean) / n) if n else None
     # F1: the bootstrap interval's half-width over 1.96, averaged over the cells

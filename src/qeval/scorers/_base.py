@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from qeval.results import MetricValue, Score
+from qeval.results import MetricSpec, MetricValue, Score
 
 
 @runtime_checkable
@@ -18,8 +18,11 @@ class Scorer(Protocol):
     """
 
     name: str
+    metric_specs: tuple[MetricSpec, ...]
+    """Every metric of a suite it scores, declared once: ``accuracy`` (what passing a case means)
+    and each key ``aggregate`` returns, with its direction and paired test (:mod:`qeval.metric_specs`)."""
     metric_names: tuple[str, ...]
-    """The keys ``aggregate`` returns, known before anything is scored."""
+    """The keys ``aggregate`` returns, known before anything is scored (``metric_specs`` less ``accuracy``)."""
 
     def score(self, completion: str, expected: Any) -> Score: ...
 

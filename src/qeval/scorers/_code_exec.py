@@ -25,7 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from qeval.results import MetricValue, Score
+from qeval.metric_specs import aggregate_names, pass_rate, share_spec
+from qeval.results import MetricSpec, MetricValue, Score
 from qeval.scorers._base import fail
 
 if TYPE_CHECKING:
@@ -147,7 +148,13 @@ class CodeExecScorer:
     timeout_s: float = 5.0
     memory_mb: int = 512
     name: str = "code_exec"
-    metric_names: ClassVar[tuple[str, ...]] = ("tests_passed", "timeout_rate", "syntax_error_rate")
+    metric_specs: ClassVar[tuple[MetricSpec, ...]] = (
+        pass_rate("every unit test passes"),
+        MetricSpec("tests_passed", "mean share of a case's unit tests that pass", "higher", "case_mean"),
+        share_spec("timeout_rate", "share of cases stopped at the time limit"),
+        share_spec("syntax_error_rate", "share of completions that are not valid Python"),
+    )
+    metric_names: ClassVar[tuple[str, ...]] = aggregate_names(metric_specs)
     """What ``aggregate`` returns (SLOs are checked against it before anything runs)."""
 
     def __post_init__(self) -> None:

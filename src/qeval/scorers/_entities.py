@@ -18,8 +18,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from qeval.results import MetricValue, Score
-from qeval.scorers._f1 import case_f1, f1_metrics, overlap
+from qeval.metric_specs import aggregate_names, pass_rate
+from qeval.results import MetricSpec, MetricValue, Score
+from qeval.scorers._f1 import case_f1, f1_metrics, f1_specs, overlap
 from qeval.scorers._parse import extract_json_object
 
 DEFAULT_TYPES = ("medications", "doses", "frequencies", "conditions")
@@ -131,7 +132,11 @@ class EntitiesScorer:
     pass_f1: float = 1.0
     types: tuple[str, ...] = field(default=DEFAULT_TYPES)
     name: str = "entities"
-    metric_names: ClassVar[tuple[str, ...]] = ("f1", "precision", "recall", "unparseable_rate")
+    metric_specs: ClassVar[tuple[MetricSpec, ...]] = (
+        pass_rate("case F1 >= pass_f1 (by default: every entity found, nothing extra)"),
+        *f1_specs("entity-level", "no entity list in the completion"),
+    )
+    metric_names: ClassVar[tuple[str, ...]] = aggregate_names(metric_specs)
     """What ``aggregate`` returns (SLOs are checked against it before anything runs)."""
 
     def __post_init__(self) -> None:

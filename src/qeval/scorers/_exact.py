@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from qeval.results import MetricValue, Score
+from qeval.metric_specs import aggregate_names, pass_rate
+from qeval.results import MetricSpec, MetricValue, Score
 from qeval.scorers._base import fail
 
 
@@ -23,7 +24,8 @@ class ExactScorer:
 
     first_line: bool = True
     name: str = "exact"
-    metric_names: ClassVar[tuple[str, ...]] = ()
+    metric_specs: ClassVar[tuple[MetricSpec, ...]] = (pass_rate("the answer matches exactly"),)
+    metric_names: ClassVar[tuple[str, ...]] = aggregate_names(metric_specs)
     """What ``aggregate`` returns (SLOs are checked against it before anything runs)."""
 
     def score(self, completion: str, expected: Any) -> Score:

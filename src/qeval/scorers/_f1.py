@@ -14,7 +14,8 @@ from collections.abc import Hashable, Sequence, Set
 
 import numpy as np
 
-from qeval.results import MetricValue, Score
+from qeval.metric_specs import share_spec
+from qeval.results import MetricSpec, MetricValue, Score
 
 
 def overlap(gold: Set[Hashable], pred: Set[Hashable]) -> tuple[int, int, int]:
@@ -59,6 +60,17 @@ def micro_recall(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> float:
     """Micro recall from per-case counts (0 when there was nothing to find)."""
     d = tp.sum() + fn.sum()
     return float(tp.sum() / d) if d else 0.0
+
+
+def f1_specs(level: str, unparseable: str) -> tuple[MetricSpec, ...]:
+    """What :func:`f1_metrics` returns, declared: ``level`` says what an item is (``entity-level``),
+    ``unparseable`` what an unparseable completion lacks."""
+    return (
+        MetricSpec("f1", f"{level} micro F1", "higher", "micro_f1"),
+        MetricSpec("precision", f"{level} micro precision", "higher", "micro_precision"),
+        MetricSpec("recall", f"{level} micro recall", "higher", "micro_recall"),
+        share_spec("unparseable_rate", f"share of completions with {unparseable}"),
+    )
 
 
 def f1_metrics(scores: Sequence[Score]) -> dict[str, MetricValue]:

@@ -14,8 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from qeval.results import MetricValue, Score
-from qeval.scorers._f1 import case_f1, f1_metrics, overlap
+from qeval.metric_specs import aggregate_names, pass_rate
+from qeval.results import MetricSpec, MetricValue, Score
+from qeval.scorers._f1 import case_f1, f1_metrics, f1_specs, overlap
 from qeval.scorers._parse import extract_json_object, normalise_value
 
 
@@ -39,7 +40,11 @@ class JsonFieldsScorer:
     """Field-level comparison of the first JSON object in the completion with ``expected`` (a dict)."""
 
     name: str = "json_fields"
-    metric_names: ClassVar[tuple[str, ...]] = ("f1", "precision", "recall", "unparseable_rate")
+    metric_specs: ClassVar[tuple[MetricSpec, ...]] = (
+        pass_rate("every expected field exactly right"),
+        *f1_specs("field-level", "no JSON object in the completion"),
+    )
+    metric_names: ClassVar[tuple[str, ...]] = aggregate_names(metric_specs)
     """What ``aggregate`` returns (SLOs are checked against it before anything runs)."""
 
     def score(self, completion: str, expected: Any) -> Score:

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, ClassVar
 
-from qeval.results import MetricValue, Score
+from qeval.metric_specs import aggregate_names, pass_rate, share_spec
+from qeval.results import MetricSpec, MetricValue, Score
 from qeval.scorers._base import fail
 
 # A number: optional minus (not a hyphen between words/digits), then either
@@ -69,7 +70,11 @@ class NumericScorer:
     tolerance: float = 0.0
     rel_tolerance: float = 0.0
     name: str = "numeric"
-    metric_names: ClassVar[tuple[str, ...]] = ("unparseable_rate",)
+    metric_specs: ClassVar[tuple[MetricSpec, ...]] = (
+        pass_rate("the final number is right (within the tolerance)"),
+        share_spec("unparseable_rate", "share of completions with no number in them"),
+    )
+    metric_names: ClassVar[tuple[str, ...]] = aggregate_names(metric_specs)
     """What ``aggregate`` returns (SLOs are checked against it before anything runs)."""
 
     def __post_init__(self) -> None:

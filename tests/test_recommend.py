@@ -125,7 +125,7 @@ def test_inconclusive_rules_out_like_fail_and_cheapest_meeting_wins():
     text = render_markdown(recommend([cheap_unsure, big], ["accuracy >= 0.5"]))
     assert "Recommended: bf16" in text and "inconclusive" in text and "needs n≈90" in text
     none = recommend([cheap_unsure])
-    assert none.chosen is None and "No precision meets" in render_markdown(none)
+    assert none.chosen is None and "No target meets" in render_markdown(none)
 
 
 def test_cost_breaks_ties_on_memory():

@@ -125,7 +125,7 @@ def test_a_failing_plot_keeps_the_rest_of_the_page(flip_record, monkeypatch):
     monkeypatch.setattr(_html, "_draw_pareto", boom)
     html = render_html(flip_record)
     assert "plot not drawn (RuntimeError: no fonts)" in html
-    assert len(_images(html)) == 1 and 'id="flips"' in html and 'id="precision-table"' in html
+    assert len(_images(html)) == 1 and 'id="flips"' in html and 'id="targets-table"' in html
 
 
 def test_write_report_writes_report_html(flip_record, tmp_path):
@@ -159,3 +159,15 @@ def test_degenerate_records_still_render(factory):
 def test_any_record_renders_every_plot(factory, cell_list):
     html = render_html(factory.make_record(cells=tuple(cell_list)))
     assert "plot not drawn" not in html
+
+
+def test_endpoint_measurement_section_on_the_page(factory):
+    from qeval.applied import AppliedPrecision, EndpointUsed
+
+    lat = replace(factory.latency(), token_source="chunks", client_overhead_ms=factory.pct(0.3, 0.9))
+    served = factory.ok_cell("served", "arith", latency=lat,
+                             precision_config=AppliedPrecision(endpoint=EndpointUsed(url="http://127.0.0.1:8000/v1")))
+    html = render_html(factory.make_record(cells=(served, factory.ok_cell("fp32", "arith"))))
+    section = html.split('<section id="endpoint-measurement">')[1].split("</section>")[0]
+    assert "chunks (approximate)" in section and "0.30 (n=8)" in section and "0 of 4" in section
+    assert 'id="endpoint-measurement"' not in render_html(factory.make_record())

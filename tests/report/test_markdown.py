@@ -11,7 +11,7 @@ def test_summary_contents(record, tmp_path):
         assert word in text
     assert "Q4_1 (GGUF, 4-bit, group 32)" in text
     assert "already 4-bit" in text and "falsely lossless" in text
-    assert "0.75 [0.15, 0.85] n=4" in text
+    assert "accuracy 0.75 [0.15, 0.85] n=4 | (primary)" in text  # no stored scoring: the old rule (accuracy)
     assert "f1 0.61 [0.40, 0.80]" in text
     assert "skipped: bitsandbytes not installed" in text
     assert "failed: RuntimeError: group size 128 does not divide 576" in text
@@ -28,7 +28,7 @@ def test_table_cells_never_break_the_markdown_table(factory):
     text = render_markdown(record)
     row = next(line for line in text.splitlines() if line.startswith("| int4"))
     assert "\n" not in row
-    assert row.count(" | ") == 9  # ten columns, pipes inside values are escaped
+    assert row.count(" | ") == 10  # eleven columns, pipes inside values are escaped
     assert "a\\|b" in row
 
 
@@ -39,7 +39,7 @@ def test_rows_grouped_by_precision_then_suite(record):
         ("nf4", "arith"), ("nf4", "extract"),
     ]
     skipped = rows[4]
-    assert not skipped.ok and skipped.accuracy == "—" and skipped.ttft_p95_ms == "—"
+    assert not skipped.ok and skipped.primary == skipped.pass_rate == "—" and skipped.ttft_p95_ms == "—"
 
 
 def test_source_precision_note():
@@ -58,7 +58,8 @@ def test_console_table(record):
     from rich.console import Console
 
     table = render_console_table(record)
-    assert len(table.columns) == 10 and table.row_count == 6
+    assert len(table.columns) == 11 and table.row_count == 6
+    assert [c.header for c in table.columns][3:5] == ["primary metric [95% CI] n", "pass rate [95% CI]"]
     console = Console(width=250, record=True, color_system=None)
     console.print(table)
     out = console.export_text()

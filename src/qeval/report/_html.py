@@ -1,5 +1,7 @@
-"""report.html: one self-contained page (no external URLs) with the precision table, plots
-as PNG data URIs, per-suite intervals, perf latency distributions and the flipped cases.
+"""report.html: one self-contained page (no external URLs). It opens with the decision the run
+supports (:mod:`qeval.report._decision`), then the target table led by each suite's primary metric,
+plots as PNG data URIs (the Pareto plot with intervals on both axes and labels that do not overlap),
+per-suite intervals, endpoint measurement, perf latency distributions and the flipped cases.
 
 Every model text (prompts, completions, expected answers, reasons) is untrusted and goes
 through Jinja2's autoescape. A plot that cannot be drawn becomes a note in its section;
@@ -17,16 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qeval.files import atomic_write_text
-from qeval.report._plots import (
-    ACCURACY_LABEL,
-    LATENCY_LABEL,
-    _collect,
-    _finite,
-    _plottable,
-    _ttft_p95,
-    _weights_mb,
-)
-from qeval.report._table import COLUMNS, fmt_mb, ordered_cells, table_rows
+from qeval.report._labels import annotate_points
+from qeval.report._plots import LATENCY_LABEL, _collect, _finite, _plottable, _ttft_p95, _weights_mb, y_label
+from qeval.report._table import BUSY_MARK, COLUMNS, fmt_mb, metric_legend, ordered_cells, suite_scorings, table_rows
 from qeval.results import CellResult, RunRecord
 
 if TYPE_CHECKING:
@@ -34,6 +29,13 @@ if TYPE_CHECKING:
     from qeval.recommend import Recommendation
 
 HTML_FILE = "report.html"
+PARETO_NOTE = (
+    "Vertical bars: the 95% interval of the suite's primary metric. Horizontal bars: the 95% distribution-free "
+    "(order-statistic) interval of the TTFT p95 from the cell's timed requests, not a bootstrap, which could never "
+    "reach past the slowest request. A dashed arrow marks a side the timed requests cannot bound: with fewer than "
+    "72 of them nothing bounds a p95 from above. Labels marked (busy!) were timed while the machine was busy with "
+    "other work."
+)
 MAX_TEXT_CHARS = 4000
 """Longer completions are cut (the full text is in samples.jsonl)."""
 
@@ -102,97 +104,117 @@ def _colours(record: RunRecord) -> dict[str, str]:
 
 
 def _latency_ci(cell: CellResult) -> tuple[float, float] | None:
+    """The TTFT p95's 95% distribution-free interval (a bound may be infinite); ``None`` without samples."""
     from qeval import measure
 
     try:
         ci = measure.absolute(cell, "p95_ttft_ms").ci
     except measure.MeasureError:
         return None
-    return ci if ci is not None and all(map(_plottable, ci)) else None
+    return ci if ci is not None and not any(math.isnan(b) for b in ci) else None
+
+
+def _busy(cell: CellResult) -> bool:
+    bg = cell.latency.background if cell.latency is not None else None
+    return bg is not None and bg.busy
 
 
 def _weights_bytes(cell: CellResult) -> int | None:
     return cell.memory.weights_bytes if cell.memory else None
 
 
-def _on_primary_metric(points: list, cells: dict, suite: str) -> tuple[list, str]:
-    """The suite's points with y on its primary metric: an F1 suite's pass rate (every
-    entity right) says little, and the page's other plots show its F1."""
-    from dataclasses import replace
-
-    from qeval.recommend import primary_metric
-
-    metric = primary_metric([cells[(p.precision, suite)] for p in points])
-    if metric == "accuracy":
-        return points, ACCURACY_LABEL
-    out = []
-    for p in points:
-        mv = cells[(p.precision, suite)].metrics.get(metric)
-        if mv is None or not _plottable(mv.value):
-            continue
-        lo, hi = mv.ci if mv.ci is not None else (mv.value, mv.value)
-        out.append(replace(p, y=mv.value, lo=lo, hi=hi))
-    return out, f"{metric} (95% CI)"
+def _latency_bar(ax, x: float, y: float, ci: tuple[float, float] | None, colour: str) -> None:
+    """The horizontal interval of a TTFT p95: solid where bounded; a dashed arrow on a side the
+    timed requests cannot bound (with few samples nothing bounds a p95 from above)."""
+    if ci is None:
+        return
+    lo, hi = ci
+    style = {"color": colour, "alpha": 0.7, "lw": 1.2}
+    if _plottable(lo) and _plottable(hi):
+        ax.errorbar([x], [y], xerr=[[x - lo], [hi - x]], fmt="none", ecolor=colour, capsize=3, alpha=0.7)
+        return
+    if _plottable(lo):
+        ax.plot([lo, x], [y, y], **style)
+        ax.plot([lo], [y], marker="|", markersize=6, **style)
+    reach = max(x - lo if _plottable(lo) else 0.0, 0.25 * abs(x), 1e-9)
+    if not _plottable(hi):
+        ax.plot([x, x + reach], [y, y], linestyle="--", **style)
+        ax.plot([x + reach], [y], marker=">", markersize=4, **style)
+    if not _plottable(lo):
+        ax.plot([x - reach, x], [y, y], linestyle="--", **style)
+        ax.plot([x - reach], [y], marker="<", markersize=4, **style)
 
 
 def _draw_pareto(record: RunRecord):
     from qeval.recommend import Candidate, pareto_frontier
 
-    by_suite, _ = _collect(record, _ttft_p95, "TTFT p95")
+    by_suite, _ = _collect(record, _ttft_p95, "TTFT p95")  # y: each suite's primary metric
+    scorings = suite_scorings(record)
     suites = list(by_suite) or ["(no cells)"]
     fig, axes = _figure(min(len(suites), 3), math.ceil(len(suites) / 3), width=6.0 if len(suites) == 1 else 4.8)
     cells = {(c.precision, c.suite): c for c in record.cells}
     colours = _colours(record)
+    labelled = []
     for ax, suite in zip(axes, suites):
-        points, ylabel = _on_primary_metric(by_suite.get(suite, []), cells, suite)
+        points = by_suite.get(suite, [])
         ax.set_title(suite, fontsize=10)
         ax.set_xlabel(LATENCY_LABEL, fontsize=8)
-        ax.set_ylabel(ylabel, fontsize=8)
+        ax.set_ylabel(y_label(scorings.get(suite)), fontsize=8)
         ax.grid(True, alpha=0.3)
+        if not points:
+            ax.text(0.5, 0.5, "no plottable cells", ha="center", va="center", transform=ax.transAxes, color="0.4")
+            continue
         cands = [
             Candidate(p.precision, accuracy=p.y, p95_latency_ms=p.x,
                       weights_bytes=_weights_bytes(cells[(p.precision, suite)]))
             for p in points
         ]
         front = {c.precision for c in pareto_frontier(cands)}
+        biggest = max((_weights_mb(cells[(q.precision, suite)]) or 0.0) for q in points) or 1.0
+        labels = []
         for pt in points:
             cell = cells[(pt.precision, suite)]
+            colour = colours.get(pt.precision, "C0")
             mb = _weights_mb(cell)
-            xci = _latency_ci(cell)
-            xerr = [[pt.x - xci[0]], [xci[1] - pt.x]] if xci else None
-            ax.errorbar([pt.x], [pt.y], yerr=[[pt.y - pt.lo], [pt.hi - pt.y]], xerr=xerr, fmt="none",
-                        ecolor=colours.get(pt.precision, "C0"), capsize=3, alpha=0.7)
-            size = 30 + 170 * (mb / max(_weights_mb(cells[(q.precision, suite)]) or 1 for q in points)) if mb else 30
-            ax.scatter([pt.x], [pt.y], s=size, color=colours.get(pt.precision, "C0"),
-                       edgecolors="black" if pt.precision in front else "none", linewidths=1.5, zorder=3)
-            label = pt.precision + (f" ({fmt_mb(_weights_bytes(cell))} MB)" if mb else "") + (" *" if pt.precision in front else "")
-            ax.annotate(label, (pt.x, pt.y), xytext=(6, 4), textcoords="offset points", fontsize=8)
-        if not points:
-            ax.text(0.5, 0.5, "no plottable cells", ha="center", va="center", transform=ax.transAxes, color="0.4")
+            ax.errorbar([pt.x], [pt.y], yerr=[[pt.y - pt.lo], [pt.hi - pt.y]], fmt="none", ecolor=colour,
+                        capsize=3, alpha=0.7)
+            _latency_bar(ax, pt.x, pt.y, _latency_ci(cell), colour)
+            size = 30 + 170 * (mb / biggest) if mb else 30
+            ax.scatter([pt.x], [pt.y], s=size, color=colour, edgecolors="black" if pt.precision in front else "none",
+                       linewidths=1.5, zorder=3)
+            labels.append(pt.precision + (f" ({fmt_mb(_weights_bytes(cell))} MB)" if mb else "")
+                          + (" *" if pt.precision in front else "") + (BUSY_MARK if _busy(cell) else ""))
+        if min(p.x for p in points) >= 0:  # from 0, so that ratios between targets read true
+            ax.set_xlim(left=0)
+        labelled.append((ax, points, labels))
     for ax in axes[len(suites):]:
         ax.set_visible(False)
     fig.suptitle("marker area ∝ weights MB; outlined, * = Pareto frontier", fontsize=9)
+    fig.canvas.draw()  # the layout is final: labels are placed on it
+    for ax, points, labels in labelled:
+        annotate_points(ax, [p.x for p in points], [p.y for p in points], labels, drawn=True)
     return fig
 
 
 def _draw_suite_intervals(record: RunRecord):
-    from qeval.recommend import primary_metric
+    from qeval.metric_specs import metric_value
 
+    scorings = suite_scorings(record)
     suites = list(dict.fromkeys(c.suite for c in record.cells)) or ["(no cells)"]
     fig, axes = _figure(min(len(suites), 3), math.ceil(len(suites) / 3), height=0.5 + 0.45 * max(
         1, len({c.precision for c in record.cells})) + 1.2)
     colours = _colours(record)
     for ax, suite in zip(axes, suites):
         cells = [c for c in ordered_cells(record) if c.suite == suite]
-        metric = primary_metric(cells)
+        metric = scorings[suite].primary if suite in scorings else "accuracy"
         ax.set_title(f"{suite} — {metric} (95% CI)", fontsize=10)
         ax.set_xlim(-0.03, 1.03)
         ax.grid(True, axis="x", alpha=0.3)
         labels = []
         for i, cell in enumerate(cells):
             labels.append(cell.precision if cell.status == "ok" else f"{cell.precision} ({cell.status})")
-            value, ci = (cell.accuracy, cell.accuracy_ci) if metric == "accuracy" else (
-                cell.metrics[metric].value, cell.metrics[metric].ci) if metric in cell.metrics else (None, None)
+            mv = metric_value(cell, metric)
+            value, ci = (mv.value, mv.ci) if mv is not None else (None, None)
             if cell.status != "ok" or not _plottable(value):
                 continue
             ok_ci = ci is not None and len(ci) == 2 and all(map(_plottable, ci)) and ci[0] <= value <= ci[1]
@@ -290,10 +312,23 @@ img { max-width: 100%; border: 1px solid #eee; }
 .note { color: #666; font-size: 0.9em; }
 .good { color: #07622b; font-weight: bold; } .bad { color: #a01010; font-weight: bold; }
 details { margin: 0.3em 0 0.6em; } summary { cursor: pointer; }
+.verdict { border: 3px solid #888; background: #f6f6f6; border-radius: 6px; padding: 0.4em 1.2em 0.8em; margin: 1em 0 1.5em; }
+.verdict h2 { margin: 0.3em 0; } .verdict .headline { font-size: 1.25em; font-weight: bold; margin: 0.4em 0; }
+.verdict.chosen { border-color: #07622b; background: #eef8f0; } .verdict.undecided { border-color: #b8860b; background: #fff8e6; }
+.verdict.none_meets { border-color: #a01010; background: #fdeeee; }
+.verdict li { margin: 0.2em 0; font-family: ui-monospace, monospace; font-size: 0.85em; }
 </style></head><body>
 <h1>qeval report — {{ record.model.name }}</h1>
 <p class="note">run {{ record.run_id }} · {{ record.created_at }} · model {{ record.model.spec }}
  · source precision {{ record.model.source_precision }}</p>
+
+<section id="verdict" class="verdict {{ decision.kind }}"><h2>Decision</h2>
+<p class="headline">{{ decision.headline }}</p>
+{% if decision.reasons %}<ul>{% for r in decision.reasons %}<li>{{ r }}</li>{% endfor %}</ul>{% endif %}
+{% if decision.slos %}<p class="note">Decided on {{ decision.slo_source }}: {% for s in decision.slos %}<code>{{ s }}</code>{% if not loop.last %}, {% endif %}{% endfor %}.
+Every verdict is on a 95% interval: pass when all of it meets the threshold, fail when none of it does, undecided when the threshold lies inside it.</p>{% endif %}
+{% for n in decision.notes %}<p class="note">{{ n }}</p>{% endfor %}
+</section>
 
 {% if recommendation %}
 <section id="recommendation"><h2>Recommendation</h2>
@@ -304,25 +339,38 @@ details { margin: 0.3em 0 0.6em; } summary { cursor: pointer; }
 </table></section>
 {% endif %}
 
-<section id="precision-table"><h2>Precisions</h2>
+<section id="targets-table"><h2>Targets</h2>
 <table><tr>{% for h in columns %}<th>{{ h }}</th>{% endfor %}</tr>
 {% for row in rows %}<tr class="{{ '' if row.ok else 'notok' }}">{% for v in row.cells() %}<td>{{ v }}</td>{% endfor %}</tr>{% endfor %}
 </table>
-<p class="note">accuracy: pass rate with Wilson 95% interval; latency: batch 1, warm, n = timed requests.</p>
+<ul class="note">{% for line in legend %}<li>{{ line }}</li>{% endfor %}</ul>
+<p class="note">Each row leads with its suite's primary metric (suite.yaml's <code>primary_metric</code>) and its 95% interval;
+the pass rate (Wilson 95% interval) follows, labelled. Latency: batch 1, warm, n = timed requests{% if busy %};
+<code>{{ busy_mark }}</code>: the machine was busy with other work while it was timed (not evidence){% endif %}.</p>
 </section>
 
-{% for section_id, heading, plot in plots %}
+{% for section_id, heading, plot, note in plots %}
 <section id="{{ section_id }}"><h2>{{ heading }}</h2>
 {% if plot.data_uri %}<img alt="{{ plot.title }}" src="{{ plot.data_uri }}">
 {% else %}<p class="bad">plot not drawn ({{ plot.error }}); the rest of the report is complete.</p>{% endif %}
+{% if note %}<p class="note">{{ note }}</p>{% endif %}
 </section>
 {% endfor %}
+
+{% if endpoint_rows %}
+<section id="endpoint-measurement"><h2>Endpoint measurement</h2>
+<table><tr>{% for h in endpoint_columns %}<th>{{ h }}</th>{% endfor %}</tr>
+{% for row in endpoint_rows %}<tr>{% for v in row %}<td>{{ v }}</td>{% endfor %}</tr>{% endfor %}
+</table>
+<p class="note">{{ endpoint_note }}</p>
+</section>
+{% endif %}
 
 {% if perf %}
 <section id="perf"><h2>Load profile ({{ perf.device }})</h2>
 {% if perf_plot.data_uri %}<img alt="{{ perf_plot.title }}" src="{{ perf_plot.data_uri }}">
 {% else %}<p class="bad">plot not drawn ({{ perf_plot.error }}).</p>{% endif %}
-<table><tr><th>precision</th><th>batch</th><th>status</th><th>TTFT p50 / p95 ms</th><th>output tok/s</th><th>peak MB</th></tr>
+<table><tr><th>target</th><th>batch</th><th>status</th><th>TTFT p50 / p95 ms</th><th>output tok/s</th><th>peak MB</th></tr>
 {% for pp in perf.precisions %}{% for p in pp.points %}
 <tr class="{{ '' if p.status == 'ok' else 'notok' }}"><td>{{ pp.precision }}</td><td>{{ p.batch_size }}</td>
 <td>{{ p.status }}{% if p.reason %}: {{ p.reason }}{% endif %}</td>
@@ -333,7 +381,7 @@ details { margin: 0.3em 0 0.6em; } summary { cursor: pointer; }
 {% endif %}
 
 <section id="flips"><h2>Flipped cases</h2>
-<p class="note">Per suite, against the first precision that ran on it. Model text is shown escaped, as written.</p>
+<p class="note">Per suite, against the first target that ran on it. Model text is shown escaped, as written.</p>
 {% for sf in flips %}
 <section class="suite-flips" id="flips-{{ loop.index }}" data-suite="{{ sf.suite }}"><h3>{{ sf.suite }}</h3>
 {% for g in sf.groups %}
@@ -345,7 +393,7 @@ details { margin: 0.3em 0 0.6em; } summary { cursor: pointer; }
 </details>
 {% endfor %}
 </section>
-{% else %}<p class="note">No suite ran at two or more precisions with per-case results.</p>
+{% else %}<p class="note">No suite ran on two or more targets with per-case results.</p>
 {% endfor %}
 </section>
 </body></html>
@@ -370,13 +418,23 @@ def render_html(record: RunRecord, perf: PerfRecord | None = None, recommendatio
     """The page as a string."""
     import jinja2
 
+    from qeval.report._decision import decide_run, from_recommendation
+    from qeval.report._markdown import ENDPOINT_COLUMNS, ENDPOINT_NOTE, endpoint_rows
+
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    rows = table_rows(record)
+    decision = (from_recommendation(recommendation, "the SLOs given to qeval recommend") if recommendation is not None
+                else decide_run(record))
     context: dict[str, Any] = {
-        "record": record, "columns": COLUMNS, "rows": table_rows(record), "perf": perf, "recommendation": recommendation,
+        "record": record, "columns": COLUMNS, "rows": rows, "perf": perf, "recommendation": recommendation,
+        "decision": decision, "legend": metric_legend(record),
+        "busy": any(BUSY_MARK in r.ttft_p95_ms for r in rows), "busy_mark": BUSY_MARK.strip(),
         "plots": [
-            ("pareto", "Accuracy vs latency (Pareto)", _plot("pareto", lambda: _draw_pareto(record))),
-            ("suite-intervals", "Per-suite scores with 95% intervals", _plot("suites", lambda: _draw_suite_intervals(record))),
+            ("pareto", "Primary metric vs latency (Pareto)", _plot("pareto", lambda: _draw_pareto(record)), PARETO_NOTE),
+            ("suite-intervals", "Per-suite primary metric with 95% intervals",
+             _plot("suites", lambda: _draw_suite_intervals(record)), ""),
         ],
+        "endpoint_rows": endpoint_rows(record), "endpoint_columns": ENDPOINT_COLUMNS, "endpoint_note": ENDPOINT_NOTE,
         "flips": suite_flips(record), "fmt_q": _fmt_q, "fmt_num": _fmt_num, "fmt_mb": _fmt_mb,
         "perf_plot": _plot("perf", lambda: _draw_perf(perf)) if perf is not None else None,
     }

@@ -11,8 +11,9 @@ from typing import Any
 from qeval.files import atomic_write_text
 from qeval.report._background import render_background
 from qeval.report._calibration import render_sensitivity
+from qeval.report._decision import decide_run, render_decision_markdown
 from qeval.report._json import RESULTS_FILE, SAMPLES_FILE, jsonable
-from qeval.report._table import COLUMNS, MISSING, fmt_percentile, ordered_cells, table_rows
+from qeval.report._table import COLUMNS, MISSING, fmt_percentile, metric_legend, ordered_cells, table_rows
 from qeval.results import ModelCard, RunRecord, to_dict
 
 SUMMARY_FILE = "summary.md"
@@ -131,15 +132,24 @@ def _quantization_cost(record: RunRecord) -> list[str]:
     if not rows:
         return []
     lines = ["## Quantization cost", ""]
-    lines += _table(("precision", "load s", "quantize s", "peak MB while quantizing", "calibration", "cache"), rows)
+    lines += _table(("target", "load s", "quantize s", "peak MB while quantizing", "calibration", "cache"), rows)
     lines += ["", "`quantize s` includes calibration and, for GPTQ, writing and reloading the checkpoint; "
               "a cache hit loads a stored checkpoint instead.", ""]
     return lines
 
 
-def _endpoint_measurement(record: RunRecord) -> list[str]:
-    """Per endpoint cell: where token counts came from, what the client itself added, what failed."""
-    rows = []
+ENDPOINT_COLUMNS = ("target", "suite", "output tokens from", "client overhead p50 ms / request", "p95",
+                    "requests failed for good", "cases retried")
+ENDPOINT_NOTE = ("TTFT is the first stream chunk that carries generated text (role-only and empty chunks do not "
+                 "count); ITL the gaps between content chunks; output tokens from the server's `usage` where it sent "
+                 "one. The client overhead is the time qeval spent between bytes arriving and reading on: every "
+                 "endpoint latency above includes it, the network and the server's queue.")
+
+
+def endpoint_rows(record: RunRecord) -> list[tuple[str, ...]]:
+    """Per endpoint cell (:data:`ENDPOINT_COLUMNS`): where token counts came from, what the client itself
+    added, what failed. Plain text; the markdown escapes it, the page autoescapes it."""
+    rows: list[tuple[str, ...]] = []
     for cell in ordered_cells(record):
         if not cell.precision_config.remote or cell.status != "ok":
             continue
@@ -149,23 +159,23 @@ def _endpoint_measurement(record: RunRecord) -> list[str]:
         overhead = lat.client_overhead_ms if lat is not None else None
         source = lat.token_source if lat is not None else MISSING
         rows.append((
-            f"`{_md(cell.precision)}`", _md(cell.suite),
-            _md(source + (" (approximate)" if "chunks" in source else "")),
-            _md(fmt_percentile(overhead, "p50") if overhead else MISSING),
-            _md(fmt_percentile(overhead, "p95") if overhead else MISSING),
+            cell.precision, cell.suite,
+            source + (" (approximate)" if "chunks" in source else ""),
+            fmt_percentile(overhead, "p50") if overhead else MISSING,
+            fmt_percentile(overhead, "p95") if overhead else MISSING,
             f"{errors} of {len(cell.cases)}" + (f" (timed: {lat.errors})" if lat is not None and lat.errors else ""),
             str(retried),
         ))
+    return rows
+
+
+def _endpoint_measurement(record: RunRecord) -> list[str]:
+    rows = endpoint_rows(record)
     if not rows:
         return []
     lines = ["## Endpoint measurement", ""]
-    lines += _table(("target", "suite", "output tokens from", "client overhead p50 ms / request",
-                     "p95", "requests failed for good", "cases retried"), rows)
-    lines += ["", "TTFT is the first stream chunk that carries generated text (role-only and empty chunks do not "
-              "count); ITL the gaps between content chunks; output tokens from the server's `usage` where it sent "
-              "one. The client overhead is the time qeval spent between bytes arriving and reading on: every "
-              "endpoint latency above includes it, the network and the server's queue.", ""]
-    return lines
+    lines += _table(ENDPOINT_COLUMNS, [(f"`{_md(r[0])}`", *r[1:]) for r in rows])
+    return lines + ["", ENDPOINT_NOTE, ""]
 
 
 def _targets(record: RunRecord) -> list[str]:
@@ -193,6 +203,7 @@ def render_markdown(record: RunRecord) -> str:
     card = record.model
     lines: list[str] = [f"# qeval run `{record.run_id}`", ""]
     lines += [f"Created {record.created_at} · schema version {record.schema_version}", ""]
+    lines += render_decision_markdown(decide_run(record))
 
     lines += ["## Model", ""]
     lines += _table(
@@ -218,6 +229,7 @@ def render_markdown(record: RunRecord) -> str:
     if rows:
         # full reasons are listed under the table; keep the table itself narrow
         lines += _table(COLUMNS, [_short_status(row.cells()) for row in rows])
+        lines += ["", *(f"- {_md(line)}" for line in metric_legend(record))]
     else:
         lines.append("No cells were run.")
     lines.append("")
@@ -258,11 +270,16 @@ def render_markdown(record: RunRecord) -> str:
     lines += [
         "## How to read this",
         "",
-        "- **accuracy** is the pass rate over the suite's cases; `[lo, hi]` is its Wilson 95% interval and "
-        "`n` the number of cases. Two precisions whose intervals overlap may still differ, and may not: "
-        "use the paired comparison (same cases) before calling a drop real.",
-        "- **other metrics** (e.g. `f1`) carry a 95% percentile-bootstrap interval over cases; `n` is shown "
-        "only when it differs from the cell's.",
+        "- **primary metric** leads each row: the suite's `primary_metric` (suite.yaml; `f1` for the "
+        "extraction suites), named in the cell, with its 95% interval and `n` the number of cases. The lines "
+        "under the table say what each suite's primary metric and pass rate are.",
+        "- **pass rate** (`accuracy` in results.json) is the share of cases the scorer passes as a whole "
+        "(for an extraction suite: every entity or field exactly right, so it is far below the F1); "
+        "`[lo, hi]` is its Wilson 95% interval. `(primary)`: the suite's primary metric is the pass rate. "
+        "Two targets whose intervals overlap may still differ, and may not: use the paired comparison "
+        "(same cases) before calling a drop real.",
+        "- **other metrics** carry a 95% interval (a percentile bootstrap over cases for F1-like scores, "
+        "Wilson for rates); `n` is shown only when it differs from the cell's.",
         "- **latency** comes from a separate timed pass: batch 1, greedy, after warm-up requests that are "
         "excluded. `(n=…)` is the number of timed requests (TTFT) or of requests with ≥ 2 output tokens "
         "(TPOT). Percentiles use linear interpolation; a p95 from n < 20 is close to the maximum.",
@@ -272,7 +289,7 @@ def render_markdown(record: RunRecord) -> str:
         "- **weights MB**: real storage of every tensor the model holds (packed where packed), "
         "MB = 10^6 bytes. **peak mem MB**: `rss` = peak resident memory of the process on CPU, "
         "`cuda` = peak CUDA allocated memory.",
-        "- Timings on shared machines are noisy: compare precisions from the same run, not across runs.",
+        "- Timings on shared machines are noisy: compare targets from the same run, not across runs.",
         f"- `{MISSING}` means not measured; skipped and failed cells are listed with their reason, not hidden.",
         "",
         f"Files: `{RESULTS_FILE}` (all numbers), `{SAMPLES_FILE}` (every completion and its score), "

@@ -97,20 +97,20 @@ def table_rows(rec: Recommendation) -> list[tuple[str, ...]]:
     return rows
 
 
-TABLE_COLUMNS = ("precision", "status", "weights MB", "peak MB", "USD/1M out tok", "accuracy (mean primary)",
+TABLE_COLUMNS = ("target", "status", "weights MB", "peak MB", "USD/1M out tok", "primary metric (mean over suites)",
                  "p95 TTFT ms", "Pareto", "ruled out by")
 
 
 def headline(rec: Recommendation) -> str:
     if rec.chosen is None:
-        return "No precision meets every SLO (an inconclusive verdict rules a precision out, like a fail)."
-    return f"Recommended: {rec.chosen} — the cheapest precision (weights, then peak memory, then cost) that meets every SLO."
+        return "No target meets every SLO (an inconclusive verdict rules a target out, like a fail)."
+    return f"Recommended: {rec.chosen} — the cheapest target (weights, then peak memory, then cost) that meets every SLO."
 
 
 def render_markdown(rec: Recommendation) -> str:
     """recommendation.md."""
     esc = lambda s: s.replace("|", "\\|").replace("\n", "<br>")
-    lines = ["# Precision recommendation", "", f"**{headline(rec)}**", "", "SLOs (decided on 95% intervals):", ""]
+    lines = ["# Target recommendation", "", f"**{headline(rec)}**", "", "SLOs (decided on 95% intervals):", ""]
     lines += [f"- `{s}`" for s in rec.slos] or ["- (none)"]
     lines += ["", f"Pareto frontier (accuracy ↑, p95 TTFT ↓, memory ↓; point values): {', '.join(rec.frontier) or '—'}", ""]
     lines.append("| " + " | ".join(TABLE_COLUMNS) + " |")

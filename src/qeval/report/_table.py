@@ -1,7 +1,8 @@
-"""The precision × suite table, shared by summary.md and the terminal.
+"""The target × suite table, shared by summary.md, report.html and the terminal.
 
-Rows are plain strings, formatted once here so that the markdown and the rich
-table can never disagree.
+Rows are plain strings, formatted once here so that the markdown, the page and the rich
+table can never disagree. Each row leads with its suite's primary metric (as the suite
+declared it, :class:`qeval.results.SuiteScoring`); the pass rate follows as a labelled column.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeGuard
 
-from qeval.results import CellResult, MetricValue, Percentiles, RunRecord
+from qeval.metric_specs import ACCURACY, metric_value, scoring_of, suite_scoring
+from qeval.results import CellResult, MetricValue, Percentiles, RunRecord, SuiteScoring
 
 if TYPE_CHECKING:  # rich is imported lazily by render_console_table
     from rich.table import Table
@@ -23,7 +25,8 @@ COLUMNS: tuple[str, ...] = (
     "target",
     "suite",
     "status",
-    "accuracy [95% CI] n",
+    "primary metric [95% CI] n",
+    "pass rate [95% CI]",
     "other metrics [95% CI]",
     "TTFT p95 ms (n)",
     "TPOT p50 ms (n)",
@@ -31,7 +34,11 @@ COLUMNS: tuple[str, ...] = (
     "weights MB",
     "peak mem MB",
 )
-"""Column headers, in order; ``TableRow.cells()`` follows the same order."""
+"""Column headers, in order; ``TableRow.cells()`` follows the same order. Each suite's primary metric
+(suite.yaml's ``primary_metric``: ``f1`` for extraction) leads; the pass rate (the share of cases
+scored right as a whole, e.g. every entity exactly right) follows, labelled."""
+PASS_RATE_IS_PRIMARY = "(primary)"
+"""The pass-rate cell of a suite whose primary metric is the pass rate itself."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +49,10 @@ class TableRow:
     suite: str
     status: str
     """``ok``, or ``skipped: <reason>`` / ``failed: <reason>``."""
-    accuracy: str
+    primary: str
+    """``f1 0.52 [0.40, 0.63] n=10``: the suite's primary metric, named, with its interval."""
+    pass_rate: str
+    """The pass rate (``accuracy``) with its interval, or :data:`PASS_RATE_IS_PRIMARY`."""
     metrics: str
     ttft_p95_ms: str
     tpot_p50_ms: str
@@ -58,7 +68,8 @@ class TableRow:
             self.precision,
             self.suite,
             self.status,
-            self.accuracy,
+            self.primary,
+            self.pass_rate,
             self.metrics,
             self.ttft_p95_ms,
             self.tpot_p50_ms,
@@ -136,10 +147,10 @@ def fmt_metrics(metrics: dict[str, MetricValue] | None, cell_n: int) -> str:
 _PEAK_KIND_SHORT = {"cpu_rss": "rss", "cuda_allocated": "cuda", "unknown (remote endpoint)": "remote"}
 
 
-def _shown_metrics(cell: CellResult) -> dict[str, MetricValue]:
-    """The cell's metrics; ``error_rate`` only where a request can fail (an endpoint) or one did.
-    Its ``n`` counts every case, errors included, so it is shown even when equal to the cell's."""
-    metrics = dict(cell.metrics)
+def _shown_metrics(cell: CellResult, primary: str) -> dict[str, MetricValue]:
+    """The cell's metrics but the primary one; ``error_rate`` only where a request can fail (an endpoint)
+    or one did. Its ``n`` counts every case, errors included, so it is shown even when equal to the cell's."""
+    metrics = {k: v for k, v in cell.metrics.items() if k != primary}
     errors = metrics.get("error_rate")
     remote = cell.precision_config.remote
     if errors is not None and not remote and not errors.value:
@@ -158,8 +169,10 @@ def _status(cell: CellResult) -> str:
     return f"{cell.status}: {reason}"
 
 
-def row_for(cell: CellResult) -> TableRow:
-    """The formatted row of one cell."""
+def row_for(cell: CellResult, scoring: SuiteScoring | None = None) -> TableRow:
+    """The formatted row of one cell; ``scoring``: its suite's (default: the cell's own, see
+    :func:`qeval.metric_specs.scoring_of`)."""
+    primary = (scoring or scoring_of(cell)).primary
     lat = cell.latency
     mem = cell.memory
     ran = cell.status == "ok"
@@ -173,8 +186,9 @@ def row_for(cell: CellResult) -> TableRow:
         precision=cell.precision,
         suite=cell.suite,
         status=_status(cell),
-        accuracy=fmt_rate(cell.accuracy, cell.accuracy_ci, cell.n) if ran or _finite(cell.accuracy) else MISSING,
-        metrics=fmt_metrics(_shown_metrics(cell), cell.n),
+        primary=_primary(cell, primary, ran),
+        pass_rate=_pass_rate(cell, ran) if primary != ACCURACY or not ran else PASS_RATE_IS_PRIMARY,
+        metrics=fmt_metrics(_shown_metrics(cell, primary), cell.n),
         ttft_p95_ms=fmt_percentile(lat.ttft_ms if lat else None, "p95") + mark,
         tpot_p50_ms=fmt_percentile(lat.tpot_ms if lat else None, "p50") + mark,
         output_tokens_per_s=fmt_number(lat.output_tokens_per_s if lat else None) + mark,
@@ -182,6 +196,37 @@ def row_for(cell: CellResult) -> TableRow:
         peak_mb=peak,
         ok=ran,
     )
+
+
+def _pass_rate(cell: CellResult, ran: bool) -> str:
+    return fmt_rate(cell.accuracy, cell.accuracy_ci, cell.n) if ran or _finite(cell.accuracy) else MISSING
+
+
+def _primary(cell: CellResult, name: str, ran: bool) -> str:
+    mv = metric_value(cell, name)
+    if mv is None or not (ran or _finite(mv.value)):
+        return MISSING
+    return f"{name} {fmt_rate(mv.value, mv.ci, mv.n)}"
+
+
+def suite_scorings(record: RunRecord) -> dict[str, SuiteScoring]:
+    """Each suite's scoring (its cells' stored one, else the older records' rules), suite order kept."""
+    by_suite: dict[str, list[CellResult]] = {}
+    for cell in record.cells:
+        by_suite.setdefault(cell.suite, []).append(cell)
+    return {suite: suite_scoring(cells) for suite, cells in by_suite.items()}
+
+
+def metric_legend(record: RunRecord) -> list[str]:
+    """One line per suite: what its primary metric and its pass rate are."""
+    lines = []
+    for suite, scoring in suite_scorings(record).items():
+        primary, passing = scoring.primary_spec, scoring.spec(ACCURACY)
+        text = f"{suite}: primary metric {primary.name} = {primary.label}"
+        if primary.name != ACCURACY:
+            text += f"; {passing.label}"
+        lines.append(text)
+    return lines
 
 
 def ordered_cells(record: RunRecord) -> list[CellResult]:
@@ -192,12 +237,13 @@ def ordered_cells(record: RunRecord) -> list[CellResult]:
 
 
 def table_rows(record: RunRecord) -> list[TableRow]:
-    """Every cell's row, grouped by precision then suite."""
-    return [row_for(cell) for cell in ordered_cells(record)]
+    """Every cell's row, grouped by precision then suite, each led by its suite's primary metric."""
+    scorings = suite_scorings(record)
+    return [row_for(cell, scorings[cell.suite]) for cell in ordered_cells(record)]
 
 
 def render_console_table(record: RunRecord) -> Table:
-    """The precision × suite table as a ``rich.table.Table`` for the terminal."""
+    """The target × suite table as a ``rich.table.Table`` for the terminal."""
     from rich.table import Table
     from rich.text import Text
 
@@ -210,7 +256,10 @@ def render_console_table(record: RunRecord) -> Table:
         values = [Text(v) for v in row.cells()]  # Text: never parse '[...]' as rich markup
         values[2].stylize(style or "green")
         table.add_row(*values, style=None if row.ok else "dim")
-    table.caption = "accuracy: pass rate with Wilson 95% interval; latency: batch 1, warm, n = timed requests"
+    table.caption = "\n".join([
+        *metric_legend(record),
+        "pass rate: Wilson 95% interval; other metrics: case bootstrap; latency: batch 1, warm, n = timed requests",
+    ])
     if any(BUSY_MARK in row.ttft_p95_ms for row in table_rows(record)):
         table.caption += f";{BUSY_MARK}: the machine was busy with other work while it was timed (not evidence)"
     return table

@@ -74,3 +74,15 @@ def summary_table(rows: Sequence[Any]) -> list[str]:
     widths = [max(len(str(c)) for c in col) for col in zip(header, *body)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return [fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*b) for b in body]
+
+
+def results_table(record: Any) -> list[str]:
+    """The run's cells, each led by its suite's primary metric and its interval (the pass rate after
+    it, labelled), as aligned text lines, then a line per suite saying what both metrics are."""
+    from qeval.report._table import COMPACT_COLUMNS, metric_legend, table_rows
+
+    body = [row.compact() for row in table_rows(record)]
+    widths = [max(len(str(c)) for c in col) for col in zip(COMPACT_COLUMNS, *body)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*COMPACT_COLUMNS), fmt.format(*("-" * w for w in widths))] + [fmt.format(*b) for b in body]
+    return [line.rstrip() for line in lines] + metric_legend(record)

@@ -101,8 +101,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     qs = config.stash.get(SESSION_KEY, None)
     if qs is None or not qs.verdicts:
         return
-    from pytest_qeval.messages import summary_table
+    from pytest_qeval.messages import results_table, summary_table
 
+    record = qs.record()
+    if record is not None:
+        terminalreporter.section("qeval: results (each suite's primary metric first)")
+        for line in results_table(record):
+            terminalreporter.write_line(line)
     terminalreporter.section("qeval: SLO verdicts")
     for line in summary_table(qs.verdicts):
         terminalreporter.write_line(line)

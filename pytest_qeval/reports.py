@@ -40,18 +40,21 @@ def verdicts_dict(session: QevalSession) -> dict[str, Any]:
     })
 
 
-def verdicts_markdown(session: QevalSession) -> str:
+def verdicts_markdown(session: QevalSession, record: Any = None) -> str:
+    """slo.md: the run's results (each suite's primary metric first), then every SLO verdict.
+    ``record``: the session's run record (built here when not given)."""
     def cell(text: Any) -> str:
         return str(text).replace("|", "\\|").replace("\n", " ")
 
     lines = [
         f"## qeval SLO verdicts — {session.options.model} (run {session.run_id})",
         "",
+        *_results_markdown(session.record() if record is None else record),
         "Each SLO is decided on its 95% interval: **pass** when the whole interval meets the threshold, "
         "**fail** when none of it does, **inconclusive** when n is too small to tell "
         f"(treated as `{session.options.inconclusive}`).",
         "",
-        "| suite | precision | SLO | verdict | value | 95% CI | n | note |",
+        "| suite | target | SLO | verdict | value | 95% CI | n | note |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in session.verdicts:
@@ -71,6 +74,20 @@ def verdicts_markdown(session: QevalSession) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _results_markdown(record: Any) -> list[str]:
+    """The compact results table: target, suite, the suite's primary metric [95% CI], the pass rate, TTFT."""
+    if record is None:
+        return []
+    from qeval.report._table import COMPACT_COLUMNS, metric_legend, table_rows
+
+    def row(values: Any) -> str:
+        return "| " + " | ".join(str(v).replace("|", "\\|").replace("\n", " ") for v in values) + " |"
+
+    lines = [row(COMPACT_COLUMNS), "|" + "---|" * len(COMPACT_COLUMNS)]
+    lines += [row(r.compact()) for r in table_rows(record)]
+    return lines + ["", *(f"- {line}" for line in metric_legend(record)), ""]
+
+
 def write_session_reports(session: QevalSession) -> tuple[Path | None, list[str]]:
     """Write everything; returns the run folder and human lines about what was written.
     Never raises: a report failure is reported, the test outcome stands."""
@@ -84,7 +101,7 @@ def write_session_reports(session: QevalSession) -> tuple[Path | None, list[str]
     # scipy) would be most of a cached re-run's time. `qeval recommend RUN_DIR` draws report.html.
     folder = write_report(record, session.options.report, views=False)
     atomic_write_text(folder / SLO_JSON, json.dumps(verdicts_dict(session), indent=2, allow_nan=False) + "\n")
-    md = verdicts_markdown(session)
+    md = verdicts_markdown(session, record)
     atomic_write_text(folder / SLO_MD, md)
     notes.append(f"qeval report: {folder} (slo.md, slo.json, summary.md, results.json, samples.jsonl)")
     if session.baseline is not None:

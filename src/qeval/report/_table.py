@@ -37,6 +37,10 @@ COLUMNS: tuple[str, ...] = (
 """Column headers, in order; ``TableRow.cells()`` follows the same order. Each suite's primary metric
 (suite.yaml's ``primary_metric``: ``f1`` for extraction) leads; the pass rate (the share of cases
 scored right as a whole, e.g. every entity exactly right) follows, labelled."""
+COMPACT_COLUMNS: tuple[str, ...] = (
+    "target", "suite", "status", "primary metric [95% CI] n", "pass rate [95% CI]", "TTFT p95 ms (n)",
+)
+"""The narrow table (the pytest plugin's terminal summary and slo.md); ``TableRow.compact()`` follows it."""
 PASS_RATE_IS_PRIMARY = "(primary)"
 """The pass-rate cell of a suite whose primary metric is the pass rate itself."""
 
@@ -77,6 +81,11 @@ class TableRow:
             self.weights_mb,
             self.peak_mb,
         )
+
+    def compact(self, status_width: int = 40) -> tuple[str, ...]:
+        """The values in :data:`COMPACT_COLUMNS` order (a long status cut to ``status_width``)."""
+        status = self.status if len(self.status) <= status_width else self.status[: status_width - 1].rstrip() + "…"
+        return (self.precision, self.suite, status, self.primary, self.pass_rate, self.ttft_p95_ms)
 
 
 def _finite(value: float | None) -> TypeGuard[float]:

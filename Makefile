@@ -1,6 +1,6 @@
 # Two entry points, each self-sufficient on a fresh machine:
 #   make demo   set up .venv, then sweep the bundled model (SmolLM2-135M) and write a report
-#   make test   set up .venv and .venv-vllm, then run the test suite
+#   make test   set up .venv and .venv-vllm (and Chromium, for the report's browser test), then run the test suite
 #   make serve-vllm [PORT=8000]   serve the bundled model with vLLM (CPU build), fp32, on loopback
 PYTHON ?= python3
 VENV   := .venv
@@ -29,7 +29,7 @@ DEMO_ARGS       ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: demo test setup clean serve-vllm
+.PHONY: demo test setup clean serve-vllm browser
 
 setup: $(STAMP)
 
@@ -60,7 +60,18 @@ demo: $(STAMP)
 	  --suites $(DEMO_SUITES) --limit $(DEMO_LIMIT) --latency-samples $(DEMO_LATENCY) \
 	  --warmup $(DEMO_WARMUP) $(DEMO_ARGS)
 
-test: $(STAMP) $(VLLM_STAMP)
+# Chromium from Debian's packages for the report's headless-browser test
+# (tests/report/test_browser.py, which skips without it). Idempotent: nothing to do once it is
+# there (~20 s the first time); without root it says so and the test is skipped.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+	  || { if [ "$$(id -u)" = 0 ]; then \
+	         { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } \
+	           || echo "could not install chromium: tests/report/test_browser.py will be skipped"; \
+	       else echo "chromium not installed and not root: tests/report/test_browser.py will be skipped" \
+	            "(install it with: sudo apt-get install chromium)"; fi; }
+
+test: $(STAMP) $(VLLM_STAMP) browser
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 

@@ -165,7 +165,7 @@ def _num(x: float) -> str:
         return "unbounded"
     if abs(x) >= 1000:
         return f"{x:,.0f}"
-    return f"{x:.3g}" if abs(x) >= 1 else f"{x:.2f}"
+    return f"{x:.3g}" if abs(x) >= 10 else f"{x:.2f}"
 
 
 def render_decision_markdown(decision: Decision) -> list[str]:

@@ -77,3 +77,10 @@ def test_decision_markdown_lists_reasons_and_the_slos(factory):
     lines = render_decision_markdown(decide_run(record))
     assert lines[:3] == ["## Decision", "", f"**{decide_run(record).headline}**"]
     assert any("`medical: f1 >= 0.3`" in line for line in lines)
+
+
+def test_a_pytest_run_without_suite_slos_points_to_its_verdicts(factory):
+    from qeval.results import RunSettings
+
+    d = decide_run(factory.make_record(settings=RunSettings(slos=("accuracy >= 0.9",))))
+    assert d.kind == "no_slos" and "`accuracy >= 0.9`" in d.headline and "slo.md" in d.headline

@@ -75,9 +75,13 @@ def decide_run(record: RunRecord, slos: Sequence[str] = ()) -> Decision:
                   for text in scoring.slos if (slo := usable(text)) is not None]
         req = Requirements(suite_slos=tuple(scoped))
         source = "each suite's own SLOs (suite.yaml)"
-        if record.settings.slos:
-            notes.append("The pytest run checked its SLOs as given to it: its verdicts are in slo.md.")
+        if record.settings.slos and set(record.settings.slos) != {str(s) for _, s in scoped}:
+            notes.append("The pytest run checked the SLOs given to it: its verdicts are in slo.md.")
     described = req.describe()
+    if not described and record.settings.slos:
+        checked = ", ".join(f"`{s}`" for s in dict.fromkeys(record.settings.slos))
+        return Decision("no_slos", None, f"No decision here: the pytest run checked {checked}, and its verdicts are in "
+                        "slo.md. To decide on them across targets: `qeval recommend RUN_DIR --slo ...`.")
     if not described:
         return Decision("no_slos", None, "No decision: no SLOs to decide on. Add `slos:` to each suite.yaml, or run "
                         "`qeval recommend RUN_DIR --slo 'f1 >= 0.5' --slo 'p95_ttft_ms <= 300'`.", notes=tuple(notes))

@@ -13,49 +13,62 @@ from typing import Any, Literal
 
 import pytest
 
-from qeval.gates import SLO, SloError, parse_slo
+from qeval import options as shared
+from qeval.errors import QevalError
+from qeval.gates import SLO, parse_slo
+from qeval.options import OptionSpec, names, switch, text
 
 ENABLE = "--qeval"
+PREFIX = "--qeval-"
 INCONCLUSIVE_POLICIES = ("fail", "skip", "pass")
 
 
-@dataclass(frozen=True)
-class _Option:
-    name: str
-    """Command-line flag without ``--qeval-`` (also the ini key ``qeval_<name>`` and
-    the ``[tool.qeval]`` key ``<name>``, with dashes as underscores)."""
-    help: str
-    default: Any = None
-    kind: str = "str"  # str | int | float | list | flag | slos | multi (repeatable, kept as given)
+def _path(raw: Any, spec: OptionSpec) -> Path:
+    return Path(str(raw)).expanduser()
 
 
-OPTIONS: tuple[_Option, ...] = (
-    _Option("model", "model: built-in alias (smollm2-135m), local HF folder, `fake`, or module:attr", "smollm2-135m"),
-    _Option("precisions", "comma-separated precisions to gate, e.g. bf16,int8,int4", ("bf16",), "list"),
-    _Option("device", "auto (CUDA when available), cpu or cuda", "auto"),
-    _Option("limit", "evaluate N cases of each suite, evenly spaced (default: all)", None, "int"),
-    _Option("slo", "SLO expression, repeatable; replaces the suites' own SLOs. Prefix SUITE: to scope "
-            "it, e.g. 'medical: f1 >= 0.8'", (), "slos"),
-    _Option("baseline", "stored run to compare against (record file or run folder)"),
-    _Option("save-baseline", "write this run's record (cases included) to PATH"),
-    _Option("report", "folder for reports (a run folder is made inside)", "reports"),
-    _Option("inconclusive", "what an inconclusive verdict does: fail, skip or pass", "fail"),
-    _Option("allow-env-mismatch", "compare latency against a baseline from other hardware/libraries", False, "flag"),
-    _Option("latency-samples", "timed batch-1 requests per cell (a p95 needs >= 72 to be bounded)", 8, "int"),
-    _Option("warmup", "untimed warm-up requests before each timed pass", 2, "int"),
-    _Option("batch-size", "accuracy-pass batch size (default: each suite's)", None, "int"),
-    _Option("no-cache", "re-evaluate every cell instead of reusing cached results", False, "flag"),
-    _Option("calibration", "calibration set for GPTQ precisions: a name under calibration/ or a .jsonl path"),
-    _Option("calibration-samples", "calibration texts to sample", 128, "int"),
-    _Option("calibration-seed", "seed of the calibration sample", 0, "int"),
-    _Option("target", "NAME=SPEC, repeatable: MODEL@PRECISION or openai:URL[#MODEL]; replaces "
-            "--qeval-model/--qeval-precisions, and SLOs refer to targets by NAME", (), "multi"),
-    _Option("api-key-env", "TARGET=VAR, repeatable: read that endpoint's API key from environment variable VAR", (), "multi"),
-    _Option("target-revision", "TARGET=REV, repeatable: what the endpoint serves; only with one may its cells be "
-            "reused from the cache", (), "multi"),
-    _Option("concurrency", "endpoint targets: requests in flight at once in the accuracy pass", 8, "int"),
-    _Option("request-timeout", "endpoint targets: seconds of silence before a request is a timeout", 120.0, "float"),
+def _policy(raw: Any, spec: OptionSpec) -> str:
+    value = str(raw).strip()
+    if value not in INCONCLUSIVE_POLICIES:
+        raise ValueError(f"{value!r} is not one of {', '.join(INCONCLUSIVE_POLICIES)}.")
+    return value
+
+
+def _slos(raw: Any, spec: OptionSpec) -> tuple[ScopedSlo, ...]:
+    texts = [raw] if isinstance(raw, str) else list(raw)
+    return tuple(_scoped_slo(str(t)) for t in texts if str(t).strip())  # unstripped: errors quote it as given
+
+
+_PLUGIN = frozenset({"plugin"})
+
+# The plugin's own options; the ones it shares with the command line come from qeval.options.
+MODEL = OptionSpec("model", "str", "smollm2-135m",
+                   "Model: built-in alias (smollm2-135m), local HF folder, `fake`, or module:attr.", text, _PLUGIN,
+                   metavar="SPEC")
+PRECISIONS = OptionSpec("precisions", "list", ("bf16",), "Comma-separated precisions to gate, e.g. bf16,int8,int4.",
+                        names, _PLUGIN, metavar="LIST")
+SLOS = OptionSpec("slo", "multi", (), "SLO expression, repeatable; replaces the suites' own SLOs. Prefix SUITE: to "
+                  "scope it, e.g. 'medical: f1 >= 0.8'.", _slos, _PLUGIN, metavar="EXPR")
+BASELINE = OptionSpec("baseline", "path", None, "Stored run to compare against (record file or run folder).", _path,
+                      _PLUGIN, metavar="PATH")
+SAVE_BASELINE = OptionSpec("save-baseline", "path", None, "Write this run's record (cases included) to PATH.", _path,
+                           _PLUGIN, metavar="PATH")
+REPORT = OptionSpec("report", "path", "reports", "Folder for reports (a run folder is made inside).", _path, _PLUGIN,
+                    metavar="DIR")
+INCONCLUSIVE = OptionSpec("inconclusive", "str", "fail", "What an inconclusive verdict does: fail, skip or pass.",
+                          _policy, _PLUGIN, metavar="POLICY")
+ALLOW_ENV_MISMATCH = OptionSpec("allow-env-mismatch", "flag", False,
+                                "Compare latency against a baseline from other hardware/libraries.", switch, _PLUGIN)
+NO_CACHE = OptionSpec("no-cache", "flag", False, "Re-evaluate every cell instead of reusing cached results.", switch,
+                      _PLUGIN)
+
+OPTIONS: tuple[OptionSpec, ...] = (
+    MODEL, PRECISIONS, shared.DEVICE, shared.LIMIT, SLOS, BASELINE, SAVE_BASELINE, REPORT, INCONCLUSIVE,
+    ALLOW_ENV_MISMATCH, shared.LATENCY_SAMPLES, shared.WARMUP, shared.BATCH_SIZE, NO_CACHE, shared.CALIBRATION,
+    shared.CALIBRATION_SAMPLES, shared.CALIBRATION_SEED, shared.CALIBRATION_SEEDS, shared.TARGET, shared.API_KEY_ENV,
+    shared.TARGET_REVISION, shared.CONCURRENCY, shared.REQUEST_TIMEOUT,
 )
+"""Every option of the plugin, in ``--help`` order."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,7 @@ class ScopedSlo:
 class Options:
     model: str
     precisions: tuple[str, ...]
+    """The run's target names (with several calibration seeds, one per seed of a calibrated precision)."""
     device: str
     limit: int | None
     slos: tuple[ScopedSlo, ...]
@@ -86,13 +100,18 @@ class Options:
     calibration: str | None
     calibration_samples: int
     calibration_seed: int
+    calibration_seeds: int = 1
     target: tuple[str, ...] = ()
     api_key_env: tuple[str, ...] = ()
     target_revision: tuple[str, ...] = ()
     concurrency: int = 8
     request_timeout: float = 120.0
     targets: tuple[Any, ...] = ()
-    """The run's targets (:class:`qeval.targets.TargetSpec`), one per name in ``precisions``."""
+    """The run's targets (:class:`qeval.targets.TargetSpec`), one per name in ``precisions``
+    before calibration seeds are expanded."""
+    variants: tuple[Any, ...] = ()
+    """With ``--qeval-calibration-seeds`` K > 1: one :class:`qeval.variants.Variant` per name in
+    ``precisions`` (a calibrated one per seed, labelled like ``gptq-int4@generic/s1``)."""
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -100,22 +119,20 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption(ENABLE, action="store_true", default=False,
                     help="collect suite folders (with suite.yaml) as SLO items and evaluate them")
     for opt in OPTIONS:
-        flag = f"--qeval-{opt.name}"
+        flag, help = PREFIX + opt.name, opt.help_for(PREFIX)
+        # default None on every surface: read_options tells "not given" from a given default
         if opt.kind == "flag":
-            group.addoption(flag, action="store_true", default=None, help=opt.help)
-        elif opt.kind == "slos":
-            group.addoption(flag, action="append", default=None, metavar="EXPR", help=opt.help)
+            group.addoption(flag, action="store_true", default=None, help=help)
         elif opt.kind == "multi":
-            group.addoption(flag, action="append", default=None, metavar="NAME=VALUE", help=opt.help)
+            group.addoption(flag, action="append", default=None, metavar=opt.metavar or "NAME=VALUE", help=help)
         else:
-            group.addoption(flag, default=None, metavar=opt.name.split("-")[-1].upper(), help=opt.help)
-        ini_types: dict[str, Literal["bool", "linelist", "string"]] = {"flag": "bool", "slos": "linelist", "multi": "linelist"}
-        ini_type = ini_types.get(opt.kind, "string")
-        parser.addini(_ini_name(opt), f"qeval: {opt.help}", type=ini_type, default=None)
+            group.addoption(flag, default=None, metavar=opt.metavar or opt.name.split("-")[-1].upper(), help=help)
+        ini_types: dict[str, Literal["bool", "linelist", "string"]] = {"flag": "bool", "multi": "linelist"}
+        parser.addini(_ini_name(opt), f"qeval: {help}", type=ini_types.get(opt.kind, "string"), default=None)
 
 
-def _ini_name(opt: _Option) -> str:
-    return "qeval_" + opt.name.replace("-", "_")
+def _ini_name(opt: OptionSpec) -> str:
+    return "qeval_" + opt.key
 
 
 def _pyproject_table(config: pytest.Config) -> tuple[dict[str, Any], str]:
@@ -129,7 +146,7 @@ def _pyproject_table(config: pytest.Config) -> tuple[dict[str, Any], str]:
     table = data.get("tool", {}).get("qeval", {})
     if not isinstance(table, dict):
         raise pytest.UsageError(f"{path}: [tool.qeval] must be a table.")
-    known = {o.name.replace("-", "_") for o in OPTIONS} | {"slos"}
+    known = {o.key for o in OPTIONS} | {"slos"}
     unknown = sorted(set(table) - known)
     if unknown:
         raise pytest.UsageError(
@@ -138,16 +155,15 @@ def _pyproject_table(config: pytest.Config) -> tuple[dict[str, Any], str]:
     return table, str(path)
 
 
-def _raw(config: pytest.Config, opt: _Option, table: dict[str, Any], where_toml: str) -> tuple[Any, str]:
+def _raw(config: pytest.Config, opt: OptionSpec, table: dict[str, Any], where_toml: str) -> tuple[Any, str]:
     """The first value set: command line, then pytest ini, then [tool.qeval]; with where it came from."""
-    value = config.getoption(f"--qeval-{opt.name}")
+    value = config.getoption(PREFIX + opt.name)
     if value is not None:
-        return value, f"--qeval-{opt.name}"
+        return value, PREFIX + opt.name
     ini = config.getini(_ini_name(opt))
     if ini not in (None, [], ""):
         return ini, f"ini option {_ini_name(opt)}"
-    key = opt.name.replace("-", "_")
-    for k in (key, "slos") if opt.kind == "slos" else (key,):
+    for k in (opt.key, "slos") if opt is SLOS else (opt.key,):
         if k in table:
             return table[k], f"[tool.qeval] {k} in {where_toml}"
     return opt.default, "default"
@@ -161,23 +177,26 @@ def read_options(config: pytest.Config) -> Options:
     wheres: dict[str, str] = {}
     for opt in OPTIONS:
         raw, where = _raw(config, opt, table, where_toml)
-        values[opt.name.replace("-", "_")] = _convert(opt, raw, where)
+        try:
+            values[opt.key] = opt.parse(raw, where)
+        except QevalError as exc:
+            raise pytest.UsageError(str(exc)) from None
         wheres[opt.name] = where
     _targets(values, wheres)
     _check(values)
+    _variants(values)
     return Options(**values)
 
 
 def _targets(values: dict[str, Any], wheres: dict[str, str]) -> None:
     """``--qeval-target NAME=SPEC`` (with its key and revision options) → ``targets``, and the
     target names become the run's ``precisions`` (the names every item, SLO and report uses)."""
-    from qeval.errors import QevalError
     from qeval.targets import parse_assignments, parse_target, with_options
 
-    entries = values["target"]
+    given = values["target"]
     values["targets"] = ()
     try:
-        if not entries:
+        if not given:
             for flag in ("api-key-env", "target-revision"):
                 if values[flag.replace("-", "_")]:
                     raise pytest.UsageError(f"{wheres[flag]}: it names targets; give them with --qeval-target NAME=SPEC.")
@@ -188,7 +207,7 @@ def _targets(values: dict[str, Any], wheres: dict[str, str]) -> None:
                     f"{wheres[flag]} and {wheres['target']}: give either targets or a model with precisions, not both "
                     "(--qeval-model M --qeval-precisions a,b means --qeval-target a=M@a --qeval-target b=M@b)."
                 )
-        specs = [parse_target(e, wheres["target"]) for e in entries]
+        specs = [parse_target(e, wheres["target"]) for e in given]
         targets = with_options(
             specs, parse_assignments(values["api_key_env"], "--qeval-api-key-env", "VAR"),
             parse_assignments(values["target_revision"], "--qeval-target-revision", "REV"), where=f"{wheres['target']}: ",
@@ -202,61 +221,24 @@ def _targets(values: dict[str, Any], wheres: dict[str, str]) -> None:
         values["model"] = models.pop()
 
 
-def _convert(opt: _Option, raw: Any, where: str) -> Any:
-    if raw is None:
-        return None
-    if opt.kind == "flag":
-        if isinstance(raw, str):
-            return raw.strip().lower() in ("1", "true", "yes", "on")
-        return bool(raw)
-    if opt.kind == "multi":
-        items = [raw] if isinstance(raw, str) else list(raw)
-        return tuple(str(i).strip() for i in items if str(i).strip())
-    if opt.kind == "float":
-        try:
-            number = float(raw)
-        except (TypeError, ValueError):
-            raise pytest.UsageError(f"{where}: expected a number of seconds, got {raw!r}.") from None
-        if not number > 0:
-            raise pytest.UsageError(f"{where}: must be more than 0, got {raw!r}.")
-        return number
-    if opt.kind == "int":
-        try:
-            value = int(raw)
-        except (TypeError, ValueError):
-            raise pytest.UsageError(f"{where}: expected a whole number, got {raw!r}.") from None
-        low = 0 if opt.name in ("latency-samples", "warmup", "calibration-seed") else 1
-        if value < low:
-            raise pytest.UsageError(f"{where}: must be at least {low}, got {value}.")
-        return value
-    if opt.kind == "list":
-        names = raw.split(",") if isinstance(raw, str) else list(raw)
-        chosen = tuple(str(i).strip() for i in names if str(i).strip())
-        if not chosen:
-            raise pytest.UsageError(f"{where}: give at least one name, e.g. bf16,int8.")
-        return chosen
-    if opt.kind == "slos":
-        texts = [raw] if isinstance(raw, str) else list(raw)
-        return tuple(parse_scoped_slo(str(t), where) for t in texts if str(t).strip())
-    if opt.name in ("baseline", "save-baseline", "report"):
-        return Path(str(raw)).expanduser()
-    return str(raw).strip()
-
-
-def parse_scoped_slo(text: str, where: str) -> ScopedSlo:
-    """``"f1 >= 0.8"`` or ``"medical: f1 >= 0.8"`` (the SLO applies to suite ``medical`` only)."""
+def _scoped_slo(text: str) -> ScopedSlo:
+    """``"f1 >= 0.8"`` or ``"medical: f1 >= 0.8"`` (the SLO applies to suite ``medical`` only);
+    a :class:`qeval.gates.SloError` (a ``ValueError``) when it does not parse."""
     suite, sep, expr = text.partition(":")
     if not sep:
         suite, expr = "", text
+    return ScopedSlo(slo=parse_slo(expr), suite=suite.strip() or None, text=text.strip())
+
+
+def parse_scoped_slo(text: str, where: str) -> ScopedSlo:
+    """:func:`_scoped_slo`, with a bad SLO as a :class:`pytest.UsageError` naming ``where``."""
     try:
-        slo = parse_slo(expr)
-    except SloError as exc:
+        return _scoped_slo(text)
+    except QevalError as exc:
         raise pytest.UsageError(f"{where}: {exc}") from None
-    return ScopedSlo(slo=slo, suite=suite.strip() or None, text=text.strip())
 
 
 def _check(values: dict[str, Any]) -> None:
-    from qeval.errors import QevalError
     from qeval.models import check_model_spec
     from qeval.quantize import CALIBRATED, check_precision_name  # names only: neither torch nor a backend is imported
 
@@ -273,12 +255,6 @@ def _check(values: dict[str, Any]) -> None:
     dupes = sorted({p for p in values["precisions"] if values["precisions"].count(p) > 1})
     if dupes:
         raise pytest.UsageError(f"--qeval-precisions: {', '.join(dupes)} given more than once.")
-    if values["device"] not in ("auto", "cpu", "cuda"):
-        raise pytest.UsageError(f"--qeval-device: unknown device {values['device']!r}; use auto, cpu or cuda.")
-    if values["inconclusive"] not in INCONCLUSIVE_POLICIES:
-        raise pytest.UsageError(
-            f"--qeval-inconclusive: {values['inconclusive']!r} is not one of {', '.join(INCONCLUSIVE_POLICIES)}."
-        )
     baseline = values["baseline"]
     if baseline is not None and not baseline.exists():
         raise pytest.UsageError(
@@ -316,3 +292,43 @@ def _check(values: dict[str, Any]) -> None:
     if report.exists() and not report.is_dir():
         raise pytest.UsageError(f"--qeval-report: {report} exists and is not a folder.")
     values["slos"] = values.pop("slo")
+
+
+def _variants(values: dict[str, Any]) -> None:
+    """``--qeval-calibration-seeds K`` > 1: each calibrated target is evaluated once per seed, under
+    a name of its own (``gptq-int4@generic/s0`` ...), as ``qeval sweep`` labels its variants;
+    those names become the run's ``precisions`` (nodes, items, reports)."""
+    values["variants"] = ()
+    if values["calibration_seeds"] == 1 or not values["calibration"]:
+        return
+    from qeval.quantize import get_precision
+    from qeval.variants import plan
+
+    targets = values["targets"]
+    if targets:
+        precisions = [get_precision(str(t.precision)) if t.kind == "model" else None for t in targets]
+    else:
+        precisions = [get_precision(p) for p in values["precisions"]]
+    try:
+        variants = plan(precisions, values["calibration"], values["calibration_seed"], values["calibration_seeds"],
+                        targets)
+    except QevalError as exc:
+        raise pytest.UsageError(f"--qeval-calibration-seeds: {exc}") from None
+    split = {base: [v.label for v in variants if _base(v) == base] for base in {_base(v) for v in variants}}
+    split = {base: labels for base, labels in split.items() if labels != [base]}
+    if not split:
+        return  # no calibrated target: every target runs once
+    for scoped in values["slos"]:
+        labels = split.get(str(scoped.slo.reference))
+        if labels:
+            raise pytest.UsageError(
+                f"--qeval-slo {scoped.text!r} compares against {scoped.slo.reference}, which --qeval-calibration-seeds "
+                f"{values['calibration_seeds']} evaluates once per seed ({', '.join(labels)}): compare against one "
+                f"of those, or against an uncalibrated target."
+            )
+    values["variants"] = tuple(variants)
+    values["precisions"] = tuple(v.label for v in variants)
+
+
+def _base(variant: Any) -> str:
+    return variant.target.name if variant.target is not None else variant.precision.name

@@ -7,6 +7,7 @@ collected, and neither torch nor the model code is imported.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,10 @@ from pytest_qeval.options import ENABLE, add_options, read_options
 from pytest_qeval.nodes import SESSION_KEY, SuiteDirectory
 
 _NOTES_KEY = pytest.StashKey[list]()
+_RECORD_KEY = pytest.StashKey[Any]()
+"""The run's record as reported (under xdist: the workers' merged), for the terminal summary."""
+_CONTROLLER_KEY = pytest.StashKey[Any]()
+"""The :class:`pytest_qeval.distributed.XdistController` when this process runs xdist workers."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -57,10 +62,28 @@ def pytest_configure(config: pytest.Config) -> None:
             reporter.ensure_newline()
             reporter.write_line(text)
 
+    from pytest_qeval.distributed import SharedCells, XdistController, distributing, worker_input
+
+    given = worker_input(config)  # an xdist worker: the controller's run id and shared cells
     try:
-        config.stash[SESSION_KEY] = QevalSession(options=options, cache_dir=cache_dir, write_line=write_line)
+        qs = QevalSession(
+            options=options, cache_dir=cache_dir, write_line=write_line,
+            run_id=given["run_id"] if given else "", created_at=given["created_at"] if given else "",
+            shared=SharedCells(given["store"]) if given else None,
+        )
     except QevalError as exc:
         raise pytest.UsageError(f"--qeval-baseline: {exc}") from None
+    config.stash[SESSION_KEY] = qs
+    if distributing(config):
+        controller = XdistController(qs)
+        config.stash[_CONTROLLER_KEY] = controller
+        config.pluginmanager.register(controller, "qeval-xdist-controller")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    controller = config.stash.get(_CONTROLLER_KEY, None)
+    if controller is not None:
+        controller.close()
 
 
 def pytest_collect_directory(path: Path, parent: pytest.Collector):
@@ -73,6 +96,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if not _active(session.config):
         return
     qs = session.config.stash[SESSION_KEY]
+    qs.collected = [item.nodeid for item in session.items]
     unknown = sorted({s.suite for s in qs.options.slos if s.suite} - set(qs.suites))
     if unknown and qs.suites:
         raise pytest.UsageError(
@@ -87,11 +111,23 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if qs is None:
         return
     qs.close()
+    from pytest_qeval.distributed import WORKER_INPUT, worker_input, worker_result
+
+    if worker_input(session.config) is not None:
+        # An xdist worker reports to the controller, which alone writes the run's reports.
+        session.config.workeroutput[WORKER_INPUT] = worker_result(session.config, qs)  # type: ignore[attr-defined]
+        return
     notes: list[str] = []
+    controller = session.config.stash.get(_CONTROLLER_KEY, None)
     try:
         from pytest_qeval.reports import write_session_reports
 
-        _, notes = write_session_reports(qs)
+        if controller is None:
+            record = qs.record()
+        else:
+            record, notes = controller.finish()
+        session.config.stash[_RECORD_KEY] = record
+        notes += write_session_reports(qs, record)[1]
     except Exception as exc:  # noqa: BLE001 - the verdicts stand even if a report cannot be written
         notes = [f"qeval: could not write the report: {type(exc).__name__}: {exc}"]
     session.config.stash[_NOTES_KEY] = notes
@@ -99,11 +135,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
     qs = config.stash.get(SESSION_KEY, None)
-    if qs is None or not qs.verdicts:
-        return
+    if qs is None or not qs.verdicts or qs.shared is not None:
+        return  # nothing to show, or an xdist worker (the controller shows the whole run)
     from pytest_qeval.messages import results_table, summary_table
 
-    record = qs.record()
+    record = config.stash.get(_RECORD_KEY, None)
     if record is not None:
         terminalreporter.section("qeval: results (each suite's primary metric first)")
         for line in results_table(record):

@@ -11,6 +11,7 @@ from typing import Any
 
 from pytest_qeval.messages import flip_lines, interval, number
 from pytest_qeval.session import QevalSession
+from qeval.results import RunRecord
 
 SLO_MD = "slo.md"
 SLO_JSON = "slo.json"
@@ -88,11 +89,11 @@ def _results_markdown(record: Any) -> list[str]:
     return lines + ["", *(f"- {line}" for line in metric_legend(record)), ""]
 
 
-def write_session_reports(session: QevalSession) -> tuple[Path | None, list[str]]:
-    """Write everything; returns the run folder and human lines about what was written.
-    Never raises: a report failure is reported, the test outcome stands."""
+def write_session_reports(session: QevalSession, record: RunRecord | None) -> tuple[Path | None, list[str]]:
+    """Write everything about ``record`` (the session's, or under xdist the workers' merged) and
+    the session's verdicts; returns the run folder and human lines about what was written.
+    Called once per run: by the session, or by the xdist controller (never by a worker)."""
     notes: list[str] = []
-    record = session.record()
     if record is None:  # nothing was evaluated (e.g. --collect-only): no report, no import of the report code
         return None, notes
     from qeval.report import atomic_write_text, write_record, write_report

@@ -13,10 +13,13 @@ import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_qeval.options import Options
 from qeval.results import CachedCell, CellResult, Environment, RunRecord
+
+if TYPE_CHECKING:
+    from pytest_qeval.distributed import SharedCells
 
 
 @dataclass(frozen=True)
@@ -53,22 +56,29 @@ class QevalSession:
     cached: dict[tuple[str, str], str] = field(default_factory=dict)
     """(suite, precision) → run id of the cached cell reused."""
     verdicts: list[VerdictRow] = field(default_factory=list)
+    collected: list[str] = field(default_factory=list)
+    """Node ids of every item collected, in order (an xdist worker sends it to order the verdicts)."""
     baseline: RunRecord | None = None
     run_id: str = ""
+    """Given by the xdist controller to its workers (one run, one folder); else made here."""
     created_at: str = ""
+    shared: SharedCells | None = None
+    """Under pytest-xdist: the cells every worker of the session sees (each evaluated once)."""
     _source: Any = None
     _device: str | None = None
     _environment: Environment | None = None
     _models: dict[str, Any] = field(default_factory=dict)
-    _calibration: Any = None
+    _calibrations: dict[int, Any] = field(default_factory=dict)
     _targets: dict[str, Any] = field(default_factory=dict)
     _sources: dict[str, Any] = field(default_factory=dict)
+    _from_shared: set[tuple[str, str]] = field(default_factory=set)
+    """Cells another xdist worker evaluated: that worker reports them."""
 
     def __post_init__(self) -> None:
         from qeval.run_id import new_run_id
 
-        self.run_id = new_run_id()
-        self.created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.run_id = self.run_id or new_run_id()
+        self.created_at = self.created_at or datetime.now(timezone.utc).isoformat(timespec="seconds")
         if self.options.baseline is not None:
             from qeval.report import read_record
 
@@ -141,17 +151,30 @@ class QevalSession:
             device=o.device, limit=o.limit, latency_samples=o.latency_samples, warmup_requests=o.warmup,
             batch_size=o.batch_size, out_dir=str(o.report), run_id=self.run_id,
             calibration=o.calibration, calibration_samples=o.calibration_samples, calibration_seed=o.calibration_seed,
+            calibration_seeds=o.calibration_seeds,
         )
 
     @property
     def calibration(self) -> Any:
-        """The calibration sample, loaded on first need (only calibrated precisions need it)."""
+        """The calibration sample of ``--qeval-calibration-seed``, loaded on first need."""
+        return self.calibration_for(self.options.calibration_seed)
+
+    def calibration_for(self, seed: int) -> Any:
+        """The calibration sample drawn with ``seed`` (None without ``--qeval-calibration``)."""
         o = self.options
-        if self._calibration is None and o.calibration:
+        if seed not in self._calibrations and o.calibration:
             from qeval.calibration import load_calibration
 
-            self._calibration = load_calibration(o.calibration, samples=o.calibration_samples, seed=o.calibration_seed)
-        return self._calibration
+            self._calibrations[seed] = load_calibration(o.calibration, samples=o.calibration_samples, seed=seed)
+        return self._calibrations.get(seed)
+
+    def variant(self, name: str) -> Any:
+        """The :class:`qeval.variants.Variant` called ``name`` (``--qeval-calibration-seeds``), or None."""
+        return next((v for v in self.options.variants if v.label == name), None)
+
+    def _seed(self, name: str) -> int:
+        variant = self.variant(name)
+        return variant.seed if variant is not None and variant.seed is not None else self.options.calibration_seed
 
     def cell(self, suite_name: str, precision: str) -> CellResult:
         """The cell for (suite, precision): from this session, the cache, or evaluated now
@@ -162,9 +185,17 @@ class QevalSession:
         return self.cells[key]
 
     def target_spec(self, name: str) -> Any:
-        """The target called ``name`` (``--qeval-target``, or a precision of ``--qeval-model``)."""
+        """The target called ``name`` (``--qeval-target``, a precision of ``--qeval-model``, or
+        one calibration seed of either, under its own name)."""
+        from dataclasses import replace
+
         from qeval.targets import TargetSpec
 
+        variant = self.variant(name)
+        if variant is not None and variant.target is not None:
+            return replace(variant.target, name=name)
+        if variant is not None:
+            return TargetSpec(name=name, kind="model", model=self.options.model, precision=variant.precision.name)
         for spec in self.options.targets:
             if spec.name == name:
                 return spec
@@ -185,7 +216,7 @@ class QevalSession:
             target = build_targets((spec,), source, concurrency=self.options.concurrency,
                                    request_timeout_s=self.options.request_timeout)[name]
             if isinstance(target, InProcessTarget) and target.precision.needs_calibration:
-                target = replace(target, calibration=self.calibration)
+                target = replace(target, calibration=self.calibration_for(self._seed(name)))
             self._targets[name] = target
         return self._targets[name]
 
@@ -197,6 +228,27 @@ class QevalSession:
         return self._sources[model]
 
     def _evaluate(self, precision_name: str) -> None:
+        if self.shared is None:
+            self._evaluate_here(precision_name)
+            return
+        # Under xdist: one worker at a time per target. Whatever another worker already evaluated
+        # (a reference its own SLOs needed, say) is taken from the shared store, the rest is
+        # evaluated here and stored for the others.
+        with self.shared.lock(precision_name):
+            for suite in self.suites.values():
+                key = (suite.name, precision_name)
+                stored = None if key in self.cells else self.shared.get(suite.name, precision_name)
+                if stored is not None:
+                    self.cells[key] = stored.cell
+                    self._from_shared.add(key)
+                    if stored.cached_from is not None:
+                        self.cached[key] = stored.cached_from
+            before = set(self.cells)
+            self._evaluate_here(precision_name)
+            for key in self.cells.keys() - before:
+                self.shared.put(key[0], key[1], self.cells[key], self.cached.get(key))
+
+    def _evaluate_here(self, precision_name: str) -> None:
         from qeval.quantize import quiet
         from qeval.runner import run_target
 
@@ -271,7 +323,7 @@ class QevalSession:
                 "model": model_identity,
                 "precision": precision.name,
                 "precision_config": to_dict(precision.config),
-                "calibration": self.calibration.record() if precision.needs_calibration else None,
+                "calibration": self.calibration_for(self._seed(spec.name)).record() if precision.needs_calibration else None,
                 "machine": compared_values(self.environment),
             }
         return cell_key({
@@ -309,25 +361,36 @@ class QevalSession:
 
     def record(self) -> RunRecord | None:
         """Every cell this session holds, as one run record (None when nothing was evaluated)."""
-        if not self.cells:
+        return self._record_of(self.cells)
+
+    def own_record(self) -> RunRecord | None:
+        """The cells this xdist worker evaluated or took from the cache (not those it read from
+        another worker), as a run record for the controller to merge; None if there are none."""
+        return self._record_of({k: c for k, c in self.cells.items() if k not in self._from_shared})
+
+    def _record_of(self, held: dict[tuple[str, str], CellResult]) -> RunRecord | None:
+        if not held:
             return None
         from dataclasses import replace
 
-        from qeval.sweep import run_settings
+        from qeval.sweep import run_settings, target_records
 
         order = {p: i for i, p in enumerate(self.options.precisions)}
-        cells = sorted(self.cells.values(), key=lambda c: (order.get(c.precision, len(order)), c.suite))
+        cells = sorted(held.values(), key=lambda c: (order.get(c.precision, len(order)), c.suite))
         # A calibrated cell records its calibration; the run records it once more, like a sweep.
-        needs = any(c.precision_config.calibration is not None for c in self.cells.values())
+        needs = any(c.precision_config.calibration is not None for c in cells)
+        names = {c.precision for c in cells}
+        variants = [v for v in self.options.variants if v.label in names]
+        calibrations = {(v.calibration, v.seed): self.calibration_for(v.seed) for v in variants if v.seed is not None}
         settings = replace(
-            run_settings(self.sweep_config(), list(self.suites.values()), self.device, self.calibration if needs else None),
-            cached_cells=tuple(CachedCell(suite=s, precision=p, run_id=run) for (s, p), run in self.cached.items()),
+            run_settings(self.sweep_config(), list(self.suites.values()), self.device,
+                         self.calibration if needs else None, variants, calibrations),
+            cached_cells=tuple(CachedCell(suite=s, precision=p, run_id=run)
+                               for (s, p), run in self.cached.items() if (s, p) in held),
             slos=tuple(v.slo for v in self.verdicts),
         )
-        from qeval.sweep import target_records
-
         targets = {name: self.target(name) for name in self.options.precisions
-                   if any(c.precision == name for c in self.cells.values())} if self.options.targets else {}
+                   if name in names} if self.options.targets else {}
         model = next(iter(targets.values())).card if targets else self.source.card
         return RunRecord(
             run_id=self.run_id, created_at=self.created_at, model=model,

@@ -10,7 +10,8 @@ import typer
 
 from rich.markup import escape
 
-from qeval.cli_common import console, err_console, target_options
+from qeval import options as opt
+from qeval.cli_common import console, err_console, target_options, typer_option
 from qeval.cli_common import split_list as _split
 from qeval.cli_common import user_errors as _user_errors
 
@@ -54,22 +55,22 @@ def sweep(
     model: Annotated[Optional[str], typer.Option(help="Local HF model folder, or built-in alias (smollm2-135m).")] = None,
     precisions: Annotated[Optional[str], typer.Option(help="Comma-separated, e.g. bf16,int8,int4 (see `qeval precisions`).")] = None,
     suites: Annotated[Optional[str], typer.Option(help="Comma-separated suite folders, or folders holding suites.")] = None,
-    limit: Annotated[Optional[int], typer.Option(min=1, help="N cases of each suite, evenly spaced through its cases file (the same N every run).")] = None,
-    device: Annotated[str, typer.Option(help="auto (CUDA when available), cpu or cuda.")] = "auto",
+    limit: Annotated[Optional[int], typer_option(opt.LIMIT)] = opt.LIMIT.cli_default,
+    device: Annotated[str, typer_option(opt.DEVICE)] = opt.DEVICE.cli_default,
     out: Annotated[Path, typer.Option(help="Reports go to OUT/<run-id>/.")] = Path("reports"),
-    latency_samples: Annotated[int, typer.Option(min=0, help="Timed batch-1 requests per cell (0 = skip timing).")] = 8,
-    warmup: Annotated[int, typer.Option(min=0, help="Untimed warm-up requests before each timed pass.")] = 2,
-    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Accuracy-pass batch size (default: the suite's).")] = None,
-    calibration: Annotated[Optional[str], typer.Option(help="Calibration set for GPTQ: a name under calibration/ (generic, medical, code, arithmetic) or a .jsonl path. Several, comma-separated: one cell each, compared pairwise on the same cases.")] = None,
-    calibration_samples: Annotated[int, typer.Option(min=1, help="Calibration texts to sample.")] = 128,
-    calibration_seed: Annotated[int, typer.Option(help="Seed of the calibration sample.")] = 0,
-    calibration_seeds: Annotated[int, typer.Option(min=1, help="Quantize K times per set from samples with seeds SEED..SEED+K-1; the report gives the spread calibration alone causes.")] = 1,
+    latency_samples: Annotated[int, typer_option(opt.LATENCY_SAMPLES)] = opt.LATENCY_SAMPLES.cli_default,
+    warmup: Annotated[int, typer_option(opt.WARMUP)] = opt.WARMUP.cli_default,
+    batch_size: Annotated[Optional[int], typer_option(opt.BATCH_SIZE)] = opt.BATCH_SIZE.cli_default,
+    calibration: Annotated[Optional[str], typer_option(opt.CALIBRATION)] = opt.CALIBRATION.cli_default,
+    calibration_samples: Annotated[int, typer_option(opt.CALIBRATION_SAMPLES)] = opt.CALIBRATION_SAMPLES.cli_default,
+    calibration_seed: Annotated[int, typer_option(opt.CALIBRATION_SEED)] = opt.CALIBRATION_SEED.cli_default,
+    calibration_seeds: Annotated[int, typer_option(opt.CALIBRATION_SEEDS)] = opt.CALIBRATION_SEEDS.cli_default,
     resume: Annotated[Optional[Path], typer.Option(help="Finish the killed or interrupted sweep in this run folder (reports/<run-id>/) from its journal; every other option comes from the journal.")] = None,
-    target: Annotated[Optional[list[str]], typer.Option("--target", help="NAME=SPEC, repeatable: MODEL@PRECISION (smollm2-135m@int4) or openai:URL[#MODEL] (openai:http://127.0.0.1:8000/v1). Replaces --model/--precisions.")] = None,
-    api_key_env: Annotated[Optional[list[str]], typer.Option("--api-key-env", help="TARGET=VAR: the endpoint's API key is read from environment variable VAR (never written anywhere).")] = None,
-    target_revision: Annotated[Optional[list[str]], typer.Option("--target-revision", help="TARGET=REV: what the endpoint serves (model revision, image tag), recorded with its results.")] = None,
-    concurrency: Annotated[int, typer.Option(min=1, help="Endpoint targets: requests in flight at once in the accuracy pass.")] = 8,
-    request_timeout: Annotated[float, typer.Option(min=0.1, help="Endpoint targets: seconds of silence before a request is a timeout (then retried).")] = 120.0,
+    target: Annotated[Optional[list[str]], typer_option(opt.TARGET)] = opt.TARGET.cli_default,
+    api_key_env: Annotated[Optional[list[str]], typer_option(opt.API_KEY_ENV)] = opt.API_KEY_ENV.cli_default,
+    target_revision: Annotated[Optional[list[str]], typer_option(opt.TARGET_REVISION)] = opt.TARGET_REVISION.cli_default,
+    concurrency: Annotated[int, typer_option(opt.CONCURRENCY)] = opt.CONCURRENCY.cli_default,
+    request_timeout: Annotated[float, typer_option(opt.REQUEST_TIMEOUT)] = opt.REQUEST_TIMEOUT.cli_default,
     tokenizer: Annotated[Optional[Path], typer.Option(help="Endpoint targets: tokenizer folder to count output tokens with when the server sends no usage.")] = None,
 ) -> None:
     """Evaluate and measure each target (MODEL at each precision, or --target NAME=SPEC) on each suite; write a report.
@@ -232,10 +233,10 @@ def quantize(
     model: Annotated[str, typer.Option(help="Local HF model folder, or built-in alias (smollm2-135m).")],
     precision: Annotated[str, typer.Option(help="A calibrated checkpoint precision: gptq-int4 or gptq-int8.")],
     out: Annotated[Path, typer.Option(help="Checkpoint folder to write; must be new or empty unless --force.")],
-    calibration: Annotated[str | None, typer.Option(help="Calibration set: a name under calibration/ (generic, medical, code, arithmetic) or a .jsonl path.")] = None,
-    calibration_samples: Annotated[int, typer.Option(min=1, help="Calibration texts to sample.")] = 128,
-    calibration_seed: Annotated[int, typer.Option(help="Seed of the calibration sample.")] = 0,
-    device: Annotated[str, typer.Option(help="auto (CUDA when available), cpu or cuda.")] = "auto",
+    calibration: Annotated[str | None, typer_option(opt.CALIBRATION)] = opt.CALIBRATION.cli_default,
+    calibration_samples: Annotated[int, typer_option(opt.CALIBRATION_SAMPLES)] = opt.CALIBRATION_SAMPLES.cli_default,
+    calibration_seed: Annotated[int, typer_option(opt.CALIBRATION_SEED)] = opt.CALIBRATION_SEED.cli_default,
+    device: Annotated[str, typer_option(opt.DEVICE)] = opt.DEVICE.cli_default,
     force: Annotated[bool, typer.Option("--force", help="Replace OUT if it exists and is not empty.")] = False,
 ) -> None:
     """Quantize MODEL once and write a reusable GPTQ checkpoint to OUT (evaluate it with --precisions as-is)."""

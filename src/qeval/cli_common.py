@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from qeval.errors import QevalError
+from qeval.options import OptionSpec
 
 # Piped output (CI logs, `make demo | tee`) gets a width the results table fits in.
 console = Console() if Console().is_terminal else Console(width=160)
@@ -35,6 +36,22 @@ def user_errors(fn):
             raise typer.Exit(EXIT_USAGE) from None
 
     return wrapper
+
+
+def typer_option(spec: OptionSpec) -> Any:
+    """The typer option for a shared option (:mod:`qeval.options`): its flag, help and parser.
+
+    Declare the parameter as ``name: Annotated[TYPE, typer_option(SPEC)] = SPEC.cli_default``;
+    a test checks that TYPE, flag, help and default agree with the spec."""
+
+    def check(value: Any) -> Any:
+        # typer has converted the value to the annotated type; the spec checks the rest (minimum, choices)
+        problem = spec.check(value)
+        if problem is not None:
+            raise typer.BadParameter(problem)
+        return value
+
+    return typer.Option(f"--{spec.name}", help=spec.help_for("--"), callback=check, metavar=spec.metavar)
 
 
 def split_list(value: str) -> tuple[str, ...]:

@@ -10,7 +10,8 @@ from typing import Annotated
 
 import typer
 
-from qeval.cli_common import console, split_list, target_options, user_errors
+from qeval import options as opt
+from qeval.cli_common import console, split_list, target_options, typer_option, user_errors
 
 
 @user_errors
@@ -28,12 +29,12 @@ def perf(
     slo: Annotated[list[str] | None, typer.Option(help="Latency/throughput/memory SLO, e.g. 'p95_ttft_ms <= 300' (repeatable); goodput = highest batch size meeting all.")] = None,
     gpu_hour_usd: Annotated[float | None, typer.Option(help="GPU price per hour: prices a million output tokens at the goodput load.")] = None,
     api_usd_per_1m: Annotated[float | None, typer.Option(help="API price per million tokens, for the break-even volume (needs --gpu-hour-usd).")] = None,
-    device: Annotated[str, typer.Option(help="auto (CUDA when available), cpu or cuda.")] = "auto",
+    device: Annotated[str, typer_option(opt.DEVICE)] = opt.DEVICE.cli_default,
     out: Annotated[Path, typer.Option(help="perf.json and perf.md go to OUT/<run-id>/.")] = Path("reports"),
     into: Annotated[Path | None, typer.Option(help="Write perf.json/perf.md into this existing run folder (e.g. a sweep's) instead.")] = None,
     target: Annotated[list[str] | None, typer.Option("--target", help="NAME=SPEC, repeatable (MODEL@PRECISION or openai:URL[#MODEL]); the first is the reference. An endpoint's batch of B is B concurrent streamed requests.")] = None,
-    api_key_env: Annotated[list[str] | None, typer.Option("--api-key-env", help="TARGET=VAR: read that endpoint's API key from environment variable VAR.")] = None,
-    request_timeout: Annotated[float, typer.Option(min=0.1, help="Endpoint targets: seconds of silence before a request is a timeout.")] = 120.0,
+    api_key_env: Annotated[list[str] | None, typer_option(opt.API_KEY_ENV)] = opt.API_KEY_ENV.cli_default,
+    request_timeout: Annotated[float, typer_option(opt.REQUEST_TIMEOUT)] = opt.REQUEST_TIMEOUT.cli_default,
 ) -> None:
     """Load-profile MODEL at each precision and batch size: latency percentiles, throughput, memory, goodput, cost.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.plugin.conftest import run
@@ -99,3 +101,24 @@ def test_gptq_needs_a_calibration_set(project):
     result = run(project, "--qeval", "mini", *FAKE, "--qeval-precisions", "gptq-int4")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*gptq-int4 need(s) calibration text: pass --qeval-calibration NAME*"])
+
+
+def test_calibration_seeds_gate_each_seed_of_a_calibrated_precision(project):
+    args = ("--qeval", "mini", "--qeval-model", "fakemodel:right", "--qeval-latency-samples", "0",
+            "--qeval-precisions", "bf16,gptq-int4", "--qeval-calibration", "generic", "--qeval-calibration-samples", "4",
+            "--qeval-calibration-seeds", "2")
+    result = run(project, "-v", *args, "--qeval-slo", "accuracy >= 0.5")
+    result.stdout.fnmatch_lines([
+        "*mini::bf16::accuracy>=0.5 PASSED*",
+        "*mini::gptq-int4@generic/s0::accuracy>=0.5 PASSED*",
+        "*mini::gptq-int4@generic/s1::accuracy>=0.5 PASSED*",
+    ])
+    (results,) = (project.path / "reports").glob("*/results.json")
+    data = json.loads(results.read_text())
+    assert [(c["precision"], (c["precision_config"]["calibration"] or {}).get("seed")) for c in data["cells"]] == [
+        ("bf16", None), ("gptq-int4@generic/s0", 0), ("gptq-int4@generic/s1", 1)]
+    assert [v["label"] for v in data["settings"]["calibration_variants"]] == ["gptq-int4@generic/s0", "gptq-int4@generic/s1"]
+    refused = run(project, *args, "--qeval-slo", "accuracy_drop_vs(gptq-int4) <= 0.1")
+    assert refused.ret == 4
+    refused.stderr.fnmatch_lines(["*compares against gptq-int4, which --qeval-calibration-seeds 2 evaluates once per "
+                                  "seed (gptq-int4@generic/s0, gptq-int4@generic/s1)*"])

@@ -66,7 +66,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     MODEL, PRECISIONS, shared.DEVICE, shared.LIMIT, SLOS, BASELINE, SAVE_BASELINE, REPORT, INCONCLUSIVE,
     ALLOW_ENV_MISMATCH, shared.LATENCY_SAMPLES, shared.WARMUP, shared.BATCH_SIZE, NO_CACHE, shared.CALIBRATION,
     shared.CALIBRATION_SAMPLES, shared.CALIBRATION_SEED, shared.CALIBRATION_SEEDS, shared.TARGET, shared.API_KEY_ENV,
-    shared.TARGET_REVISION, shared.CONCURRENCY, shared.REQUEST_TIMEOUT,
+    shared.TARGET_REVISION, shared.CONCURRENCY, shared.REQUEST_TIMEOUT, shared.NO_LATENCY_PAIRING,
 )
 """Every option of the plugin, in ``--help`` order."""
 
@@ -106,6 +106,7 @@ class Options:
     target_revision: tuple[str, ...] = ()
     concurrency: int = 8
     request_timeout: float = 120.0
+    no_latency_pairing: bool = False
     targets: tuple[Any, ...] = ()
     """The run's targets (:class:`qeval.targets.TargetSpec`), one per name in ``precisions``
     before calibration seeds are expanded."""

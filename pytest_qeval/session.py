@@ -151,7 +151,7 @@ class QevalSession:
             device=o.device, limit=o.limit, latency_samples=o.latency_samples, warmup_requests=o.warmup,
             batch_size=o.batch_size, out_dir=str(o.report), run_id=self.run_id,
             calibration=o.calibration, calibration_samples=o.calibration_samples, calibration_seed=o.calibration_seed,
-            calibration_seeds=o.calibration_seeds,
+            calibration_seeds=o.calibration_seeds, pair_latency=not o.no_latency_pairing,
         )
 
     @property
@@ -244,7 +244,10 @@ class QevalSession:
                     if stored.cached_from is not None:
                         self.cached[key] = stored.cached_from
             before = set(self.cells)
-            self._evaluate_here(precision_name)
+            # one evaluation at a time across workers: another worker's model running meanwhile would
+            # be in this one's timed passes (and mark them busy)
+            with self.shared.lock("qeval: evaluating"):
+                self._evaluate_here(precision_name)
             for key in self.cells.keys() - before:
                 self.shared.put(key[0], key[1], self.cells[key], self.cached.get(key))
 
@@ -271,13 +274,30 @@ class QevalSession:
                 else f"{spec.name} ({spec.spec})")
         self.write_line(f"qeval: evaluating {what} on {names} ...")
         target = self.target(precision_name)
+        reference = self.latency_reference(precision_name)
         with quiet():
-            cells = run_target(target, todo, self.device, self.sweep_config(), _Lines(self.write_line), precision_name)
+            cells = run_target(target, todo, self.device, self.sweep_config(), _Lines(self.write_line), precision_name,
+                               reference=reference)
         for suite, cell in zip(todo, cells):
             self.cells[(suite.name, precision_name)] = cell
             if cache:
                 cache.put(keys[suite.name], cell, self.run_id, self.created_at)
         self.write_line(f"qeval: {precision_name} done: " + ", ".join(f"{c.suite} {c.status}" for c in cells))
+
+    def latency_reference_name(self, name: str) -> str | None:
+        """The first target, whose requests ``name``'s timed passes alternate with (ABBA), or ``None``
+        (for the first itself, without timing, or with ``--qeval-no-latency-pairing``)."""
+        o = self.options
+        first = o.precisions[0] if o.precisions else None
+        if first is None or name == first or o.no_latency_pairing or o.latency_samples <= 0:
+            return None
+        return first
+
+    def latency_reference(self, name: str) -> Any:
+        from qeval.runner import Reference
+
+        first = self.latency_reference_name(name)
+        return None if first is None else Reference(first, self.target(first))
 
     @staticmethod
     def _cacheable(spec: Any) -> bool:
@@ -333,7 +353,10 @@ class QevalSession:
             "suite_hash": suite.content_hash,
             "cases": [c.id for c in suite.cases],
             "generation": to_dict(effective_settings(suite, o.batch_size)),
-            "timing": {"latency_samples": o.latency_samples, "warmup": o.warmup},
+            "timing": {"latency_samples": o.latency_samples, "warmup": o.warmup,
+                       # a paired pass's ratios are against this reference: another one is another cell
+                       "paired_with": None if (ref := self.latency_reference_name(spec.name)) is None
+                       else self.target_spec(ref).spec},
             "code": code_identity(),
         })
 

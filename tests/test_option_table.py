@@ -21,7 +21,7 @@ from qeval.options import SHARED_OPTIONS, OptionSpec
 from tests.fakes import MINI
 
 COMMANDS = {"sweep": sweep, "perf": perf, "quantize": quantize}
-PYTHON_TYPES: dict[str, Any] = {"int": int, "float": float, "str": str, "multi": list[str]}
+PYTHON_TYPES: dict[str, Any] = {"int": int, "float": float, "str": str, "multi": list[str], "flag": bool}
 
 
 def _click_options(command: str) -> dict[str, Any]:

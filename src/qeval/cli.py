@@ -71,6 +71,7 @@ def sweep(
     target_revision: Annotated[Optional[list[str]], typer_option(opt.TARGET_REVISION)] = opt.TARGET_REVISION.cli_default,
     concurrency: Annotated[int, typer_option(opt.CONCURRENCY)] = opt.CONCURRENCY.cli_default,
     request_timeout: Annotated[float, typer_option(opt.REQUEST_TIMEOUT)] = opt.REQUEST_TIMEOUT.cli_default,
+    no_latency_pairing: Annotated[bool, typer_option(opt.NO_LATENCY_PAIRING)] = opt.NO_LATENCY_PAIRING.cli_default,
     tokenizer: Annotated[Optional[Path], typer.Option(help="Endpoint targets: tokenizer folder to count output tokens with when the server sends no usage.")] = None,
 ) -> None:
     """Evaluate and measure each target (MODEL at each precision, or --target NAME=SPEC) on each suite; write a report.
@@ -120,6 +121,7 @@ def sweep(
         concurrency=concurrency,
         request_timeout_s=request_timeout,
         tokenizer=str(tokenizer) if tokenizer else None,
+        pair_latency=not no_latency_pairing,
     )
     progress = Progress(
         TextColumn("{task.description}"),

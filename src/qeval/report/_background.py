@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qeval.background import BUSY_OTHER_SHARE, BUSY_STEAL_SHARE
+from qeval.background import BUSY_STEAL_SHARE, busy_other_share
 from qeval.results import RunRecord
 
 
@@ -32,8 +32,9 @@ def render_background(record: RunRecord) -> list[str]:
     lines = ["## Machine load while timing", "",
              "| target | suite | other processes' CPU | steal | load avg 1 min | |", "|---|---|---|---|---|---|"]
     lines += [f"| `{t}` | {s} | {o} | {st} | {la} | {v} |" for t, s, o, st, la, v in rows]
-    lines += ["", f"A pass counts as busy when other processes used >= {BUSY_OTHER_SHARE:.0%} of the machine's CPU "
+    lines += ["", f"A pass counts as busy when other processes used >= {busy_other_share():.0%} of the machine's CPU "
               f"or steal reached {BUSY_STEAL_SHARE:.0%}: its latency figures are marked `(busy!)` and no gate, "
-              "comparison or recommendation takes them as evidence. A ratio from a pass *paired* with the "
-              "reference (ABBA, same window) stays evidence: both sides shared the load.", ""]
+              "comparison or recommendation takes them as evidence -- not even a ratio from a pass *paired* with "
+              "the reference (ABBA, same window): both sides shared the load, but heavy contention slows some "
+              "kernels more than others.", ""]
     return lines

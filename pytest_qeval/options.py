@@ -67,6 +67,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     ALLOW_ENV_MISMATCH, shared.LATENCY_SAMPLES, shared.WARMUP, shared.BATCH_SIZE, NO_CACHE, shared.CALIBRATION,
     shared.CALIBRATION_SAMPLES, shared.CALIBRATION_SEED, shared.CALIBRATION_SEEDS, shared.TARGET, shared.API_KEY_ENV,
     shared.TARGET_REVISION, shared.CONCURRENCY, shared.REQUEST_TIMEOUT, shared.NO_LATENCY_PAIRING,
+    shared.ENGINE_ARG, shared.VLLM, shared.LLAMACPP,
 )
 """Every option of the plugin, in ``--help`` order."""
 
@@ -107,6 +108,9 @@ class Options:
     concurrency: int = 8
     request_timeout: float = 120.0
     no_latency_pairing: bool = False
+    engine_arg: tuple[str, ...] = ()
+    vllm: str | None = None
+    llamacpp: str | None = None
     targets: tuple[Any, ...] = ()
     """The run's targets (:class:`qeval.targets.TargetSpec`), one per name in ``precisions``
     before calibration seeds are expanded."""
@@ -198,7 +202,7 @@ def _targets(values: dict[str, Any], wheres: dict[str, str]) -> None:
     values["targets"] = ()
     try:
         if not given:
-            for flag in ("api-key-env", "target-revision"):
+            for flag in ("api-key-env", "target-revision", "engine-arg"):
                 if values[flag.replace("-", "_")]:
                     raise pytest.UsageError(f"{wheres[flag]}: it names targets; give them with --qeval-target NAME=SPEC.")
             return
@@ -212,6 +216,7 @@ def _targets(values: dict[str, Any], wheres: dict[str, str]) -> None:
         targets = with_options(
             specs, parse_assignments(values["api_key_env"], "--qeval-api-key-env", "VAR"),
             parse_assignments(values["target_revision"], "--qeval-target-revision", "REV"), where=f"{wheres['target']}: ",
+            engine_args=values["engine_arg"],
         )
     except QevalError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -270,8 +275,12 @@ def _check(values: dict[str, Any]) -> None:
                 f"--qeval-slo {scoped.text!r} compares against {ref}, which is not in --qeval-precisions (or --qeval-target) "
                 f"({','.join(values['precisions'])}). Add it, e.g. --qeval-precisions {ref},{','.join(values['precisions'])}."
             )
-    precisions = [t.precision for t in values["targets"] if t.kind == "model"] if values["targets"] else values["precisions"]
-    needing = [p for p in precisions if p in CALIBRATED]
+    if values["targets"]:
+        from qeval.targets import precision_of
+
+        needing = [str(t.precision) for t in values["targets"] if (p := precision_of(t)) is not None and p.needs_calibration]
+    else:
+        needing = [p for p in values["precisions"] if p in CALIBRATED]
     if needing and not values["calibration"]:
         raise pytest.UsageError(
             f"--qeval-precisions: {', '.join(needing)} need(s) calibration text: pass --qeval-calibration NAME "
@@ -303,11 +312,12 @@ def _variants(values: dict[str, Any]) -> None:
     if values["calibration_seeds"] == 1 or not values["calibration"]:
         return
     from qeval.quantize import get_precision
+    from qeval.targets import precision_of
     from qeval.variants import plan
 
     targets = values["targets"]
     if targets:
-        precisions = [get_precision(str(t.precision)) if t.kind == "model" else None for t in targets]
+        precisions = [precision_of(t) for t in targets]
     else:
         precisions = [get_precision(p) for p in values["precisions"]]
     try:

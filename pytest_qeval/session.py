@@ -206,16 +206,20 @@ class QevalSession:
         if name not in self._targets:
             from dataclasses import replace
 
-            from qeval.targets import InProcessTarget, build_targets
+            from qeval.targets import InProcessTarget, build_targets, precision_of
 
             spec = self.target_spec(name)
             source = None
             if spec.kind == "model":
                 source = self.source if spec.model == self.options.model else self._source_for(str(spec.model))
+            from qeval.engines._target import ManagedTarget
+
+            o = self.options
             # an endpoint that is down fails here: a usage error within seconds, not a hang
-            target = build_targets((spec,), source, concurrency=self.options.concurrency,
-                                   request_timeout_s=self.options.request_timeout)[name]
-            if isinstance(target, InProcessTarget) and target.precision.needs_calibration:
+            target = build_targets((spec,), source, concurrency=o.concurrency, request_timeout_s=o.request_timeout,
+                                   servers_dir=Path(o.report) / self.run_id / "servers",
+                                   engine_executables={k: v for k, v in (("vllm", o.vllm), ("llamacpp", o.llamacpp)) if v})[name]
+            if isinstance(target, InProcessTarget | ManagedTarget) and precision_of(spec).needs_calibration:
                 target = replace(target, calibration=self.calibration_for(self._seed(name)))
             self._targets[name] = target
         return self._targets[name]
@@ -291,6 +295,8 @@ class QevalSession:
         first = o.precisions[0] if o.precisions else None
         if first is None or name == first or o.no_latency_pairing or o.latency_samples <= 0:
             return None
+        if self.target_spec(first).managed or self.target_spec(name).managed:
+            return None  # one server at a time: a managed target's timed passes run on their own
         return first
 
     def latency_reference(self, name: str) -> Any:
@@ -333,6 +339,20 @@ class QevalSession:
                 "endpoint": {"url": spec.url, "served_model": spec.served_model, "revision": spec.revision},
                 "concurrency": o.concurrency,
                 "client_host": socket.gethostname(),  # latency is from this client to that server
+            }
+        elif spec.managed:
+            from qeval.engines import engine_precision
+
+            target = self.target(spec.name)
+            managed = engine_precision(spec.kind, str(spec.precision))
+            what = {
+                # the model folder (or GGUF) by content, the engine by version and arguments: the
+                # checkpoint qeval prepares from them is keyed the same way
+                "model": self._identity_of(str(spec.model)) if spec.kind == "vllm" else {"spec": spec.model},
+                "engine": {"name": spec.kind, "version": target.engine.version(), "args": list(spec.engine_args)},
+                "precision": managed.name,
+                "calibration": self.calibration_for(self._seed(spec.name)).record() if managed.needs_calibration else None,
+                "machine": compared_values(self.environment),
             }
         else:
             from qeval.quantize import get_precision
@@ -437,3 +457,4 @@ class _Lines:
         import re
 
         self._write("qeval: " + re.sub(r"\[/?[a-z ]*\]", "", text))
+

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qeval.config import GenerationSettings
+from qeval.generation import GenerationSettings
 from qeval.evaluate import CHUNK_BATCHES, accuracy_pass, chunk_size
 from qeval.models import FakeTextModel
 from qeval.models._engine import (

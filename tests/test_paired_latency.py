@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qeval.config import GenerationSettings
+from qeval.generation import GenerationSettings
 from qeval.gates import parse_slo
 from qeval.measure import for_slo
 from qeval.models import FakeTextModel, TimedGeneration, conversation

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from qeval.cli import app
-from qeval.config import GenerationSettings, SweepConfig
+from qeval.generation import GenerationSettings, SweepConfig
 from qeval.errors import ModelError, QevalError
 from qeval.models import FakeSource, ReplaySource, conversation, resolve_model
 from qeval.report import SAMPLES_FILE

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qeval.config import GenerationSettings
+from qeval.generation import GenerationSettings
 from qeval.errors import SuiteError
 from qeval.suites import Case, Suite, load_suite
 

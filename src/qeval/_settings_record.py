@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from qeval.config import GenerationSettings
+from qeval.generation import GenerationSettings
 
 if TYPE_CHECKING:
     from qeval.calibration import CalibrationSet

@@ -69,6 +69,40 @@ class EndpointUsed:
 
 
 @dataclass(frozen=True)
+class EngineUsed:
+    """The server qeval started for a managed target (``vllm:MODEL@PRECISION``), and what it served."""
+
+    engine: str
+    """``vllm`` or ``llamacpp``."""
+    version: str | None
+    command: tuple[str, ...]
+    """The exact command line (no secret is ever on it)."""
+    checkpoint: str
+    """The folder or file the engine loaded."""
+    checkpoint_sha256: str
+    weights_bytes: int
+    quant_config: Mapping[str, Any] = field(default_factory=dict)
+    prepared_by: str = "as-is"
+    """How the checkpoint was made (``as-is``, ``qeval quantize (gptqmodel)``, ``llm-compressor ...``)."""
+    checkpoint_cache: str | None = None
+    """``hit``: an earlier run's checkpoint was served; ``miss``: made for this run."""
+    notes: tuple[str, ...] = ()
+    log: str | None = None
+    """The server's log (``RUN_DIR/servers/NAME.log``)."""
+    spawn_to_healthy_s: float | None = None
+    first_token_s: float | None = None
+    """Spawn to the first token of a first request: the target's cold start."""
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> EngineUsed:
+        values = _known(cls, data)
+        for name in ("command", "notes"):
+            values[name] = tuple(str(v) for v in values.get(name) or ())
+        values["quant_config"] = dict(values.get("quant_config") or {})
+        return cls(**values)
+
+
+@dataclass(frozen=True)
 class ReplayUsed:
     """The recording a replayed target served completions from."""
 
@@ -107,6 +141,8 @@ class AppliedPrecision:
     """The quantized checkpoint folder loaded."""
     endpoint: EndpointUsed | None = None
     """Set for a remote target (then nothing above was applied by qeval)."""
+    engine: EngineUsed | None = None
+    """Set for a managed target: the server qeval started (its ``endpoint`` is that server)."""
     replay: ReplayUsed | None = None
     traceback: str | None = None
     """The last frames of an unexpected failure (a ``failed`` cell)."""
@@ -144,6 +180,8 @@ class AppliedPrecision:
                     details[name] = value
             elif name == "endpoint":
                 values[name] = EndpointUsed.from_json(value) if isinstance(value, Mapping) else None
+            elif name == "engine":
+                values[name] = EngineUsed.from_json(value) if isinstance(value, Mapping) else None
             elif name == "replay":
                 values[name] = ReplayUsed(**_known(ReplayUsed, value)) if isinstance(value, Mapping) else None
             elif name == "layers_skipped":

@@ -86,13 +86,15 @@ def checkpoint_precisions() -> list[str]:
     return [name for name in PRECISIONS if isinstance(PRECISIONS.get(name), GptqPrecision)]
 
 
-def write_checkpoint(job: QuantizeJob, source: Any = None) -> WrittenCheckpoint:
+def write_checkpoint(job: QuantizeJob, source: Any = None, calibration: Any = None) -> WrittenCheckpoint:
     """Quantize ``job.model`` at ``job.precision`` and write a GPTQ checkpoint folder to ``job.out``.
 
     Everything a user can get wrong is checked before anything heavy runs. The
     quantized weights come from the checkpoint cache when an earlier run made
     them with the same model, scheme, calibration sample and library versions.
     The folder is assembled beside ``out`` and renamed into place at the end.
+    ``calibration`` (a :class:`qeval.calibration.CalibrationSet` already sampled, as a sweep
+    has it) is used instead of loading ``job.calibration`` again.
     """
     from qeval.calibration import load_calibration
     from qeval.models import HFSource, resolve_device, resolve_model
@@ -122,7 +124,8 @@ def write_checkpoint(job: QuantizeJob, source: Any = None) -> WrittenCheckpoint:
         )
     if out == source.path or source.path.is_relative_to(out):
         raise UsageError(f"--out {out} holds the model being quantized ({source.path}); choose another folder.")
-    calibration = load_calibration(job.calibration, samples=job.calibration_samples, seed=job.calibration_seed)
+    if calibration is None:
+        calibration = load_calibration(job.calibration, samples=job.calibration_samples, seed=job.calibration_seed)
     device = resolve_device(job.device)
     reason = precision.unavailable_reason(device)
     if reason:

@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from qeval import options as opt
-from qeval.cli_common import console, err_console, target_options, typer_option
+from qeval.cli_common import console, engine_executables, err_console, target_options, typer_option
 from qeval.cli_common import split_list as _split
 from qeval.cli_common import user_errors as _user_errors
 
@@ -73,6 +73,9 @@ def sweep(
     request_timeout: Annotated[float, typer_option(opt.REQUEST_TIMEOUT)] = opt.REQUEST_TIMEOUT.cli_default,
     no_latency_pairing: Annotated[bool, typer_option(opt.NO_LATENCY_PAIRING)] = opt.NO_LATENCY_PAIRING.cli_default,
     tokenizer: Annotated[Optional[Path], typer.Option(help="Endpoint targets: tokenizer folder to count output tokens with when the server sends no usage.")] = None,
+    engine_arg: Annotated[Optional[list[str]], typer_option(opt.ENGINE_ARG)] = opt.ENGINE_ARG.cli_default,
+    vllm: Annotated[Optional[str], typer_option(opt.VLLM)] = opt.VLLM.cli_default,
+    llamacpp: Annotated[Optional[str], typer_option(opt.LLAMACPP)] = opt.LLAMACPP.cli_default,
 ) -> None:
     """Evaluate and measure each target (MODEL at each precision, or --target NAME=SPEC) on each suite; write a report.
 
@@ -93,7 +96,7 @@ def sweep(
     from qeval.resume import resume_sweep
     from qeval.sweep import SweepInterrupted, run_sweep
 
-    targets = target_options(target or [], api_key_env or [], target_revision or [], model, precisions)
+    targets = target_options(target or [], api_key_env or [], target_revision or [], model, precisions, engine_arg)
     if resume is None and not targets and not (model and precisions and suites):
         missing = [f"--{n}" for n, v in (("model", model), ("precisions", precisions), ("suites", suites)) if not v]
         raise UsageError(f"Missing {', '.join(missing)}: a sweep needs --model, --precisions and --suites, or "
@@ -122,6 +125,7 @@ def sweep(
         request_timeout_s=request_timeout,
         tokenizer=str(tokenizer) if tokenizer else None,
         pair_latency=not no_latency_pairing,
+        engine_executables=engine_executables(vllm, llamacpp),
     )
     progress = Progress(
         TextColumn("{task.description}"),

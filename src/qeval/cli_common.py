@@ -60,18 +60,24 @@ def split_list(value: str) -> tuple[str, ...]:
 
 
 def target_options(entries: list[str], key_envs: list[str], revisions: list[str], model: str | None,
-                   precisions: str | None) -> tuple[Any, ...]:
-    """``--target`` options (with ``--api-key-env`` / ``--target-revision``) as target specs."""
+                   precisions: str | None, engine_args: list[str] | None = None) -> tuple[Any, ...]:
+    """``--target`` options (with ``--api-key-env`` / ``--target-revision`` / ``--engine-arg``) as target specs."""
     from qeval.errors import UsageError
     from qeval.targets import parse_assignments, parse_target, with_options
 
     if not entries:
-        if key_envs or revisions:
-            raise UsageError("--api-key-env and --target-revision name targets: give them with --target NAME=SPEC.")
+        if key_envs or revisions or engine_args:
+            raise UsageError("--api-key-env, --target-revision and --engine-arg apply to targets: give them with "
+                             "--target NAME=SPEC.")
         return ()
     if model or precisions:
         raise UsageError("Give either --target NAME=SPEC (repeatable) or --model with --precisions, not both: "
                          "--model M --precisions a,b means --target a=M@a --target b=M@b.")
     specs = [parse_target(e) for e in entries]
     return with_options(specs, parse_assignments(key_envs, "--api-key-env", "VAR"),
-                        parse_assignments(revisions, "--target-revision", "REV"))
+                        parse_assignments(revisions, "--target-revision", "REV"), engine_args=engine_args or ())
+
+
+def engine_executables(vllm: str | None, llamacpp: str | None) -> tuple[tuple[str, str], ...]:
+    """``--vllm`` / ``--llamacpp`` as the config's ``(engine, executable)`` pairs."""
+    return tuple((name, str(value)) for name, value in (("vllm", vllm), ("llamacpp", llamacpp)) if value)

@@ -54,6 +54,11 @@ def perf(
     from qeval.errors import UsageError
 
     targets = target_options(target or [], api_key_env or [], [], model, precisions)
+    managed = [t.name for t in targets if t.managed]
+    if managed:
+        raise UsageError(f"--target {', '.join(managed)}: qeval perf keeps every target loaded at once to interleave "
+                         "them, and runs no managed server yet. Evaluate managed targets with qeval sweep, or start "
+                         "the server yourself and give it as openai:URL.")
     if not targets and not (model and precisions):
         raise UsageError("Give --model with --precisions, or --target NAME=SPEC (repeatable).")
     config = PerfConfig(

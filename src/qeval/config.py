@@ -10,17 +10,6 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class GenerationSettings:
-    """How completions are generated. Decoding is always greedy."""
-
-    max_new_tokens: int = 64
-    stop: tuple[str, ...] = ()
-    """Completion text is cut at the first of these before scoring (token counts are not)."""
-    batch_size: int = 8
-    """Batch size of the accuracy pass (left padding)."""
-
-
-@dataclass(frozen=True)
 class SweepConfig:
     """One sweep: which targets (or model and precisions) and suites, and how much to run."""
 
@@ -55,6 +44,8 @@ class SweepConfig:
     pair_latency: bool = True
     """Alternate every other target's timed requests with the first target's (ABBA), so latency
     ratios against it are measured in one window whatever else the machine does."""
+    engine_executables: tuple[tuple[str, str], ...] = ()
+    """Managed targets: ``(engine, executable)`` the user chose (``--vllm``, ``--llamacpp``)."""
     tokenizer: str | None = None
     """A tokenizer folder to count an endpoint's output tokens with when it sends no ``usage``."""
 

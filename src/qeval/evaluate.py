@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
-from qeval.config import GenerationSettings
+from qeval.generation import GenerationSettings
 from qeval.models import TextModel
 from qeval.models._base import Prompt, abilities_of, conversation
 from qeval.results import CaseResult, Score

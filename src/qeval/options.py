@@ -162,8 +162,10 @@ _CALIBRATING = frozenset({"sweep", "quantize", "plugin"})
 
 TARGET = OptionSpec(
     "target", "multi", (),
-    "NAME=SPEC, repeatable: MODEL@PRECISION (smollm2-135m@int4) or openai:URL[#MODEL] "
-    "(openai:http://127.0.0.1:8000/v1). Replaces {model} and {precisions}; reports and SLOs call the target NAME.",
+    "NAME=SPEC, repeatable: MODEL@PRECISION (smollm2-135m@int4), openai:URL[#MODEL] "
+    "(openai:http://127.0.0.1:8000/v1), or a server qeval starts and stops: vllm:MODEL@PRECISION "
+    "(vllm:smollm2-135m@gptq-int4) or llamacpp:MODEL@QTYPE (llamacpp:smollm2-135m@Q8_0). Replaces {model} and "
+    "{precisions}; reports and SLOs call the target NAME.",
     entries, _SWEEP_AND_PLUGIN, metavar="NAME=SPEC",
 )
 API_KEY_ENV = OptionSpec(
@@ -230,6 +232,25 @@ CALIBRATION_SEEDS = OptionSpec(
     whole_number, _SWEEP_AND_PLUGIN, minimum=1, metavar="K",
 )
 
+ENGINE_ARG = OptionSpec(
+    "engine-arg", "multi", (),
+    "[TARGET:]KEY[=VALUE], repeatable: passed to the servers qeval starts (vllm:, llamacpp:) as --KEY VALUE, "
+    "e.g. max-model-len=2048 or enforce-eager; with TARGET: only to that target's server.",
+    entries, _SWEEP_AND_PLUGIN, metavar="[TARGET:]KEY[=VALUE]",
+)
+VLLM = OptionSpec(
+    "vllm", "str", None,
+    "The vLLM to start for vllm: targets: a virtualenv folder, its python or its vllm script (default: "
+    "$QEVAL_VLLM, then vllm on PATH, then ./.venv-vllm).",
+    text, _SWEEP_AND_PLUGIN, metavar="PATH",
+)
+LLAMACPP = OptionSpec(
+    "llamacpp", "str", None,
+    "The llama-cpp-python[server] to start for llamacpp: targets: a virtualenv folder or its python (default: "
+    "$QEVAL_LLAMACPP, then this Python, then ./.venv-llamacpp).",
+    text, _SWEEP_AND_PLUGIN, metavar="PATH",
+)
+
 NO_LATENCY_PAIRING = OptionSpec(
     "no-latency-pairing", "flag", False,
     "Time each target on its own instead of alternating its timed requests with the first target's (ABBA). "
@@ -240,6 +261,7 @@ NO_LATENCY_PAIRING = OptionSpec(
 SHARED_OPTIONS: tuple[OptionSpec, ...] = (
     TARGET, API_KEY_ENV, TARGET_REVISION, CONCURRENCY, REQUEST_TIMEOUT, LIMIT, LATENCY_SAMPLES, WARMUP,
     BATCH_SIZE, DEVICE, CALIBRATION, CALIBRATION_SAMPLES, CALIBRATION_SEED, CALIBRATION_SEEDS, NO_LATENCY_PAIRING,
+    ENGINE_ARG, VLLM, LLAMACPP,
 )
 """Every option both the ``qeval`` command line and the pytest plugin offer."""
 
@@ -254,7 +276,7 @@ def shared_option(name: str) -> OptionSpec:
 
 __all__ = [
     "API_KEY_ENV", "BATCH_SIZE", "CALIBRATION", "CALIBRATION_SAMPLES", "CALIBRATION_SEED", "CALIBRATION_SEEDS",
-    "CONCURRENCY", "DEVICE", "DEVICES", "LATENCY_SAMPLES", "LIMIT", "REQUEST_TIMEOUT", "SHARED_OPTIONS", "TARGET",
+    "CONCURRENCY", "DEVICE", "DEVICES", "ENGINE_ARG", "LLAMACPP", "VLLM", "LATENCY_SAMPLES", "LIMIT", "REQUEST_TIMEOUT", "SHARED_OPTIONS", "TARGET",
     "TARGET_REVISION", "WARMUP", "Kind", "OptionSpec", "Surface", "device", "entries", "names", "seconds",
     "shared_option", "switch", "text", "whole_number",
 ]

@@ -39,9 +39,11 @@ def config_from_header(header: dict[str, Any], folder: Path, where: Path) -> Swe
         from qeval.targets import TargetSpec
 
         raw["targets"] = tuple(
-            TargetSpec(**{**t, "model": _rebased(str(t["model"]), cwd) if t.get("model") else t.get("model")})
+            TargetSpec(**{**t, "model": _rebased(str(t["model"]), cwd) if t.get("model") else t.get("model"),
+                          "engine_args": tuple(t.get("engine_args") or ())})
             for t in raw.get("targets") or ()
         )
+        raw["engine_executables"] = tuple(tuple(pair) for pair in raw.get("engine_executables") or ())
         if raw.get("calibration"):
             # names (generic, medical) stay; relative .jsonl paths are re-based one by one
             raw["calibration"] = ",".join(_rebased(e.strip(), cwd) for e in str(raw["calibration"]).split(","))

@@ -339,8 +339,13 @@ def run_target(
     except Exception as exc:  # noqa: BLE001 - a backend bug past provisioning: recorded, the sweep goes on
         return unprovisioned(Unprovisioned("failed", error_text(exc), traceback.format_exc(limit=8)))
     if remote:
-        # the server's memory is not ours to see; the client's RSS would be a wrong number
-        memory = MemoryStats(weights_bytes=None, peak_bytes=None, peak_kind="unknown (remote endpoint)")
+        # Someone else's server: its memory is not ours to see (the client's RSS would be a wrong
+        # number). A server qeval started: its checkpoint's bytes and its process group's peak RSS.
+        from qeval.targets._endpoint import EndpointModel
+
+        server_peak = loaded.model.server_peak_bytes() if isinstance(loaded.model, EndpointModel) else None
+        memory = MemoryStats(weights_bytes=weights, peak_bytes=server_peak,
+                             peak_kind="server_rss" if server_peak is not None else "unknown (remote endpoint)")
     else:
         # Quantizing measures its own peak, which resets the process/allocator peak that
         # this block started from; the cell's peak is the larger of the two windows.

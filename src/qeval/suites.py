@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from qeval._paths import is_dir as _is_dir
 from qeval._paths import is_file as _is_file
-from qeval.config import GenerationSettings
+from qeval.generation import GenerationSettings
 from qeval.errors import SuiteError, UnknownNameError
 from qeval.results import MetricSpec, SuiteScoring
 from qeval.scorers import Scorer, get_scorer

@@ -37,7 +37,8 @@ from qeval.results import (
 )
 from qeval.run_id import new_run_id
 from qeval.runner import Reference, Reporter, RunContext, Silent, SweepInterrupted, run_target
-from qeval.targets import InProcessTarget, build_targets
+from qeval.engines._target import ManagedTarget
+from qeval.targets import InProcessTarget, build_targets, precision_of
 
 
 # The runner's names, kept importable from here for callers of the sweep.
@@ -62,7 +63,7 @@ def prepare(config: SweepConfig) -> tuple[list, list]:
     if config.limit is not None and config.limit < 1:
         raise UsageError(f"--limit must be at least 1 (got {config.limit}); leave it out to run every case.")
     specs = config.target_specs()
-    precisions = [get_precision(str(t.precision)) if t.kind == "model" else None for t in specs]
+    precisions = [precision_of(t) for t in specs]
     names = [t.name for t in specs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -158,7 +159,8 @@ def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tup
     device = resolve_device(config.device)
     done = set(state.cells) if state is not None else set()
     targets = build_targets(specs, source, concurrency=config.concurrency, request_timeout_s=config.request_timeout_s,
-                            tokenizer=config.tokenizer, identified_later=done)
+                            tokenizer=config.tokenizer, identified_later=done,
+                            engine_executables=dict(config.engine_executables))
     if state is None:
         run_id = config.run_id or new_run_id()
         created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -176,6 +178,9 @@ def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tup
     )
     out = Path(config.out_dir)
     folder = run_dir(record, out)
+    for t in targets.values():
+        if isinstance(t, ManagedTarget):
+            t.servers_dir = folder / "servers"  # RUN_DIR/servers/NAME.log
     if state is None:
         if (folder / JOURNAL_FILE).exists():
             raise JournalError(
@@ -217,8 +222,7 @@ def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tup
                 reporter.note(f"[green]reused[/] {variant.label}: finished before the interruption")
             else:
                 target = targets[variant.target.name]
-                if isinstance(target, InProcessTarget) and variant.calibration is not None and variant.seed is not None:
-                    target = replace(target, calibration=calibrations.get((variant.calibration, variant.seed)))
+                target = _calibrated(target, variant, calibrations)
                 cells = run_target(target, suites, device, config, reporter, variant.label, ctx,
                                    reference=_latency_reference(variants, variant, targets, calibrations, config))
                 loaded_any = True
@@ -291,10 +295,18 @@ def _latency_reference(variants: Sequence[Any], variant: Any, targets: dict[str,
     first = variants[0]
     if variant is first or not config.pair_latency or config.latency_samples <= 0:
         return None
-    target = targets[first.target.name]
-    if isinstance(target, InProcessTarget) and first.calibration is not None and first.seed is not None:
-        target = replace(target, calibration=calibrations.get((first.calibration, first.seed)))
+    target = _calibrated(targets[first.target.name], first, calibrations)
+    if target.spec.managed or targets[variant.target.name].spec.managed:
+        return None  # one server at a time: a managed target's timed passes run on their own
     return Reference(first.label, target)
+
+
+def _calibrated(target: Any, variant: Any, calibrations: dict) -> Any:
+    """``target`` with the calibration sample ``variant`` names (in-process and managed targets)."""
+    if isinstance(target, InProcessTarget | ManagedTarget) and variant.calibration is not None and variant.seed is not None:
+        return replace(target, calibration=calibrations.get((variant.calibration, variant.seed)))
+    return target
+
 
 
 def target_records(targets: dict[str, Any]) -> tuple:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from qeval.config import GenerationSettings
+from qeval.generation import GenerationSettings
 from qeval.background import watch
 from qeval.models import Prompt, TextModel, TimedGeneration
 from qeval.results import LatencyStats, PairedLatency, PairedSamples

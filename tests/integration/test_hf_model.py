@@ -2,7 +2,7 @@
 
 import pytest
 
-from qeval.config import GenerationSettings
+from qeval.generation import GenerationSettings
 from qeval.models import conversation, resolve_model
 
 

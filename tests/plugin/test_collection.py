@@ -113,7 +113,7 @@ def test_fixtures_give_frozen_cells_and_models(project):
         def test_model(qeval_model):
             model = qeval_model("int4")
             assert qeval_model("int4") is model
-            from qeval.config import GenerationSettings
+            from qeval.generation import GenerationSettings
             from qeval.models import conversation
             prompt = model.prepare(conversation("What is 3 + 4?"), chat=False)
             assert model.generate([prompt], GenerationSettings())[0].text == "The answer is 8."

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qeval.compare import compare_runs
-from qeval.config import GenerationSettings
+from qeval.generation import GenerationSettings
 from qeval.errors import ReportError
 from qeval.report import (
     read_record,

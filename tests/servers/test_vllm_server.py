@@ -79,7 +79,7 @@ def hf_fp32():
 # one answer that ends with EOS, one cut by max_tokens
 @pytest.mark.parametrize("question", ["What is 2+3?", "Write a poem about the sea."])
 def test_greedy_fp32_chat_completion_matches_hf_in_process(client, hf_fp32, question):
-    from qeval.config import GenerationSettings
+    from qeval.generation import GenerationSettings
     from qeval.models import conversation
 
     prompt = hf_fp32.prepare(conversation(question), chat=True)

@@ -67,8 +67,10 @@ class ScriptedServer:
         stall_s: float = 5.0,
         version: Mapping[str, Any] | None = None,
         props: Mapping[str, Any] | None = None,
+        port: int = 0,
     ) -> None:
         self.models = list(models)
+        self._port = port
         self.responder = responder
         self.chunk_delay_s = chunk_delay_s
         self.first_content_delay_s = first_content_delay_s
@@ -107,7 +109,7 @@ class ScriptedServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def __enter__(self) -> ScriptedServer:
-        httpd = _Server(("127.0.0.1", 0), _Handler)
+        httpd = _Server(("127.0.0.1", self._port), _Handler)
         httpd.script = self
         self._httpd = httpd
         self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -289,3 +291,25 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
         self.wfile.flush()
+
+
+def main(argv: list[str]) -> None:
+    """``python tests/targets/scripted_server.py PORT [--spawn-child] [--fail-start]``: serve until
+    killed, as a stand-in engine process for :class:`qeval.engines.ManagedServer` tests.
+    ``--spawn-child`` starts a long-sleeping child first (like vLLM's engine core), which a stop
+    or the parent-death guard must take down too; ``--fail-start`` prints an error and exits 3."""
+    import subprocess
+
+    if "--fail-start" in argv:
+        print("ValueError: scripted start-up failure: quantization 'fake' is not supported on this platform.")
+        sys.exit(3)
+    if "--spawn-child" in argv:
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    with ScriptedServer(port=int(argv[0]), models=("qeval-served",)):
+        print("ready", flush=True)
+        while True:
+            time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

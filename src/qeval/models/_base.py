@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from qeval.applied import AppliedPrecision
-from qeval.config import GenerationSettings
+from qeval.generation import GenerationSettings
 from qeval.results import ModelCard
 
 

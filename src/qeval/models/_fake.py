@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from qeval.applied import AppliedPrecision
-from qeval.config import GenerationSettings
+from qeval.generation import GenerationSettings
 from qeval.models._base import Generation, LoadedModel, Message, Prompt, TimedGeneration
 from qeval.results import ModelCard
 

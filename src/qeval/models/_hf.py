@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qeval.applied import AppliedPrecision
-from qeval.config import GenerationSettings
+from qeval.generation import GenerationSettings
 from qeval.errors import ModelError
 from qeval.models._base import Abilities, Generation, LoadedModel, Message, Prompt, TimedGeneration, plain_text
 from qeval.results import ModelCard

@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from qeval.applied import AppliedPrecision, ReplayUsed
-from qeval.config import GenerationSettings
+from qeval.generation import GenerationSettings
 from qeval.errors import ModelError
 from qeval.models._base import Abilities, Generation, LoadedModel, Message, Prompt, TimedGeneration
 from qeval.results import ModelCard

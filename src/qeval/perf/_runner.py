@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from qeval.config import GenerationSettings
+from qeval.generation import GenerationSettings
 from qeval.errors import BackendUnavailable, QevalError, UsageError
 from qeval.models._base import Prompt, conversation
 from qeval.perf._config import DEFAULT_SYNTHETIC_PROMPTS, PerfConfig, validate

@@ -366,6 +366,24 @@ the pass rate (Wilson 95% interval) follows, labelled. Latency: batch 1, warm, n
 </section>
 {% endif %}
 
+{% if server_rows %}
+<section id="servers"><h2>Servers qeval started</h2>
+<table><tr>{% for h in server_columns %}<th>{{ h }}</th>{% endfor %}</tr>
+{% for row in server_rows %}<tr>{% for v in row %}<td>{{ v }}</td>{% endfor %}</tr>{% endfor %}
+</table>
+<details><summary>Command lines</summary><ul>{% for name, command in server_commands %}<li><code>{{ name }}</code>: <code>{{ command }}</code></li>{% endfor %}</ul></details>
+</section>
+{% endif %}
+
+{% if agreement_rows %}
+<section id="agreement"><h2>Same model, served two ways</h2>
+<table><tr>{% for h in agreement_columns %}<th>{{ h }}</th>{% endfor %}</tr>
+{% for row in agreement_rows %}<tr>{% for v in row %}<td>{{ v }}</td>{% endfor %}</tr>{% endfor %}
+</table>
+<p class="note">Greedy completions compared case by case on the cases both answered.</p>
+</section>
+{% endif %}
+
 {% if perf %}
 <section id="perf"><h2>Load profile ({{ perf.device }})</h2>
 {% if perf_plot.data_uri %}<img alt="{{ perf_plot.title }}" src="{{ perf_plot.data_uri }}">
@@ -420,6 +438,13 @@ def render_html(record: RunRecord, perf: PerfRecord | None = None, recommendatio
 
     from qeval.report._decision import decide_run, from_recommendation
     from qeval.report._markdown import ENDPOINT_COLUMNS, ENDPOINT_NOTE, endpoint_rows
+    from qeval.report._servers import (
+        AGREEMENT_COLUMNS,
+        SERVER_COLUMNS,
+        agreement_rows,
+        server_commands,
+        server_rows,
+    )
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     rows = table_rows(record)
@@ -435,6 +460,8 @@ def render_html(record: RunRecord, perf: PerfRecord | None = None, recommendatio
              _plot("suites", lambda: _draw_suite_intervals(record)), ""),
         ],
         "endpoint_rows": endpoint_rows(record), "endpoint_columns": ENDPOINT_COLUMNS, "endpoint_note": ENDPOINT_NOTE,
+        "server_rows": server_rows(record), "server_columns": SERVER_COLUMNS, "server_commands": server_commands(record),
+        "agreement_rows": agreement_rows(record), "agreement_columns": AGREEMENT_COLUMNS,
         "flips": suite_flips(record), "fmt_q": _fmt_q, "fmt_num": _fmt_num, "fmt_mb": _fmt_mb,
         "perf_plot": _plot("perf", lambda: _draw_perf(perf)) if perf is not None else None,
     }

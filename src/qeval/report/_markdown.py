@@ -12,6 +12,7 @@ from qeval.files import atomic_write_text
 from qeval.report._background import render_background
 from qeval.report._calibration import render_sensitivity
 from qeval.report._decision import decide_run, render_decision_markdown
+from qeval.report._servers import render_servers
 from qeval.report._json import RESULTS_FILE, SAMPLES_FILE, jsonable
 from qeval.report._table import COLUMNS, MISSING, fmt_percentile, metric_legend, ordered_cells, table_rows
 from qeval.results import ModelCard, RunRecord, to_dict
@@ -191,10 +192,13 @@ def _targets(record: RunRecord) -> list[str]:
                      _md(server or MISSING)))
     lines = ["## Targets", ""]
     lines += _table(("target", "kind", "spec", "model", "revision", "server"), rows)
-    if any(t.remote for t in record.targets):
+    if any(t.kind == "openai" for t in record.targets):
         lines += ["", "Endpoint targets: weights and peak memory are not measured (the server's memory is not the "
                   "client's); latency includes the network and is comparable only from the same client host to the "
                   "same endpoint identity."]
+    if any(t.kind in ("vllm", "llamacpp") for t in record.targets):
+        lines += ["", "Managed targets (vllm:, llamacpp:): servers qeval started and stopped; their memory is the "
+                  "checkpoint's weight bytes and the server process group's peak RSS (see Servers qeval started)."]
     return lines + [""]
 
 
@@ -240,6 +244,7 @@ def render_markdown(record: RunRecord) -> str:
         lines.append("")
 
     lines += _endpoint_measurement(record)
+    lines += render_servers(record, _table)
     lines += render_background(record)
     lines += _quantization_cost(record)
     lines += render_sensitivity(record)

@@ -153,7 +153,8 @@ def fmt_metrics(metrics: dict[str, MetricValue] | None, cell_n: int) -> str:
     return "; ".join(parts)
 
 
-_PEAK_KIND_SHORT = {"cpu_rss": "rss", "cuda_allocated": "cuda", "unknown (remote endpoint)": "remote"}
+_PEAK_KIND_SHORT = {"cpu_rss": "rss", "cuda_allocated": "cuda", "unknown (remote endpoint)": "remote",
+                    "server_rss": "server rss"}
 
 
 def _shown_metrics(cell: CellResult, primary: str) -> dict[str, MetricValue]:

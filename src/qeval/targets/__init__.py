@@ -8,7 +8,7 @@ endpoint someone else serves (:class:`EndpointTarget`); both are run through
 from __future__ import annotations
 
 from qeval.targets._base import Target
-from qeval.targets._build import build_targets, token_counter
+from qeval.targets._build import build_targets, precision_of, token_counter
 from qeval.targets._endpoint import EndpointModel, EndpointTarget, chat_text
 from qeval.targets._inprocess import InProcessTarget
 from qeval.targets._spec import (
@@ -17,6 +17,7 @@ from qeval.targets._spec import (
     check_name,
     parse_assignments,
     parse_target,
+    split_engine_args,
     targets_from_precisions,
     with_options,
 )
@@ -33,6 +34,8 @@ __all__ = [
     "chat_text",
     "parse_assignments",
     "parse_target",
+    "precision_of",
+    "split_engine_args",
     "targets_from_precisions",
     "token_counter",
     "with_options",

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qeval.applied import AppliedPrecision, EndpointIdentity, EndpointUsed
-from qeval.config import GenerationSettings
+from qeval.generation import GenerationSettings
 from qeval.models._base import Abilities, Generation, LoadedModel, Message, Prompt, TimedGeneration, plain_text
 from qeval.results import ModelCard
 from qeval.targets._spec import TargetSpec
@@ -116,6 +116,10 @@ class EndpointModel:
 
     def weights_bytes(self) -> int | None:
         return None  # not ours to know: never the client's memory
+
+    def server_peak_bytes(self) -> int | None:
+        """The server's peak memory, where qeval can see it (a server it started); else unknown."""
+        return None
 
     def close(self) -> None:
         self._client.close()

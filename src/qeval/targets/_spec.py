@@ -7,7 +7,10 @@
   ``smollm2-135m@int4``, ``models/x@gptq-int4``;
 - ``openai:URL[#MODEL]``: an OpenAI-compatible server someone else runs (vLLM, llama.cpp,
   SGLang, TGI), e.g. ``openai:http://127.0.0.1:8000/v1#smollm2``. MODEL defaults to the only
-  model the server lists.
+  model the server lists;
+- ``vllm:MODEL@PRECISION`` or ``llamacpp:MODEL@QTYPE``: a server qeval starts, evaluates and
+  stops itself (:mod:`qeval.engines`), e.g. ``vllm:smollm2-135m@gptq-int4``,
+  ``llamacpp:smollm2-135m@Q8_0``.
 
 ``--model M --precisions a,b`` is shorthand for ``--target a=M@a --target b=M@b``.
 A :class:`TargetSpec` is a small frozen record: it pickles and hashes, so a cell that names
@@ -24,7 +27,8 @@ from typing import Literal
 
 from qeval.errors import UnknownNameError, UsageError
 
-TargetKind = Literal["model", "openai"]
+TargetKind = Literal["model", "openai", "vllm", "llamacpp"]
+MANAGED_KINDS = ("vllm", "llamacpp")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 """Target names appear in SLO references (``accuracy_drop_vs(NAME)``), file names and JUnit ids."""
@@ -48,20 +52,30 @@ class TargetSpec:
     """``kind="openai"``: the served model id (``None``: the only one the server lists)."""
     api_key_env: str | None = None
     """``kind="openai"``: the environment variable that holds the API key (the key is never stored)."""
+    engine_args: tuple[str, ...] = ()
+    """Managed targets: extra engine arguments, as passed (``--max-model-len``, ``2048``)."""
     revision: str | None = None
     """What the user says the endpoint serves (a model revision, an image tag). Only with one may
     the plugin's cell cache reuse an endpoint's cells: a URL alone says nothing about what is behind it."""
 
     @property
     def remote(self) -> bool:
-        """Served by someone else: its weights and memory are not ours to measure."""
-        return self.kind == "openai"
+        """Served by a server process (someone else's, or one qeval started): requests go over HTTP
+        and the client's memory is not the target's."""
+        return self.kind != "model"
+
+    @property
+    def managed(self) -> bool:
+        """A server qeval starts and stops itself."""
+        return self.kind in MANAGED_KINDS
 
     @property
     def spec(self) -> str:
         """The SPEC half of ``NAME=SPEC``, as the user would write it (no secret in it)."""
         if self.kind == "openai":
             return f"{OPENAI_PREFIX}{self.url}" + (f"#{self.served_model}" if self.served_model else "")
+        if self.managed:
+            return f"{self.kind}:{self.model}@{self.precision}"
         return f"{self.model}@{self.precision}"
 
     def __str__(self) -> str:
@@ -89,6 +103,9 @@ def parse_target(text: str, where: str = "--target") -> TargetSpec:
     check_name(name, where)
     if spec.startswith(OPENAI_PREFIX):
         return _endpoint(name, spec[len(OPENAI_PREFIX):], f"{where} {name}")
+    engine, colon, rest = spec.partition(":")
+    if colon and engine in MANAGED_KINDS:
+        return _managed(name, engine, rest, f"{where} {name}")
     model, at, precision = spec.rpartition("@")
     if not at or not model or not precision:
         raise UsageError(
@@ -125,6 +142,21 @@ def _endpoint(name: str, rest: str, where: str) -> TargetSpec:
     return TargetSpec(name=name, kind="openai", url=url, served_model=served.strip() or None)
 
 
+def _managed(name: str, engine: str, rest: str, where: str) -> TargetSpec:
+    from qeval.engines import engine_precision_names
+
+    model, at, precision = rest.rpartition("@")
+    names = engine_precision_names(engine)
+    if not at or not model.strip() or not precision.strip():
+        raise UsageError(f"{where}: write {engine}:MODEL@PRECISION, e.g. {engine}:smollm2-135m@{names[0]} "
+                         f"({engine} precisions: {', '.join(names)}).")
+    precision = precision.strip()
+    matched = next((n for n in names if n.lower() == precision.lower()), None)
+    if matched is None:
+        raise UsageError(f"{where}: {engine} has no precision {precision!r}; it takes {', '.join(names)}.")
+    return TargetSpec(name=name, kind=engine, model=model.strip(), precision=matched)  # type: ignore[arg-type]
+
+
 def targets_from_precisions(model: str, precisions: Sequence[str]) -> tuple[TargetSpec, ...]:
     """``--model M --precisions a,b`` → targets ``a=M@a``, ``b=M@b``."""
     return tuple(TargetSpec(name=p, kind="model", model=model, precision=p) for p in precisions)
@@ -150,8 +182,9 @@ def _example(what: str) -> str:
 
 def with_options(
     targets: Sequence[TargetSpec], api_key_env: dict[str, str], revisions: dict[str, str], where: str = "",
+    engine_args: Sequence[str] = (),
 ) -> tuple[TargetSpec, ...]:
-    """Attach ``--api-key-env`` and ``--target-revision`` values to the targets they name."""
+    """Attach ``--api-key-env``, ``--target-revision`` and ``--engine-arg`` values to the targets they name."""
     names = [t.name for t in targets]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -160,6 +193,7 @@ def with_options(
         unknown = sorted(set(given) - set(names))
         if unknown:
             raise UsageError(f"{where}{flag} names {', '.join(unknown)}, which is not a target here ({', '.join(names)}).")
+    per_target = split_engine_args(engine_args, targets, where)
     out = []
     for t in targets:
         var = api_key_env.get(t.name)
@@ -171,17 +205,50 @@ def with_options(
                     f"{where}--api-key-env {t.name}={var[:3]}...: give the NAME of an environment variable "
                     "(e.g. OPENAI_API_KEY), not the key itself: a key on the command line ends up in shell history and logs."
                 )
-        out.append(replace(t, api_key_env=var or t.api_key_env, revision=revisions.get(t.name, t.revision)))
+        out.append(replace(t, api_key_env=var or t.api_key_env, revision=revisions.get(t.name, t.revision),
+                           engine_args=t.engine_args + per_target.get(t.name, ()) if t.managed else ()))
     return tuple(out)
 
 
+def split_engine_args(entries: Sequence[str], targets: Sequence[TargetSpec], where: str = "") -> dict[str, tuple[str, ...]]:
+    """``--engine-arg [TARGET:]KEY[=VALUE]`` → the engine arguments of each managed target, in order."""
+    managed = [t.name for t in targets if t.managed]
+    if entries and not managed:
+        raise UsageError(f"{where}--engine-arg applies to servers qeval starts: name one with --target NAME=vllm:MODEL@PRECISION "
+                         "or NAME=llamacpp:MODEL@QTYPE.")
+    out: dict[str, list[str]] = {n: [] for n in managed}
+    for entry in entries:
+        name, colon, rest = entry.partition(":")
+        names = managed
+        if colon and "=" not in name:
+            if name not in out:
+                raise UsageError(f"{where}--engine-arg {entry!r}: {name!r} is not a managed target here "
+                                 f"({', '.join(managed)}).")
+            names, entry = [name], rest
+        for n in names:
+            out[n].extend(_engine_arg(entry, where))
+    return {n: tuple(v) for n, v in out.items()}
+
+
+def _engine_arg(entry: str, where: str) -> list[str]:
+    """``max-model-len=2048`` → ``--max-model-len 2048``; ``enforce-eager`` → ``--enforce-eager``."""
+    key, eq, value = entry.partition("=")
+    key = key.strip().lstrip("-")
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", key):
+        raise UsageError(f"{where}--engine-arg {entry!r}: write [TARGET:]KEY=VALUE or [TARGET:]KEY (a flag), e.g. "
+                         "max-model-len=2048 or enforce-eager; the leading -- is added for you.")
+    return [f"--{key}", value.strip()] if eq else [f"--{key}"]
+
+
 __all__ = [
+    "MANAGED_KINDS",
     "OPENAI_PREFIX",
     "TargetKind",
     "TargetSpec",
     "check_name",
     "parse_assignments",
     "parse_target",
+    "split_engine_args",
     "targets_from_precisions",
     "with_options",
 ]

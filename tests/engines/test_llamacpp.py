@@ -263,8 +263,8 @@ def test_managed_sweep_as_is_and_requantized(llamacpp_python, tmp_path, monkeypa
               f"{cells['asis'].accuracy} / {cells['q8'].accuracy}; ready in {asis.spawn_to_healthy_s} s")
 
 
-# The model writes on past 120 tokens here (>= 1.2 s at ~100 tokens/s): the second request
-# arrives while the first is generating.
+# The model writes on past 120 tokens here (>= 1.2 s at ~100 tokens/s): the second request,
+# sent 0.2 s after the first, arrives while the first is generating.
 STORY = (("user", "Write a long story about a dragon who learns to cook."),)
 MAX_TOKENS = 120
 
@@ -297,7 +297,7 @@ def _two_concurrent_streams(llamacpp_python: Path, tmp_path: Path, interrupt: bo
 
             first = threading.Thread(target=send, args=(0,))
             first.start()
-            time.sleep(0.5)
+            time.sleep(0.2)  # whichever holds the server when the other arrives is cut off
             send(1)
             first.join(timeout=120)
     assert not server.alive()

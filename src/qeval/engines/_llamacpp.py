@@ -20,9 +20,10 @@ Its traps, and what qeval does about them:
   with ``False``.
 * It serves one request at a time: concurrent requests wait in the server, inside their TTFT.
 * It sends no ``usage`` in streams: output tokens are counted from the content chunks
-  (``token_source="chunks"``, approximate: llama-cpp-python sends one chunk per token but holds
-  back the tokens that could begin a stop sequence and sends them together) unless
-  ``--tokenizer`` names a tokenizer.
+  (``token_source="chunks"``, marked approximate) unless ``--tokenizer`` names a tokenizer.
+  llama-cpp-python sends one chunk per token (measured equal to its non-streamed usage), except
+  that tokens ending inside a multi-byte character arrive as one chunk, and a token that could
+  begin a stop sequence is held back and arrives just before the next (its timestamp is late).
 * Its settings also come from the environment (pydantic settings; uvicorn reads ``HOST`` and
   ``PORT`` over the command line): the variables that would move or lock the server are unset.
 """

@@ -108,9 +108,11 @@ browser:
 	       else echo "chromium not installed and not root: tests/report/test_browser.py will be skipped" \
 	            "(install it with: sudo apt-get install chromium)"; fi; }
 
-test: $(STAMP) $(VLLM_STAMP) $(LLMC_STAMP) $(LLAMACPP_STAMP) browser
+# The environments are independent: built side by side (vLLM's download overlaps llama.cpp's compile).
+test:
+	$(MAKE) -j4 --no-print-directory $(STAMP) $(VLLM_STAMP) $(LLMC_STAMP) $(LLAMACPP_STAMP) browser
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 # The model folder is qeval's conversion of the bundled GGUF (made on first use, ~30 s).
 serve-vllm: $(STAMP) $(VLLM_STAMP)
@@ -121,4 +123,4 @@ serve-vllm: $(STAMP) $(VLLM_STAMP)
 	  && echo "$$*" && exec "$$@"
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) .venv-lmeval .pytest_cache .hypothesis .mypy_cache
+	rm -rf $(VENV) $(VLLM_VENV) $(LLMC_VENV) $(LLAMACPP_VENV) .venv-lmeval .pytest_cache .hypothesis .mypy_cache

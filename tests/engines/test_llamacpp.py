@@ -314,10 +314,6 @@ def test_qeval_starts_llamacpp_so_concurrent_streams_finish(llamacpp_python, tmp
 
 @pytest.mark.llamacpp
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "qeval.targets._http takes [DONE] as the end of a generation even when no chunk carried a finish_reason: "
-    "the cut stream reads as a short success (error_kind None). Needs: on [DONE] without a finish_reason, "
-    "fail the attempt as 'truncated'."))
 def test_an_interrupting_llamacpp_server_gives_truncated_outcomes(llamacpp_python, tmp_path) -> None:
     """Someone else's server started with the default ``--interrupt_requests True``: the second
     request cuts the first stream off (HTTP 200, [DONE], no finish_reason); the endpoint client

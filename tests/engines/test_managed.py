@@ -210,3 +210,29 @@ def test_engine_args_keep_every_key_and_value_in_order(pairs):
     for k, v in pairs:
         expected += [f"--{k}"] if v is None else [f"--{k}", v.strip()]
     assert list(out) == expected
+
+
+def test_the_root_cause_is_read_out_of_an_engine_log():
+    from qeval.engines._target import root_cause
+
+    vllm_init = "\n".join([
+        "(APIServer pid=1) WARNING [system_utils.py:255] fd limit errors like `OSError: [Errno 24] Too many open files`.",
+        "(EngineCore pid=2) ERROR [core.py:1510] RuntimeError: _C::static_scaled_fp8_quant() expected at most 0 argument(s)",
+        "RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}",
+    ])
+    assert root_cause(vllm_init) == "RuntimeError: _C::static_scaled_fp8_quant() expected at most 0 argument(s)"
+    argparse = "usage: api_server.py [-h] [--model MODEL]\napi_server.py: error: unrecognized arguments: --no-such-flag 1"
+    assert root_cause(argparse) == "the engine rejected its arguments: unrecognized arguments: --no-such-flag 1"
+    assert root_cause("INFO started\nINFO ready") is None
+
+
+def test_vllm_names_a_missing_kernel_as_a_refusal_and_an_argument_error_as_none():
+    from qeval.engines._vllm import VllmEngine
+
+    engine = VllmEngine("/nonexistent")
+    log = ("(EngineCore pid=3) ERROR 12-07 [core.py:1512] AttributeError: '_OpNamespace' '_C' object has no attribute "
+           "'cpu_gemm_wna16'\nvllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue.")
+    assert engine.refusal(log, "gptq-int4") == (
+        "vLLM cannot serve gptq-int4 here: AttributeError: '_OpNamespace' '_C' object has no attribute 'cpu_gemm_wna16'")
+    assert engine.refusal("api_server.py: error: unrecognized arguments: --x", "fp32") is None
+    assert "no vLLM found (--vllm /nonexistent)" in (engine.unavailable_reason("fp32") or "")

@@ -40,15 +40,27 @@ def vllm_venv():
 
 
 def _qeval(*args: str, cwd: Path, venv: Path, **kw) -> subprocess.Popen:
-    env = {**os.environ, **ENV, "QEVAL_VLLM": str(venv)}
-    return subprocess.Popen([str(Path(sys.executable).with_name("qeval")), *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, **kw)
+    # MARK is inherited by every process qeval starts: the servers of *this* sweep are found by it,
+    # whatever else runs on the machine (another qeval's servers, the session's vLLM fixture)
+    env = {**os.environ, **ENV, "QEVAL_VLLM": str(venv), "QEVAL_TEST_MARK": str(cwd)}
+    return subprocess.Popen([str(Path(sys.executable).with_name("qeval")), *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
-def _served_processes() -> list[str]:
-    """Every vLLM process a managed target started (they serve as ``qeval-served``)."""
-    out = subprocess.run(["pgrep", "-f", "--served-model-name qeval-served"], capture_output=True, text=True)
-    return out.stdout.split()
+def _left_behind(mark: str, served_only: bool = False) -> list[int]:
+    """Live processes started under ``QEVAL_TEST_MARK=mark`` (``served_only``: the vLLM servers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if f"QEVAL_TEST_MARK={mark}".encode() in environ and (not served_only or b"qeval-served" in cmdline):
+            found.append(int(entry.name))
+    return found
 
 
 def test_managed_vllm_sweep_side_by_side_with_in_process(vllm_venv, tmp_path, capsys):
@@ -69,10 +81,11 @@ def test_managed_vllm_sweep_side_by_side_with_in_process(vllm_venv, tmp_path, ca
         for suite in ("arithmetic", "medical"):
             assert cells[(name, suite)]["status"] == "ok", (name, suite, cells[(name, suite)]["reason"])
     # fp32 in-process and fp32 in vLLM: the same greedy completions, case by case
+    samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
     for suite in ("arithmetic", "medical"):
-        ours = [c["completion"] for c in cells[("hf", suite)]["cases"]]
-        served = [c["completion"] for c in cells[("vllm", suite)]["cases"]]
-        assert ours == served, suite
+        ours = [s["completion"] for s in samples if (s["precision"], s["suite"]) == ("hf", suite)]
+        served = [s["completion"] for s in samples if (s["precision"], s["suite"]) == ("vllm", suite)]
+        assert len(ours) == 3 and ours == served, suite
     # what was served is on record: engine, version, command line, checkpoint hash
     engine = cells[("vllm", "arithmetic")]["precision_config"]["engine"]
     assert engine["engine"] == "vllm" and engine["version"]
@@ -93,7 +106,7 @@ def test_managed_vllm_sweep_side_by_side_with_in_process(vllm_venv, tmp_path, ca
     summary = (run / "summary.md").read_text()
     assert "## Servers qeval started" in summary and "## Same model, served two ways" in summary
     assert "| hf vs vllm | arithmetic | 3 / 3 | 3 / 3 |" in summary
-    assert not _served_processes(), "a managed vLLM outlived the sweep"
+    assert not _left_behind(str(tmp_path)), "a process qeval started outlived the sweep"
     with capsys.disabled():
         print(f"\nmanaged vLLM sweep: {output.splitlines()[-1] if output else ''}")
 
@@ -105,7 +118,7 @@ def test_killing_the_sweep_with_sigkill_leaves_no_engine_behind(vllm_venv, tmp_p
     )
     try:
         deadline = time.monotonic() + 240
-        while not _served_processes():  # wait until qeval has started the server
+        while not _left_behind(str(tmp_path), served_only=True):  # wait until qeval has started the server
             assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
             assert time.monotonic() < deadline, "the managed server never started"
             time.sleep(0.5)
@@ -113,17 +126,9 @@ def test_killing_the_sweep_with_sigkill_leaves_no_engine_behind(vllm_venv, tmp_p
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         deadline = time.monotonic() + 10
-        while _served_processes() and time.monotonic() < deadline:
+        while _left_behind(str(tmp_path)) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not _served_processes(), "vLLM outlived a SIGKILLed qeval"
-        cores = subprocess.run(["pgrep", "-f", "VLLM::EngineCore"], capture_output=True, text=True).stdout.split()
-        assert not [p for p in cores if _ppid(p) == 1], "an orphaned vLLM engine core"
+        assert not _left_behind(str(tmp_path)), "vLLM (or its engine core) outlived a SIGKILLed qeval"
     finally:
         proc.kill()
 
-
-def _ppid(pid: str) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return -1

@@ -115,3 +115,16 @@ def test_targets_from_pyproject(project):
         ))
         result = run(project, "-v", "--qeval", "mini")
     result.stdout.fnmatch_lines(["*mini::canary::accuracy_drop_vs(incumbent)<=0.3 PASSED*"])
+
+
+def test_a_managed_target_whose_engine_is_missing_is_skipped_with_the_install_line(project):
+    result = run(
+        project, "-v", "--qeval", "mini", *QUICK,
+        "--qeval-target", "incumbent=fakemodel:right@fp32", "--qeval-target", "served=vllm:smollm2-135m@fp32",
+        "--qeval-vllm", "/nonexistent/venv", "--qeval-engine-arg", "served:enforce-eager",
+        "--qeval-slo", "accuracy_drop_vs(incumbent) <= 0.3",
+    )
+    out = result.stdout.str()
+    assert "Traceback" not in out
+    result.stdout.fnmatch_lines(["*mini::served::accuracy_drop_vs(incumbent)<=0.3 SKIPPED*"])
+    assert "no vLLM found (--vllm /nonexistent/venv)" in out

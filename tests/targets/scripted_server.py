@@ -13,7 +13,8 @@ likewise by ``GET /v1/models``):
 
 ``"429"`` (``Retry-After: 0``), ``"500"``, ``"400"``, ``"401"`` (echoes the key it got, as some servers
 do), ``"drop"`` (closes before any response), ``"stall"`` (headers, then silence for
-``stall_s``), ``"truncate"`` (role chunk and two words, then closes mid-body),
+``stall_s``), ``"truncate"`` (role chunk and two words, then closes mid-body), ``"done_early"``
+(role chunk and two words, then ``[DONE]`` with no finish_reason: llama-cpp-python's cut stream),
 ``"role_first"`` (role chunk, a comment and empty-content chunks before the content),
 ``"no_usage"``, ``"error_event"`` (an ``{"error": ...}`` event), ``"bad_json"``, ``"ok"``.
 """
@@ -30,7 +31,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-FAULTS = ("429", "500", "400", "401", "drop", "stall", "truncate", "role_first", "no_usage", "error_event", "bad_json", "ok")
+FAULTS = ("429", "500", "400", "401", "drop", "stall", "truncate", "done_early", "role_first", "no_usage", "error_event",
+          "bad_json", "ok")
 
 
 @dataclass(frozen=True)
@@ -248,6 +250,10 @@ class _Handler(BaseHTTPRequestHandler):
         for i, piece in enumerate(pieces):
             if fault == "truncate" and i == 2:
                 self.close_connection = True  # no terminating chunk: the body is cut
+                return
+            if fault == "done_early" and i == 2:  # a clean end of the body, but no finish_reason
+                self._write_chunk(b"data: [DONE]\n\n")
+                self._write_chunk(b"")
                 return
             if i:
                 time.sleep(script.chunk_delay_s)

@@ -38,7 +38,7 @@ def engine_precision_names(engine: str) -> tuple[str, ...]:
 
 
 def make_engine(name: str, executable: str | None = None) -> Any:
-    """The :class:`Engine` for a SPEC prefix (``executable``: ``--vllm`` / ``--llama-server``)."""
+    """The :class:`Engine` for a SPEC prefix (``executable``: ``--vllm`` / ``--llamacpp``)."""
     if name == "vllm":
         from qeval.engines._vllm import VllmEngine
 

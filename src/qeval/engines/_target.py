@@ -217,13 +217,19 @@ class ManagedTarget:
 
 
 _ERROR_LINE = re.compile(r"\b([A-Z][A-Za-z]*(?:Error|Exception)): (.+)$")
+_ARGPARSE = re.compile(r"^[\w.\-]+: error: (.+)$")
 _NOT_ERRORS = re.compile(r"\b(WARNING|INFO|DEBUG)\b")
 _WRAPPERS = ("Engine core initialization failed", "EngineCore encountered an issue")
 
 
 def root_cause(log_tail: str) -> str | None:
     """The first ``SomethingError: message`` in an engine's log that is not a wrapper around another
-    (vLLM's "Engine core initialization failed. See root cause above"): what a user must read."""
+    (vLLM's "Engine core initialization failed. See root cause above"), or an argument parser's
+    complaint (``api_server.py: error: unrecognized arguments: --x``): what a user must read."""
+    for line in reversed(log_tail.splitlines()):
+        found = _ARGPARSE.match(line.strip())
+        if found:
+            return f"the engine rejected its arguments: {found.group(1)}"
     for line in log_tail.splitlines():
         if _NOT_ERRORS.search(line):  # a warning that quotes an error ("fd limit errors like OSError: ...")
             continue

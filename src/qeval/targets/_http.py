@@ -433,7 +433,7 @@ class _Attempt:
 
     def settle(self) -> None:
         """Decide the outcome once the response is closed."""
-        finished = self.done or self.finish_reason is not None
+        finished = self.finish_reason is not None  # [DONE] alone does not say the generation finished
         if self.status == 200 and finished and self.error_kind in (None, "truncated", "timeout"):
             # Generation completed: a drop or a silence after it loses nothing.
             self.error_kind = self.error = None
@@ -519,6 +519,11 @@ def _on_event(attempt: _Attempt, data: str, t_ms: float, chat: bool) -> None:
     if attempt.done or attempt.error_kind is not None:
         return
     if data.strip() == "[DONE]":
+        if attempt.finish_reason is None:
+            # what llama-cpp-python sends for a stream a newer request cut off (--interrupt_requests
+            # True, its default): HTTP 200, a role chunk, then [DONE] -- a short answer, not a finished one
+            attempt.fail("truncated", f"POST {attempt.url}: the stream ended with [DONE] before any chunk carried "
+                                      "a finish_reason (the server cut it off)")
         attempt.done = True
         return
     try:

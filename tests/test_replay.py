@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from qeval.cli import app
-from qeval.generation import GenerationSettings, SweepConfig
+from qeval.config import SweepConfig
+from qeval.generation import GenerationSettings
 from qeval.errors import ModelError, QevalError
 from qeval.models import FakeSource, ReplaySource, conversation, resolve_model
 from qeval.report import SAMPLES_FILE

@@ -147,7 +147,8 @@ FAKE_SCRIPT = textwrap.dedent("""
         "ok": True, "versions": {"llmcompressor": "0.14.0.1", "compressed-tensors": "0.19.0"},
         "group_size": None, "calibration": {"texts": len(args["texts"]), "tokens": 99, "longest": 50,
                                             "max_seq_length": args["max_seq_length"]},
-        "input_scales": {}, "modifiers_seen": [m["type"] for m in args["modifiers"]]}))
+        "input_scales": {"a": 0.01, "b": 0.02, "c": 0.04} if '"observer"' in json.dumps(args["modifiers"]) else {},
+        "modifiers_seen": [m["type"] for m in args["modifiers"]]}))
 """)
 
 
@@ -173,6 +174,7 @@ def test_a_checkpoint_is_written_once_then_served_from_the_cache(fake_llmc):
     assert first.prepared_by == "llm-compressor 0.14.0.1 (recipe SmoothQuant 0.8 + GPTQ W8A8)"
     assert first.quant_config["quant_method"] == "compressed-tensors"
     assert any("no activation observer" in n for n in first.notes)
+    assert not any("static activation ranges" in n for n in first.notes)
     assert any("2 texts, 99 tokens (each cut to 512)" in n for n in first.notes)
     assert first.weights_bytes == 1000 and len(first.sha256) == 64
     assert said and "llm-compressor" in said[0]
@@ -194,6 +196,13 @@ def test_another_sample_or_precision_is_another_checkpoint(fake_llmc):
     b = compressed_checkpoint(fake_llmc["model"], "w8a8-int8", _calibration(texts=("x " * 30,)), lambda _: None)
     c = compressed_checkpoint(fake_llmc["model"], "w8a8-int8-mse", _calibration(), lambda _: None)
     assert len({a.path, b.path, c.path}) == 3 and fake_llmc["runs"]() == 3
+
+
+def test_a_static_activation_checkpoint_notes_its_ranges(fake_llmc):
+    checkpoint = compressed_checkpoint(fake_llmc["model"], "w8a8-int8-mse", _calibration(), lambda _: None)
+    assert "static activation ranges (127 x scale): median 2.54, 1.27 to 5.08 over 3 layers (per layer in " \
+        "qeval-llmc.json)" in checkpoint.notes
+    assert any("mse observer" in n for n in checkpoint.notes)
 
 
 def test_a_checkpoint_made_with_another_recipe_is_made_again(fake_llmc):

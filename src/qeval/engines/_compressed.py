@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from qeval.engines._base import Checkpoint
+from qeval.engines._venv import project_venv_python
 from qeval.errors import BackendUnavailable, QevalError, UsageError
 
 LLMC_ENV = "QEVAL_LLMC"
@@ -177,9 +178,9 @@ def find_llmc_python(fallback: str | None = None) -> Path | None:
     given = os.environ.get(LLMC_ENV)
     if given:
         return _python_of(Path(given).expanduser())
-    for root in (Path.cwd(), _repo_root()):
-        if root is not None and (root / PROJECT_VENV / "bin" / "python").exists():
-            return root / PROJECT_VENV / "bin" / "python"
+    found = project_venv_python(PROJECT_VENV)
+    if found is not None:
+        return found
     if fallback and llmc_version(fallback):
         return Path(fallback)
     return None
@@ -187,12 +188,6 @@ def find_llmc_python(fallback: str | None = None) -> Path | None:
 
 def _python_of(path: Path) -> Path:
     return path / "bin" / "python" if path.is_dir() else path
-
-
-def _repo_root() -> Path | None:
-    here = Path(__file__).resolve()
-    root = here.parents[3] if len(here.parents) > 3 else None  # src/qeval/engines/_compressed.py
-    return root if root is not None and (root / "pyproject.toml").exists() else None
 
 
 _VERSION_SCRIPT = "import importlib.metadata as m; print(m.version('llmcompressor'))"

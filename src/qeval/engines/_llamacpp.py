@@ -46,6 +46,7 @@ from typing import Any, BinaryIO
 from qeval.engines._base import Checkpoint, Launch
 from qeval.engines._checkpoint import content_sha256, describe
 from qeval.engines._precision import EnginePrecision
+from qeval.engines._venv import project_venv_python
 from qeval.errors import BackendUnavailable, ModelError, UsageError
 
 LLAMACPP_ENV = "QEVAL_LLAMACPP"
@@ -99,9 +100,7 @@ def find_llamacpp_python(given: str | None = None) -> Path | None:
         return path / "bin" / "python" if path.is_dir() else path
     if _has_server_here():
         return Path(sys.executable)
-    here = Path(__file__).resolve()
-    roots = [Path.cwd()] + [p for p in here.parents[3:4] if (p / "pyproject.toml").exists()]  # src/qeval/engines/
-    return next((c for c in (r / PROJECT_VENV / "bin" / "python" for r in roots) if c.exists()), None)
+    return project_venv_python(PROJECT_VENV)
 
 
 def _has_server_here() -> bool:

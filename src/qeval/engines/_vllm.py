@@ -38,6 +38,7 @@ from typing import Any
 from qeval.engines._base import Checkpoint, Launch
 from qeval.engines._checkpoint import describe
 from qeval.engines._precision import EnginePrecision
+from qeval.engines._venv import project_venv_python
 
 VLLM_ENV = "QEVAL_VLLM"
 PROJECT_VENV = ".venv-vllm"
@@ -83,10 +84,8 @@ def find_vllm_python(given: str | None = None) -> Path | None:
     on_path = shutil.which("vllm")
     if on_path:
         candidates.append(Path(on_path).resolve().parent / "python")
-    for root in (Path.cwd(), _repo_root()):
-        if root is not None:
-            candidates.append(root / PROJECT_VENV / "bin" / "python")
-    return next((c for c in candidates if c.exists()), None)
+    found = next((c for c in candidates if c.exists()), None)
+    return found or project_venv_python(PROJECT_VENV)
 
 
 def _python_of(path: Path) -> Path:
@@ -95,12 +94,6 @@ def _python_of(path: Path) -> Path:
     if path.name.startswith("python"):
         return path
     return path.resolve().parent / "python"  # the vllm script: its environment's interpreter
-
-
-def _repo_root() -> Path | None:
-    here = Path(__file__).resolve()
-    root = here.parents[3] if len(here.parents) > 3 else None  # src/qeval/engines/_vllm.py
-    return root if root is not None and (root / "pyproject.toml").exists() else None
 
 
 _VERSION_SCRIPT = """

@@ -8,7 +8,7 @@ most ``--concurrency`` requests in flight:
 * **qeval**: :func:`qeval.evaluate.accuracy_pass` on ``EndpointTarget(...).provision("cpu")``
   (streams with ``stream_options.include_usage``, seed 0), timed whole, scoring included;
   ``gen`` is the pass's own generation time, so ``wall - gen`` is prompts + scoring.
-* **plain**: the very bodies qeval sends (``_http._request_body``), posted by ``httpx.AsyncClient``
+* **plain**: the very bodies qeval sends (``_openai_stream.request_body``), posted by ``httpx.AsyncClient``
   under ``asyncio.Semaphore(concurrency)``, each stream read to its end: the server's own
   limit. Target: qeval >= 0.9x its throughput.
 * **lm-eval** 0.4.13 (``.venv-lmeval``, a fresh subprocess per round): ``local-chat-completions``
@@ -317,7 +317,7 @@ def main() -> None:
     from qeval.models import BUILTINS, materialise
     from qeval.suites import load_suite
     from qeval.targets._endpoint import EndpointModel
-    from qeval.targets._http import _request_body
+    from qeval.targets._openai_stream import request_body
 
     suite = load_suite(args.suite).limited(args.limit)
     settings = suite.generation
@@ -331,7 +331,7 @@ def main() -> None:
         shaper = EndpointModel(client=None, concurrency=args.concurrency)
         prompts = build_prompts(shaper, suite)
         texts = tuple(suite.render(c) for c in suite.cases) if suite.chat_template else tuple(p.text for p in prompts)
-        bodies = tuple(json.dumps(_request_body(shaper.request(p, settings), server.served_model_name, True)).encode()
+        bodies = tuple(json.dumps(request_body(shaper.request(p, settings), server.served_model_name, True)).encode()
                        for p in prompts)
         work = Workload(server.base_url, server.served_model_name, suite.chat_template, texts, suite.system_prompt,
                         bodies, settings.max_new_tokens, tuple(settings.stop), args.concurrency)

@@ -16,7 +16,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -24,6 +24,7 @@ import httpx
 from qeval.errors import QevalError, UsageError
 from qeval.applied import EndpointIdentity
 from qeval.targets._retry import RetryPolicy
+from qeval.targets._openai_stream import Attempt, json_error_text, read_chunk, read_tail, request_body
 from qeval.targets._sse import SseParser
 
 # 408/429 and the 5xx that mean "busy or restarting" are worth another try; other 4xx are ours.
@@ -212,7 +213,7 @@ class EndpointClient:
             return _failure(exc.error_kind, str(exc))
         chat = request.messages is not None
         url = self.settings.base_url + ("/chat/completions" if chat else "/completions")
-        body = json.dumps(_request_body(request, model, stream)).encode()
+        body = json.dumps(request_body(request, model, stream)).encode()
         records: list[AttemptRecord] = []
         first_start = time.perf_counter()
         wait = queued_s = 0.0
@@ -237,12 +238,12 @@ class EndpointClient:
             wait = next_wait
         return self._response(attempt, tuple(records), stream, queued_s)
 
-    def _attempt(self, url: str, body: bytes, chat: bool, stream: bool) -> _Attempt:
+    def _attempt(self, url: str, body: bytes, chat: bool, stream: bool) -> Attempt:
         headers = {"Content-Type": "application/json"}
         if stream:  # iter_raw does not decompress, so ask for none
             headers.update({"Accept": "text/event-stream", "Accept-Encoding": "identity"})
         request = self._http.build_request("POST", url, content=body, headers=headers)
-        attempt = _Attempt(url=url, start=time.perf_counter())
+        attempt = Attempt(url=url, start=time.perf_counter())
         try:
             response = self._http.send(request, stream=stream)
             try:
@@ -271,7 +272,7 @@ class EndpointClient:
         return attempt
 
     def _response(
-        self, attempt: _Attempt, records: tuple[AttemptRecord, ...], stream: bool, queued_s: float
+        self, attempt: Attempt, records: tuple[AttemptRecord, ...], stream: bool, queued_s: float
     ) -> EndpointResponse:
         text = "".join(attempt.text)
         if attempt.usage_tokens is not None:
@@ -403,98 +404,7 @@ def _failure(kind: str, message: str) -> EndpointResponse:
                             attempts=(AttemptRecord(None, kind, 0.0),), error_kind=kind, error=message)
 
 
-@dataclass
-class _Attempt:
-    """Scratch record of one attempt while it runs; frozen into an EndpointResponse at the end."""
-
-    url: str
-    start: float
-    status: int | None = None
-    error_kind: str | None = None
-    error: str | None = None
-    retry_after: str | None = None
-    text: list[str] = field(default_factory=list)
-    reasoning: list[str] = field(default_factory=list)
-    content_times_ms: list[float] = field(default_factory=list)
-    finish_ms: float | None = None
-    end_ms: float | None = None
-    finish_reason: str | None = None
-    usage_tokens: int | None = None
-    fingerprint: str | None = None
-    served_model: str | None = None
-    done: bool = False
-    overhead_s: float = 0.0
-
-    def fail(self, kind: str, message: str) -> None:
-        if self.error_kind is None:  # the first fault is the cause; later ones are its echoes
-            self.error_kind, self.error = kind, message
-        if self.end_ms is None:
-            self.end_ms = (time.perf_counter() - self.start) * 1000.0
-
-    def settle(self) -> None:
-        """Decide the outcome once the response is closed."""
-        finished = self.finish_reason is not None  # [DONE] alone does not say the generation finished
-        if self.status == 200 and finished and self.error_kind in (None, "truncated", "timeout"):
-            # Generation completed: a drop or a silence after it loses nothing.
-            self.error_kind = self.error = None
-        elif self.status == 200 and self.error_kind is None and not finished:
-            self.fail("truncated", f"POST {self.url}: the stream ended without [DONE] or a finish_reason")
-        if self.end_ms is None:
-            self.end_ms = (time.perf_counter() - self.start) * 1000.0
-
-    def e2e_ms(self) -> float:
-        if self.error_kind is None and self.content_times_ms:
-            return self.content_times_ms[-1]  # the trailing usage chunk and [DONE] do not count
-        if self.error_kind is None and self.finish_ms is not None:
-            return self.finish_ms
-        return self.end_ms if self.end_ms is not None else 0.0
-
-    def note(self, obj: dict[str, Any], t_ms: float | None, chat: bool) -> None:
-        """Take text, finish reason, usage and metadata from one decoded chunk or body."""
-        if obj.get("error") is not None or obj.get("object") == "error":
-            self.fail("bad_response", f"POST {self.url}: the server sent an error: {_json_error_text(obj)}")
-            return
-        if isinstance(obj.get("model"), str):
-            self.served_model = obj["model"]
-        if isinstance(obj.get("system_fingerprint"), str):
-            self.fingerprint = obj["system_fingerprint"]
-        choices = obj.get("choices")
-        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-            choice = choices[0]
-            # chat: choices[0].delta (stream) or .message; completions: choices[0].text
-            part = choice.get("delta" if t_ms is not None else "message") if chat else choice
-            content, reasoning = _pieces(part, "content" if chat else "text")
-            self.text.append(content)
-            self.reasoning.append(reasoning)
-            if t_ms is not None and (content or reasoning):  # role-only and empty chunks are no token
-                self.content_times_ms.append(t_ms)
-            if choice.get("finish_reason") is not None and self.finish_reason is None:
-                self.finish_reason = str(choice["finish_reason"])
-                self.finish_ms = t_ms
-        usage = obj.get("usage")
-        if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
-            self.usage_tokens = usage["completion_tokens"]
-
-
-def _request_body(request: EndpointRequest, model: str, stream: bool) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": model}
-    if request.messages is not None:
-        body["messages"] = [{"role": role, "content": content} for role, content in request.messages]
-    else:
-        body["prompt"] = request.prompt
-    body["max_tokens"] = request.max_tokens
-    body["temperature"] = 0
-    if request.stop:
-        body["stop"] = list(request.stop)
-    if request.seed is not None:
-        body["seed"] = request.seed
-    body["stream"] = stream
-    if stream:
-        body["stream_options"] = {"include_usage": True}
-    return body
-
-
-def _stream_into(attempt: _Attempt, response: httpx.Response, chat: bool) -> None:
+def _stream_into(attempt: Attempt, response: httpx.Response, chat: bool) -> None:
     content_type = response.headers.get("content-type", "")
     if "json" in content_type:  # the server ignored "stream": a 200 without timings is no success
         response.read()
@@ -502,41 +412,15 @@ def _stream_into(attempt: _Attempt, response: httpx.Response, chat: bool) -> Non
         return
     parser = SseParser()
     for raw in response.iter_raw():
-        arrived = time.perf_counter()  # before parsing: TTFT must not include our own work
-        t_ms = (arrived - attempt.start) * 1000.0
-        for event in parser.feed(raw):
-            _on_event(attempt, event.data, t_ms, chat)
-        attempt.overhead_s += time.perf_counter() - arrived
+        read_chunk(attempt, parser, raw, time.perf_counter(), chat)  # stamped before parsing
         if attempt.error_kind is not None:
             return
         # After [DONE] the body is read to its end anyway: a response closed early loses its
         # keep-alive connection, and the next request would pay a new connect inside its TTFT.
-    for event in parser.close():
-        _on_event(attempt, event.data, (time.perf_counter() - attempt.start) * 1000.0, chat)
+    read_tail(attempt, parser, chat)
 
 
-def _on_event(attempt: _Attempt, data: str, t_ms: float, chat: bool) -> None:
-    if attempt.done or attempt.error_kind is not None:
-        return
-    if data.strip() == "[DONE]":
-        if attempt.finish_reason is None:
-            # what llama-cpp-python sends for a stream a newer request cut off (--interrupt_requests
-            # True, its default): HTTP 200, a role chunk, then [DONE] -- a short answer, not a finished one
-            attempt.fail("truncated", f"POST {attempt.url}: the stream ended with [DONE] before any chunk carried "
-                                      "a finish_reason (the server cut it off)")
-        attempt.done = True
-        return
-    try:
-        obj = json.loads(data)
-    except ValueError:
-        obj = None
-    if not isinstance(obj, dict):
-        attempt.fail("bad_response", f"POST {attempt.url}: a stream event is not a JSON object: {data[:120]!r}")
-        return
-    attempt.note(obj, t_ms, chat)
-
-
-def _fill_from_json(attempt: _Attempt, response: httpx.Response, chat: bool) -> None:
+def _fill_from_json(attempt: Attempt, response: httpx.Response, chat: bool) -> None:
     received = time.perf_counter()
     attempt.end_ms = (received - attempt.start) * 1000.0
     try:
@@ -551,32 +435,13 @@ def _fill_from_json(attempt: _Attempt, response: httpx.Response, chat: bool) -> 
     attempt.overhead_s = time.perf_counter() - received
 
 
-def _pieces(part: object, key: str) -> tuple[str, str]:
-    """(generated text, reasoning text) of a delta, message or completion choice."""
-    if not isinstance(part, dict):
-        return "", ""
-    content = part.get(key)
-    reasoning = part.get("reasoning_content") or part.get("reasoning")  # vLLM/SGLang reasoning parsers
-    return (content if isinstance(content, str) else "", reasoning if isinstance(reasoning, str) else "")
-
-
 def _error_text(response: httpx.Response) -> str:
     """One line from an error body: the JSON error's message, else the text."""
     try:
         obj = response.json()
     except ValueError:
         obj = None
-    text = _json_error_text(obj) if isinstance(obj, dict) else response.text
+    text = json_error_text(obj) if isinstance(obj, dict) else response.text
     return " ".join(text.split())[:300] or "(empty body)"
 
 
-def _json_error_text(obj: dict[str, Any]) -> str:
-    error = obj.get("error")
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return str(error["message"])
-    if isinstance(error, str):
-        return error  # TGI: {"error": "...", "error_type": "..."}
-    for key in ("message", "detail"):  # vLLM's older ErrorResponse; FastAPI's validation errors
-        if obj.get(key):
-            return str(obj[key])
-    return json.dumps(obj)[:300]

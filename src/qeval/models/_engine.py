@@ -15,11 +15,18 @@ lengths. When every prompt starts with the same tokens (a system prompt, few-sho
 examples) that prefix is prefilled once and its KV copied into each new row.
 :func:`iter_greedy` hands each completion back as soon as its row ends, so a caller
 can score and journal finished blocks of cases while the batch keeps decoding.
+
+Both run on :class:`GreedyEngine`, which takes one forward pass per ``step()`` and accepts
+prompts (``admit``) at any time, each with its own ``max_new_tokens``: :func:`iter_greedy`
+admits a fixed list up front; an in-process server (:mod:`qeval.load._inprocess`) admits
+requests as they arrive, first come first served.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -112,57 +119,161 @@ def iter_greedy(
     are refilled once ``refill_min`` of them are free (default: a quarter of ``slots``), in
     :func:`waiting_order` (``group``). Raises :class:`EngineUnsupported` before yielding
     anything when the model's cache is not a plain dynamic KV cache.
-    """
-    import torch
 
-    slots = max(1, slots)
-    refill_min = min(slots, max(1, slots // 4 if refill_min is None else refill_min))
+    A :class:`GreedyEngine` given every prompt up front, stepped until it is idle.
+    """
     if not prompts:
         return
     if max_new_tokens <= 0:
         yield from ((i, []) for i in range(len(prompts)))
         return
-    results: list[list[int]] = [[] for _ in prompts]
-    device = next(model.parameters()).device
     prefix_len = shared_prefix_len(prompts)
-    prefix_kv = None
-    if prefix_len >= min_shared_prefix:
+    engine = GreedyEngine(model, slots=slots, end_ids=end_ids, pad_id=pad_id, should_stop=should_stop,
+                          refill_min=refill_min,
+                          prefix=prompts[0][:prefix_len] if prefix_len >= min_shared_prefix else ())
+    for i in waiting_order([len(p) for p in prompts], group):
+        engine.admit(i, prompts[i], max_new_tokens)
+    while engine.busy:
+        yield from engine.step().finished
+
+
+@dataclass(frozen=True)
+class EngineStep:
+    """What one :meth:`GreedyEngine.step` did (one forward pass, or nothing when idle)."""
+
+    admitted: tuple[int, ...]
+    """Keys of the waiting prompts this step prefilled into free slots."""
+    tokens: tuple[tuple[int, int], ...]
+    """``(key, token id)`` for every row that got a token in this step (the admitted rows'
+    first tokens, or one more token of every running row). The ids are on the host when
+    ``step`` returns (``.tolist()``): timestamp them then."""
+    finished: tuple[tuple[int, list[int]], ...]
+    """``(key, generated ids)`` of the rows that ended in this step, by key."""
+
+
+_IDLE = EngineStep((), (), ())
+
+
+@dataclass
+class _Row:
+    prompt: Sequence[int]
+    max_new_tokens: int
+    ids: list[int] = field(default_factory=list)
+
+
+class GreedyEngine:
+    """The slot-refilling greedy decoder, one forward pass per :meth:`step`; prompts may be
+    :meth:`admit`-ted at any time, so the waiting prompts can grow while it decodes (an
+    in-process server) or all be given up front (:func:`iter_greedy`).
+
+    Each prompt has a caller-chosen ``key`` and its own ``max_new_tokens``; waiting prompts
+    enter free slots first in, first out, once ``refill_min`` slots are free (default: a
+    quarter of ``slots``). ``prefix``: tokens every admitted prompt starts with, prefilled once
+    here and copied into each new row. Not thread-safe: one thread admits and steps.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        slots: int,
+        end_ids: set[int],
+        pad_id: int,
+        should_stop: Callable[[Sequence[int], list[int]], bool] | None = None,
+        refill_min: int | None = None,
+        prefix: Sequence[int] = (),
+    ) -> None:
+        import torch
+
+        self.slots = max(1, slots)
+        self.refill_min = min(self.slots, max(1, self.slots // 4 if refill_min is None else refill_min))
+        self._model = model
+        self._end_ids = end_ids
+        self._pad_id = pad_id
+        self._should_stop = should_stop
+        self._device = next(model.parameters()).device
+        self._prefix = tuple(prefix)
+        self._prefix_kv = None
+        if self._prefix:
+            with torch.no_grad():
+                self._prefix_kv = _prefill_prefix(model, self._prefix, self._device)
+        self._rows: dict[int, _Row] = {}  # waiting and running
+        self._waiting: deque[int] = deque()
+        self._batch: _Batch | None = None
+
+    @property
+    def running(self) -> int:
+        """Rows in the batch (occupied slots)."""
+        return 0 if self._batch is None else len(self._batch.rows)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def busy(self) -> bool:
+        """Whether :meth:`step` has work: prompts waiting or rows decoding."""
+        return bool(self._waiting) or self._batch is not None
+
+    def admit(self, key: int, prompt: Sequence[int], max_new_tokens: int) -> None:
+        """Queue ``prompt`` (token ids) to decode up to ``max_new_tokens`` (>= 1) under ``key``."""
+        if key in self._rows:
+            raise ValueError(f"key {key} is already in the engine")
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+        n = len(self._prefix)
+        if n and (len(prompt) <= n or tuple(prompt[:n]) != self._prefix):
+            raise ValueError(f"the prompt must be the engine's {n}-token prefix plus at least one token")
+        self._rows[key] = _Row(prompt, max_new_tokens)
+        self._waiting.append(key)
+
+    def step(self) -> EngineStep:
+        """One forward pass: a prefill of waiting prompts into free slots (a prefill is one
+        more pass over the weights, so a few slots are refilled at once), else one decode step
+        of every running row. After it raises, call :meth:`abandon`."""
+        import torch
+
+        free = self.slots - self.running
+        admitted: tuple[int, ...] = ()
         with torch.no_grad():
-            prefix_kv = _prefill_prefix(model, prompts[0][:prefix_len], device)
-    else:
-        prefix_len = 0
-    waiting = waiting_order([len(p) for p in prompts], group)
-    waiting.reverse()  # pop() from the end
-    batch: _Batch | None = None
-    while waiting or batch is not None:
-        free = slots - (0 if batch is None else len(batch.rows))
-        with torch.no_grad():
-            # a prefill is one more pass over the weights: refill a few slots at once
-            if waiting and free >= min(refill_min, len(waiting)):
-                take = [waiting.pop() for _ in range(min(free, len(waiting)))]
-                new, first = _prefill(model, [prompts[i][prefix_len:] for i in take], take, prefix_kv, prefix_len,
-                                      pad_id, device)
-                batch = new if batch is None else batch.merge(new)
-                finished = _record(first, take, prompts, results, max_new_tokens, end_ids, should_stop)
+            if self._waiting and free >= min(self.refill_min, len(self._waiting)):
+                rows = [self._waiting.popleft() for _ in range(min(free, len(self._waiting)))]
+                new, tokens = _prefill(self._model, [self._rows[k].prompt[len(self._prefix) :] for k in rows], rows,
+                                       self._prefix_kv, len(self._prefix), self._pad_id, self._device)
+                self._batch = new if self._batch is None else self._batch.merge(new)
+                admitted = tuple(rows)
+            elif self._batch is not None:
+                rows = list(self._batch.rows)
+                tokens = self._batch.step(self._model)
             else:
-                assert batch is not None
-                tokens = batch.step(model)
-                finished = _record(tokens, batch.rows, prompts, results, max_new_tokens, end_ids, should_stop)
+                return _IDLE
+            finished = self._record(rows, tokens)
             if finished:
-                batch = batch.drop(finished)
-        for i in sorted(finished):
-            yield i, results[i]
+                assert self._batch is not None
+                self._batch = self._batch.drop(finished)
+        done = tuple((k, self._rows.pop(k).ids) for k in sorted(finished))
+        return EngineStep(admitted, tuple(zip(rows, tokens, strict=True)), done)
 
+    def abandon(self) -> list[int]:
+        """Drop every row in flight (after a failed step the batch's KV cache may be half
+        updated) and return their keys; waiting prompts stay queued."""
+        queued = set(self._waiting)
+        lost = [k for k in self._rows if k not in queued]
+        for k in lost:
+            del self._rows[k]
+        self._batch = None
+        return lost
 
-def _record(tokens, rows, prompts, results, max_new_tokens, end_ids, should_stop) -> set[int]:
-    """Append each row's new token; the prompt indices whose completion is now over."""
-    finished = set()
-    for i, tok in zip(rows, tokens, strict=True):
-        ids = results[i]
-        ids.append(tok)
-        if tok in end_ids or len(ids) >= max_new_tokens or (should_stop is not None and should_stop(prompts[i], ids)):
-            finished.add(i)
-    return finished
+    def _record(self, rows: list[int], tokens: list[int]) -> set[int]:
+        """Append each row's new token; the keys whose completion is now over."""
+        finished = set()
+        for key, tok in zip(rows, tokens, strict=True):
+            row = self._rows[key]
+            row.ids.append(tok)
+            if (tok in self._end_ids or len(row.ids) >= row.max_new_tokens
+                    or (self._should_stop is not None and self._should_stop(row.prompt, row.ids))):
+                finished.add(key)
+        return finished
 
 
 def _check_layers(cache: Any) -> list[DynamicLayer]:

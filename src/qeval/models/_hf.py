@@ -181,23 +181,30 @@ class HFTextModel:
 
         check_generation_config(self.model.generation_config)
         prompt_ids = self.tokenizer(list(prompts), add_special_tokens=False).input_ids
+        for i, ids in iter_greedy(
+            self.model, prompt_ids, slots=settings.batch_size, max_new_tokens=settings.max_new_tokens,
+            group=group, **self._engine_options(tuple(settings.stop)),
+        ):
+            text, n = self._count_and_decode(torch.tensor(ids, dtype=torch.long))
+            yield i, Generation(text=text, output_tokens=n)
+
+    def _engine_options(self, stop: tuple[str, ...]) -> dict[str, Any]:
+        """How the engine ends this model's rows (``end_ids``, ``pad_id``, ``should_stop``), the
+        way ``model.generate`` ends them: also used by :mod:`qeval.load._inprocess`."""
+        import torch
+
         should_stop = None
-        if settings.stop:
+        if stop:
             # the very criterion model.generate applies (it also matches a stop string that
             # begins in the prompt), so a row stops on the token a batch-1 generate stops on
-            criteria = self._stop_criteria(tuple(settings.stop))
+            criteria = self._stop_criteria(stop)
 
             def should_stop(prompt: Sequence[int], ids: list[int]) -> bool:
                 return bool(criteria(torch.tensor([[*prompt, *ids]]), None)[0])
 
         # pad ends a row too: _count_and_decode cuts a completion there, as for model.generate
         end_ids = set(self._eos_ids) | {self.tokenizer.pad_token_id}
-        for i, ids in iter_greedy(
-            self.model, prompt_ids, slots=settings.batch_size, max_new_tokens=settings.max_new_tokens,
-            end_ids=end_ids, pad_id=self.tokenizer.pad_token_id, should_stop=should_stop, group=group,
-        ):
-            text, n = self._count_and_decode(torch.tensor(ids, dtype=torch.long))
-            yield i, Generation(text=text, output_tokens=n)
+        return {"end_ids": end_ids, "pad_id": self.tokenizer.pad_token_id, "should_stop": should_stop}
 
     def _generate_static(self, prompts: Sequence[str], settings: GenerationSettings) -> list[Generation]:
         """One static batch through ``model.generate`` (left padding): the engine's fallback."""

@@ -272,12 +272,14 @@ def quantize(
 
 
 def _register_commands() -> None:
-    # perf and recommend live in their own modules; they import this one lazily.
+    # perf, recommend and workload live in their own modules; they import this one lazily.
     from qeval.cli_perf import register as register_perf
     from qeval.cli_recommend import register as register_recommend
+    from qeval.cli_workload import register as register_workload
 
     register_perf(app)
     register_recommend(app)
+    register_workload(app)
 
 
 _register_commands()

@@ -61,6 +61,7 @@ def _reaches(graph: dict[str, set[str]], start: str, goal: str) -> bool:
     ("qeval.compare", "qeval.environment"),
     ("qeval.models", "qeval.checkpoint"),
     ("qeval.sweep", "qeval.resume"),
+    ("qeval.perf", "qeval.load"),
 ])
 def test_no_cycle_between(a, b):
     graph = _imports()

@@ -6,12 +6,12 @@ Registered on the main app by ``qeval.cli`` through :func:`register`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from qeval import options as opt
-from qeval.cli_common import console, split_list, target_options, typer_option, user_errors
+from qeval.cli_common import console, engine_executables, split_list, target_options, typer_option, user_errors
 
 
 @user_errors
@@ -20,8 +20,8 @@ def perf(
     precisions: Annotated[str | None, typer.Option(help="Comma-separated, e.g. bf16,int8,int4; the first is the reference of the ratios.")] = None,
     suite: Annotated[str | None, typer.Option(help="Prompts from this suite folder (built like the accuracy pass).")] = None,
     limit: Annotated[int | None, typer.Option(help="N suite cases, evenly spaced through its cases file; or N synthetic prompts (default 8).")] = None,
-    prompt_tokens: Annotated[int | None, typer.Option(help="Synthetic prompts of N tokens (with --output-tokens) instead of a suite.")] = None,
-    output_tokens: Annotated[int | None, typer.Option(help="Tokens each request generates at most (overrides the suite's max_new_tokens).")] = None,
+    prompt_tokens: Annotated[str | None, typer.Option(help="Synthetic prompts of N tokens (with --output-tokens) instead of a suite; with load levels also a distribution, e.g. lognormal:median=512,p95=2048 or uniform:min=64,max=256.")] = None,
+    output_tokens: Annotated[str | None, typer.Option(help="Tokens each request generates at most (overrides the suite's max_new_tokens); with synthetic load levels also a distribution.")] = None,
     batch_sizes: Annotated[str, typer.Option(help="Comma-separated batch sizes of the load profile.")] = "1,8,32",
     requests: Annotated[int, typer.Option(min=1, help="Timed requests per precision and batch size over all rounds, at least (72 bound a p95).")] = 72,
     rounds: Annotated[int, typer.Option(help="Rounds; precisions alternate order (ABBA) round by round.")] = 3,
@@ -35,12 +35,29 @@ def perf(
     target: Annotated[list[str] | None, typer.Option("--target", help="NAME=SPEC, repeatable (MODEL@PRECISION or openai:URL[#MODEL]); the first is the reference. An endpoint's batch of B is B concurrent streamed requests.")] = None,
     api_key_env: Annotated[list[str] | None, typer_option(opt.API_KEY_ENV)] = opt.API_KEY_ENV.cli_default,
     request_timeout: Annotated[float, typer_option(opt.REQUEST_TIMEOUT)] = opt.REQUEST_TIMEOUT.cli_default,
+    engine_arg: Annotated[list[str] | None, typer_option(opt.ENGINE_ARG)] = opt.ENGINE_ARG.cli_default,
+    vllm: Annotated[str | None, typer_option(opt.VLLM)] = opt.VLLM.cli_default,
+    llamacpp: Annotated[str | None, typer_option(opt.LLAMACPP)] = opt.LLAMACPP.cli_default,
+    concurrency: Annotated[str | None, typer.Option(help="Closed-loop load levels: N users each sending its next request when the last ends, e.g. 1,8,32,50.")] = None,
+    rate: Annotated[str | None, typer.Option(help="Open-loop load levels in requests/s, e.g. 0.5,1,2,4,inf (inf: all at once).")] = None,
+    arrival: Annotated[str, typer.Option(help="Open-loop arrivals: poisson, gamma:CV (CV<1 smoother, >1 burstier) or constant.")] = "poisson",
+    max_concurrency: Annotated[int | None, typer.Option(help="Open loop: most requests in flight at once (the client's cap; time held back is reported apart).")] = None,
+    duration: Annotated[str | None, typer.Option(help="Load levels: bound each target's level by time (e.g. 60s, 2m; split over rounds) instead of --requests.")] = None,
+    workload: Annotated[Path | None, typer.Option(help="Load levels: recorded requests, JSONL (prompt or messages, optional max_tokens and offset_s; see `qeval workload describe`). Offsets without --rate/--concurrency are replayed.")] = None,
+    time_scale: Annotated[float, typer.Option(help="Replay a --workload trace's offsets times this (0.5: twice as fast).")] = 1.0,
+    unique_prompts: Annotated[bool, typer.Option("--unique-prompts", help="Prefix every request with a nonce, so a server's prefix cache cannot serve a repeated prompt.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of arrival schedules and synthetic lengths.")] = 0,
 ) -> None:
-    """Load-profile MODEL at each precision and batch size: latency percentiles, throughput, memory, goodput, cost.
+    """Load-profile targets: latency percentiles, throughput, memory, goodput, cost.
 
-    TTFT/TPOT/ITL/e2e percentiles with 95% intervals, tokens/s and requests/s, peak
-    memory per batch size (out-of-memory recorded, not fatal), cold start, the highest
-    batch size meeting every --slo, and cost per million output tokens.
+    Batch sizes (default): TTFT/TPOT/ITL/e2e percentiles with 95% intervals, tokens/s and
+    requests/s, peak memory per batch size (out-of-memory recorded, not fatal), cold start, the
+    highest batch size meeting every --slo, and cost per million output tokens.
+
+    Load levels (--concurrency, --rate, or a timed --workload): the same percentiles under
+    closed-loop users or open-loop arrivals, queueing included, with offered vs achieved rate,
+    goodput within every --slo, the saturation point, the server's own /metrics and the
+    client's own health per level.
     """
     from qeval.perf import (
         PERF_FILE,
@@ -53,12 +70,9 @@ def perf(
 
     from qeval.errors import UsageError
 
-    targets = target_options(target or [], api_key_env or [], [], model, precisions)
-    managed = [t.name for t in targets if t.managed]
-    if managed:
-        raise UsageError(f"--target {', '.join(managed)}: qeval perf keeps every target loaded at once to interleave "
-                         "them, and runs no managed server yet. Evaluate managed targets with qeval sweep, or start "
-                         "the server yourself and give it as openai:URL.")
+    from qeval.load._arrivals import parse_arrival, parse_concurrency, parse_duration, parse_rates
+
+    targets = target_options(target or [], api_key_env or [], [], model, precisions, engine_arg)
     if not targets and not (model and precisions):
         raise UsageError("Give --model with --precisions, or --target NAME=SPEC (repeatable).")
     config = PerfConfig(
@@ -68,8 +82,20 @@ def perf(
         request_timeout_s=request_timeout,
         suite=suite,
         limit=limit,
-        prompt_tokens=prompt_tokens,
-        output_tokens=output_tokens,
+        prompt_tokens=_fixed(prompt_tokens, "--prompt-tokens"),
+        output_tokens=_fixed(output_tokens, "--output-tokens"),
+        prompt_lengths=_spread(prompt_tokens, "--prompt-tokens"),
+        output_lengths=_spread(output_tokens, "--output-tokens"),
+        concurrency=parse_concurrency(concurrency) if concurrency else (),
+        rates=parse_rates(rate) if rate else (),
+        arrival=parse_arrival(arrival),
+        max_concurrency=max_concurrency,
+        duration_s=parse_duration(duration) if duration else None,
+        workload=str(workload) if workload is not None else None,
+        time_scale=time_scale,
+        unique_prompts=unique_prompts,
+        seed=seed,
+        engine_executables=engine_executables(vllm, llamacpp),
         batch_sizes=parse_batch_sizes(batch_sizes),
         requests=requests,
         rounds=rounds,
@@ -91,6 +117,26 @@ def perf(
     for p in bad:
         console.print(f"{p.precision}: {p.status} ({p.reason})", highlight=False, markup=False)
     console.print(f"Report: {folder / PERF_MARKDOWN}, {folder / PERF_FILE}", highlight=False, markup=False)
+
+
+def _fixed(text: str | None, flag: str) -> int | None:
+    """A whole number of tokens, or None (not given, or a distribution: see :func:`_spread`)."""
+    from qeval.load._lengths import parse_lengths
+
+    if text is None:
+        return None
+    spec = parse_lengths(text, flag)
+    return spec.median_tokens if spec.is_fixed else None
+
+
+def _spread(text: str | None, flag: str) -> Any:
+    """A length distribution (``lognormal:...``, ``uniform:...``), or None when fixed or not given."""
+    from qeval.load._lengths import parse_lengths
+
+    if text is None:
+        return None
+    spec = parse_lengths(text, flag)
+    return None if spec.is_fixed else spec
 
 
 def register(app: typer.Typer) -> None:

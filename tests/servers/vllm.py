@@ -47,7 +47,6 @@ SERVER_ARGS: tuple[str, ...] = (
     "--max-model-len", "2048",
     "--max-num-seqs", "8",
     "--seed", "0",
-    "--disable-log-stats",
 )
 
 

@@ -8,6 +8,8 @@ from typing import Any
 from pathlib import Path
 
 from qeval.errors import UsageError
+from qeval.load._lengths import LengthSpec
+from qeval.load._types import ArrivalSpec, LoadLevel
 
 DEFAULT_SYNTHETIC_PROMPTS = 8
 """Distinct requests per block with ``--prompt-tokens`` when ``--limit`` is not given."""
@@ -49,6 +51,41 @@ class PerfConfig:
     """Named targets (:class:`qeval.targets.TargetSpec`); when given, ``model``/``precisions`` are not used.
     An endpoint's "batch" of B is B concurrent streamed requests."""
     request_timeout_s: float = 120.0
+    concurrency: tuple[int, ...] = ()
+    """Closed-loop load levels: N users each (``--concurrency``)."""
+    rates: tuple[float, ...] = ()
+    """Open-loop load levels: requests/s (``--rate``; ``inf`` = all at once)."""
+    arrival: ArrivalSpec = ArrivalSpec()
+    max_concurrency: int | None = None
+    """The client's cap on requests in flight at an open-loop level (None: unbounded)."""
+    duration_s: float | None = None
+    """Load levels: seconds per target and level over all rounds, instead of ``requests``."""
+    workload: str | None = None
+    """Load levels: a JSONL trace of requests (``--workload``)."""
+    time_scale: float = 1.0
+    """A trace's offsets times this (``--time-scale 0.5`` replays twice as fast)."""
+    prompt_lengths: LengthSpec | None = None
+    """Load levels: synthetic prompt lengths drawn from this (``--prompt-tokens lognormal:...``)."""
+    output_lengths: LengthSpec | None = None
+    unique_prompts: bool = False
+    """Prefix every request with a nonce, so no server prefix cache can serve a repeat."""
+    seed: int = 0
+    engine_executables: tuple[tuple[str, str], ...] = ()
+    """Managed targets: ``(engine, executable)`` the user chose (``--vllm``, ``--llamacpp``)."""
+
+    @property
+    def load_mode(self) -> bool:
+        """Load levels (closed/open loop, a trace) instead of the batch-size profile."""
+        return bool(self.concurrency or self.rates or self.workload)
+
+    def levels(self, trace_timed: bool = False) -> tuple[LoadLevel, ...]:
+        """The load levels in the order they run: concurrencies, then rates (ascending); a timed
+        trace with neither replays at its own offsets."""
+        out = [LoadLevel("concurrency", float(c)) for c in self.concurrency]
+        out += [LoadLevel("rate", r, self.arrival, self.max_concurrency) for r in self.rates]
+        if not out and trace_timed:
+            out.append(LoadLevel("replay", self.time_scale, None, self.max_concurrency))
+        return tuple(out)
 
     def target_specs(self) -> tuple[Any, ...]:
         if self.targets:
@@ -95,10 +132,19 @@ def validate(config: PerfConfig) -> None:
         raise UsageError(f"{what} names {', '.join(dupes)} more than once; give each once.")
     if config.suite is not None and config.prompt_tokens is not None:
         raise UsageError("Give either --suite (real prompts) or --prompt-tokens/--output-tokens (synthetic ones), not both.")
-    if config.suite is None and config.prompt_tokens is None:
+    if config.load_mode:
+        validate_load(config)
+    elif config.duration_s is not None or config.unique_prompts or config.max_concurrency is not None:
+        raise UsageError("--duration, --unique-prompts and --max-concurrency shape load levels: give --concurrency "
+                         "or --rate (or --workload FILE) with them.")
+    elif config.prompt_lengths is not None and not config.prompt_lengths.is_fixed:
+        raise UsageError(f"--prompt-tokens {config.prompt_lengths.label}: length distributions are for load levels; "
+                         "give --concurrency or --rate too, or a fixed --prompt-tokens N for --batch-sizes.")
+    if config.suite is None and config.prompt_tokens is None and config.workload is None \
+            and config.prompt_lengths is None:
         raise UsageError(
-            "No prompts: pass --suite PATH (prompts built from its cases) or --prompt-tokens N --output-tokens M "
-            "(synthetic prompts of N tokens, M generated tokens each)."
+            "No prompts: pass --suite PATH (prompts built from its cases), --prompt-tokens N --output-tokens M "
+            "(synthetic prompts of N tokens, M generated tokens each) or, with load levels, --workload FILE.jsonl."
         )
     if config.prompt_tokens is not None and config.output_tokens is None:
         raise UsageError("--prompt-tokens needs --output-tokens too (how many tokens each request generates).")
@@ -120,3 +166,29 @@ def validate(config: PerfConfig) -> None:
             f"--into {config.into}: no such folder. Give an existing run folder (reports/<run-id>/ from "
             "`qeval sweep`), or leave --into out to write a new one under --out."
         )
+
+
+def validate_load(config: PerfConfig) -> None:
+    """The checks that only load levels need."""
+    sources = [flag for flag, given in (("--suite", config.suite is not None), ("--workload", config.workload is not None),
+                                        ("--prompt-tokens", config.prompt_lengths is not None
+                                         or config.prompt_tokens is not None)) if given]
+    if len(sources) > 1:
+        raise UsageError(f"Give one source of prompts, not {' and '.join(sources)}: a suite, a recorded workload or "
+                         "synthetic lengths.")
+    if config.workload is not None and not Path(config.workload).is_file():
+        raise UsageError(f"--workload {config.workload}: no such file. Give a JSONL file of requests "
+                         "(see `qeval workload describe --help`).")
+    if config.batch_sizes != (1, 8, 32):
+        raise UsageError("--batch-sizes measures static batches; load levels (--concurrency/--rate) replace them. "
+                         "Give one or the other.")
+    if config.duration_s is not None and config.requests != 72:
+        raise UsageError("Bound each level by --requests N or by --duration T, not both.")
+    if config.rates and math.isinf(max(config.rates)) and config.duration_s is not None:
+        raise UsageError("--rate inf sends every request at once: bound it with --requests N, not --duration.")
+    if config.max_concurrency is not None and config.max_concurrency < 1:
+        raise UsageError(f"--max-concurrency must be at least 1 (got {config.max_concurrency}).")
+    if not (math.isfinite(config.time_scale) and config.time_scale > 0):
+        raise UsageError(f"--time-scale must be a positive number (got {config.time_scale}).")
+    if config.prompt_lengths is not None and config.output_lengths is None and config.output_tokens is None:
+        raise UsageError("--prompt-tokens needs --output-tokens too (how many tokens each request generates).")

@@ -126,6 +126,8 @@ class _Loaded:
     cold: ColdStart
     served: dict[int, _Served] = field(default_factory=dict)
     oom_at: int | None = None
+    workload: Any = None
+    """Load levels: the target's prepared requests (:class:`qeval.perf._load_runner.Workload`)."""
 
 
 def _settings(config: PerfConfig, suite: Any) -> GenerationSettings:
@@ -185,7 +187,14 @@ def _load(target: Any, device: str, config: PerfConfig, suite: Any, settings, no
                 reason=f"{type(model).__name__} cannot time batched requests (no generate_timed_batch); "
                        "use a Hugging Face model folder or a built-in alias.",
             )
-        prompts = _prompts(model, config, suite)
+        workload = None
+        if config.load_mode:
+            from qeval.perf._load_runner import prepare_workload
+
+            workload = prepare_workload(model, config, suite, settings)
+            prompts = [r.prompt for r in workload.requests]
+        else:
+            prompts = _prompts(model, config, suite)
         start = time.perf_counter()
         model.generate_timed_batch(prompts[:1], settings)
         first_ms = (time.perf_counter() - start) * 1000.0
@@ -208,7 +217,7 @@ def _load(target: Any, device: str, config: PerfConfig, suite: Any, settings, no
         total_s=loaded.load_s + loaded.quantize_s + first_ms / 1000.0,
     )
     note(f"loaded {name}: cold start {cold.total_s:.2f} s")
-    return _Loaded(name=name, model=model, prompts=prompts, weights_bytes=weights, cold=cold)
+    return _Loaded(name=name, model=model, prompts=prompts, weights_bytes=weights, cold=cold, workload=workload)
 
 
 def _record_oom(entry: _Loaded, served: _Served, batch_size: int, reason: str) -> None:
@@ -350,49 +359,41 @@ def measure(config: PerfConfig, source: Any = None, note: Note | None = None) ->
     slos = parse_perf_slos(config.slos, reference=reference)
     suite = _load_suite(config)
     device = resolve_device(config.device)
-    targets = build_targets(specs, source, request_timeout_s=config.request_timeout_s,
-                            concurrency=max(config.batch_sizes))
-    settings = _settings(config, suite)
     run_id = Path(config.into).name if config.into else (config.run_id or new_run_id())
+    targets = build_targets(specs, source, request_timeout_s=config.request_timeout_s,
+                            concurrency=max(config.batch_sizes), engine_executables=dict(config.engine_executables),
+                            servers_dir=_servers_dir(config, run_id))
+    settings = _settings(config, suite)
     created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
     outcomes: dict[str, _Loaded | PrecisionPerf] = {}
+    levels = None
+    order: list[str] = []
     try:
         for name, target in targets.items():  # cold starts: before any warm-up
             outcomes[name] = _load(target, device, config, suite, settings, note)
         loaded = [o for o in outcomes.values() if isinstance(o, _Loaded)]
-        for entry in loaded:
-            for i in range(config.warmup):
-                entry.model.generate_timed_batch([entry.prompts[i % len(entry.prompts)]], settings)
-            if config.warmup:
-                for batch_size in sorted(b for b in config.batch_sizes if b > 1):
-                    _warm_batch(entry, batch_size, settings)
-        order = []
-        for block in abba_order([e.name for e in loaded], config.batch_sizes, config.rounds):
-            outcome = outcomes[block.precision]
-            assert isinstance(outcome, _Loaded)
-            entry = outcome
-            served = entry.served.get(block.batch_size)
-            if (entry.oom_at is not None and block.batch_size >= entry.oom_at) or (served and served.status != "ok"):
-                continue
-            note(f"round {block.round}: {block.precision} at batch {block.batch_size}")
-            _run_block(entry, block, settings, "cpu" if targets[entry.name].spec.remote else device,
-                       math.ceil(config.requests / config.rounds), remote=targets[entry.name].spec.remote)
-            order.append(block.label)
+        if config.load_mode:
+            from qeval.perf._load_runner import run_levels
+
+            levels = run_levels(config, loaded, {e.name: e.workload for e in loaded}, settings, slos, note)
+            order = list(levels.order)
+        else:
+            order = _run_batches(config, loaded, targets, settings, device, note)
         prompt_tokens = _prompt_token_counts(loaded)
     finally:
         for o in outcomes.values():
             if isinstance(o, _Loaded):
                 o.model.close()
 
-    results = _assemble(config, outcomes, slos)
+    results = _assemble(config, outcomes, slos, levels)
     return PerfRecord(
         run_id=run_id,
         created_at=created_at,
         model=config.model or ", ".join(str(t) for t in specs),
         device=device,
         reference=reference,
-        batch_sizes=tuple(config.batch_sizes),
+        batch_sizes=() if config.load_mode else tuple(config.batch_sizes),
         rounds=config.rounds,
         order=tuple(order),
         prompt_tokens=prompt_tokens,
@@ -400,7 +401,38 @@ def measure(config: PerfConfig, source: Any = None, note: Note | None = None) ->
         slos=tuple(str(s) for s in slos),
         precisions=results,
         environment=capture_environment(device),
+        load=levels.settings if levels is not None else None,
     )
+
+
+def _run_batches(config: PerfConfig, loaded: list[_Loaded], targets: dict, settings: GenerationSettings,
+                 device: str, note: Note) -> list[str]:
+    """The batch-size profile: warm-ups, then every block in ABBA order; the order run."""
+    for entry in loaded:
+        for i in range(config.warmup):
+            entry.model.generate_timed_batch([entry.prompts[i % len(entry.prompts)]], settings)
+        if config.warmup:
+            for batch_size in sorted(b for b in config.batch_sizes if b > 1):
+                _warm_batch(entry, batch_size, settings)
+    order = []
+    for block in abba_order([e.name for e in loaded], config.batch_sizes, config.rounds):
+        entry = next(e for e in loaded if e.name == block.precision)
+        served = entry.served.get(block.batch_size)
+        if (entry.oom_at is not None and block.batch_size >= entry.oom_at) or (served and served.status != "ok"):
+            continue
+        note(f"round {block.round}: {block.precision} at batch {block.batch_size}")
+        remote = targets[entry.name].spec.remote
+        _run_block(entry, block, settings, "cpu" if remote else device,
+                   math.ceil(config.requests / config.rounds), remote=remote)
+        order.append(block.label)
+    return order
+
+
+def _servers_dir(config: PerfConfig, run_id: str) -> Any:
+    """Where managed servers write their logs: the run folder's ``servers/`` (as a sweep's)."""
+    from pathlib import Path
+
+    return (Path(config.into) if config.into else Path(config.out_dir) / run_id) / "servers"
 
 
 def _prompt_token_counts(loaded: Sequence[_Loaded]) -> tuple[int, ...]:
@@ -413,7 +445,9 @@ def _prompt_token_counts(loaded: Sequence[_Loaded]) -> tuple[int, ...]:
         return ()
 
 
-def _assemble(config: PerfConfig, outcomes: dict, slos) -> tuple[PrecisionPerf, ...]:
+def _assemble(config: PerfConfig, outcomes: dict, slos, levels: Any = None) -> tuple[PrecisionPerf, ...]:
+    if levels is not None:
+        return _assemble_levels(config, outcomes, levels)
     points: dict[str, tuple[LoadPoint, ...]] = {
         name: tuple(_point(o, b, config.warmup) for b in config.batch_sizes)
         for name, o in outcomes.items() if isinstance(o, _Loaded)
@@ -436,5 +470,29 @@ def _assemble(config: PerfConfig, outcomes: dict, slos) -> tuple[PrecisionPerf, 
         results.append(PrecisionPerf(
             precision=name, status="ok", weights_bytes=o.weights_bytes, cold_start=o.cold, points=mine,
             ratios=rat, goodput=good, cost=cost,
+        ))
+    return tuple(results)
+
+
+def _assemble_levels(config: PerfConfig, outcomes: dict, levels: Any) -> tuple[PrecisionPerf, ...]:
+    """Per target: its load levels, ratios against the reference, saturation point and cost there."""
+    from qeval.perf._cost import cost_at
+
+    results = []
+    for name, o in outcomes.items():
+        if isinstance(o, PrecisionPerf):
+            results.append(o)
+            continue
+        points = levels.points[name]
+        sat = levels.saturation[name]
+        cost = None
+        if config.gpu_hour_usd is not None:
+            ok = [p for p in points if p.status == "ok" and p.output_tokens_per_s]
+            priced = (next((p for p in ok if p.label == sat), None) if config.slos
+                      else max(ok, key=lambda p: p.output_tokens_per_s or 0.0, default=None))
+            cost = cost_at(config.gpu_hour_usd, priced.output_tokens_per_s if priced else None, config.api_usd_per_1m)
+        results.append(PrecisionPerf(
+            precision=name, status="ok", weights_bytes=o.weights_bytes, cold_start=o.cold, levels=points,
+            level_ratios=levels.ratios[name], saturation=sat, cost=cost,
         ))
     return tuple(results)

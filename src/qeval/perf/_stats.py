@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from scipy import stats as _st
@@ -81,29 +81,33 @@ def rate_interval(rates: Sequence[float], confidence: float = 0.95) -> tuple[flo
     return (max(mean - half, 0.0), mean + half)
 
 
-def _percentile_ratio(reference: LoadPoint, current: LoadPoint, metric: str) -> Ratio:
+def percentile_ratio(
+    reference: Mapping[str, Distribution], current: Mapping[str, Distribution], metric: str
+) -> tuple[float | None, tuple[float, float] | None]:
+    """``current / reference`` of one latency percentile (``metric`` like ``"p95_ttft"``) with its
+    interval: each side's order-statistic interval at 97.5% (``joint_confidence``), combined."""
     pct, kind = int(metric.split("_")[0][1:]), metric.split("_")[1]
-    ref, cur = reference.latency.get(kind), current.latency.get(kind)
+    ref, cur = reference.get(kind), current.get(kind)
     if ref is None or cur is None or not ref.samples_ms or not cur.samples_ms:
-        return Ratio(metric, current.batch_size, None, None)
+        return None, None
     vb = getattr(ref, f"p{pct}").value
     va = getattr(cur, f"p{pct}").value
     value = va / vb if va is not None and vb else None
     conf = stats.joint_confidence()  # both intervals hold together at 95%
     ca = quantile(cur.samples_ms, pct, conf).ci
     cb = quantile(ref.samples_ms, pct, conf).ci
-    ci = stats.ratio_from_intervals(ca, cb) if ca and cb and value is not None else None
-    return Ratio(metric, current.batch_size, value, ci)
+    return value, (stats.ratio_from_intervals(ca, cb) if ca and cb and value is not None else None)
 
 
-def _throughput_ratio(reference: LoadPoint, current: LoadPoint) -> Ratio:
-    va, vb = current.output_tokens_per_s, reference.output_tokens_per_s
-    value = va / vb if va and vb else None
+def rate_ratio(
+    reference: float | None, reference_rounds: Sequence[float], current: float | None, current_rounds: Sequence[float]
+) -> tuple[float | None, tuple[float, float] | None]:
+    """``current / reference`` of a rate (tokens/s, requests/s) with an interval from per-round rates."""
+    value = current / reference if current and reference else None
     conf = stats.joint_confidence()
-    ca = rate_interval(current.round_tokens_per_s, conf)
-    cb = rate_interval(reference.round_tokens_per_s, conf)
-    ci = stats.ratio_from_intervals(ca, cb) if ca and cb and value is not None else None
-    return Ratio("tokens_per_s", current.batch_size, value, ci)
+    ca = rate_interval(current_rounds, conf)
+    cb = rate_interval(reference_rounds, conf)
+    return value, (stats.ratio_from_intervals(ca, cb) if ca and cb and value is not None else None)
 
 
 def ratios(reference: LoadPoint, current: LoadPoint) -> tuple[Ratio, ...]:
@@ -112,9 +116,15 @@ def ratios(reference: LoadPoint, current: LoadPoint) -> tuple[Ratio, ...]:
     Like ``qeval.measure.ratio``: each side's interval at 97.5% (``joint_confidence``)
     so both hold together at 95%, combined with ``ratio_from_intervals``.
     """
+    b = current.batch_size
     if reference.status != "ok" or current.status != "ok":
-        return tuple(Ratio(m, current.batch_size, None, None) for m in RATIO_METRICS)
-    return tuple(
-        _throughput_ratio(reference, current) if m == "tokens_per_s" else _percentile_ratio(reference, current, m)
-        for m in RATIO_METRICS
-    )
+        return tuple(Ratio(m, b, None, None) for m in RATIO_METRICS)
+    out = []
+    for m in RATIO_METRICS:
+        if m == "tokens_per_s":
+            value, ci = rate_ratio(reference.output_tokens_per_s, reference.round_tokens_per_s,
+                                   current.output_tokens_per_s, current.round_tokens_per_s)
+        else:
+            value, ci = percentile_ratio(reference.latency, current.latency, m)
+        out.append(Ratio(m, b, value, ci))
+    return tuple(out)

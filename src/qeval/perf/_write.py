@@ -90,7 +90,8 @@ def read_perf(path: str | Path) -> PerfRecord:
         target, "a qeval perf file", f"Pass a run folder that `qeval perf` wrote (or --into), or its {PERF_FILE}.",
         "re-run `qeval perf`",
     )
-    check_schema_version(data, target, PERF_SCHEMA_VERSION, "perf schema_version", "re-run `qeval perf`")
+    check_schema_version(data, target, PERF_SCHEMA_VERSION, "perf schema_version", "re-run `qeval perf`",
+                         older=(1,))
     try:
         return _RECORD.validate_python(_restore_infinities(data))
     except ValidationError as exc:

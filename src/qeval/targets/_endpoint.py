@@ -49,6 +49,16 @@ class EndpointModel:
         self.fingerprints: set[str] = set()
         """Every ``system_fingerprint`` the server sent (a change mid-run means it changed under us)."""
 
+    @property
+    def client(self) -> Any:
+        """The synchronous client (its settings and resolved model serve the load generator's)."""
+        return self._client
+
+    @property
+    def token_counter(self) -> Callable[[str], int] | None:
+        """The user's ``--tokenizer`` count, if given."""
+        return self._count
+
     def prepare(self, messages: Sequence[Message], *, chat: bool) -> Prompt:
         text = chat_text(messages) if chat else plain_text(messages)
         return Prompt(tuple(messages), chat=chat, text=text)

@@ -24,7 +24,14 @@ import httpx
 from qeval.errors import QevalError, UsageError
 from qeval.applied import EndpointIdentity
 from qeval.targets._retry import RetryPolicy
-from qeval.targets._openai_stream import Attempt, json_error_text, read_chunk, read_tail, request_body
+from qeval.targets._openai_stream import (
+    Attempt,
+    counted_tokens,
+    json_error_text,
+    read_chunk,
+    read_tail,
+    request_body,
+)
 from qeval.targets._sse import SseParser
 
 # 408/429 and the 5xx that mean "busy or restarting" are worth another try; other 4xx are ours.
@@ -275,14 +282,7 @@ class EndpointClient:
         self, attempt: Attempt, records: tuple[AttemptRecord, ...], stream: bool, queued_s: float
     ) -> EndpointResponse:
         text = "".join(attempt.text)
-        if attempt.usage_tokens is not None:
-            tokens, source = attempt.usage_tokens, "usage"
-        elif self._count_tokens is not None:
-            tokens, source = self._count_tokens("".join(attempt.reasoning) + text), "tokenizer"
-        elif stream:
-            tokens, source = len(attempt.content_times_ms), "chunks"
-        else:
-            tokens, source = None, "none"
+        tokens, source = counted_tokens(attempt, self._count_tokens, stream)
         error = attempt.error
         if error is not None and len(records) > 1:
             error = f"{error} (gave up after {len(records)} attempts)"
@@ -301,6 +301,10 @@ class EndpointClient:
             served_model=attempt.served_model,
             queue_wait_ms=queued_s * 1000.0,
         )
+
+    def served_model(self) -> str:
+        """The model id requests name (resolved from ``GET /models`` once, if not given)."""
+        return self._resolved_model()
 
     def _resolved_model(self) -> str:
         with self._lock:
@@ -368,6 +372,13 @@ class EndpointClient:
 
 
 _CHECK_SERVER = "Check that the server is running and that base_url is right (e.g. http://127.0.0.1:8000/v1)."
+
+
+def auth_headers(settings: EndpointSettings) -> dict[str, str]:
+    """The ``Authorization`` header for ``settings`` (empty without a key), the key read from the
+    environment now. Raises :class:`EndpointError` ("auth") when the named variable is unset."""
+    secret = _read_key(settings.api_key_env)
+    return {"Authorization": f"Bearer {secret}"} if secret else {}
 
 
 def _read_key(env: str | None) -> str | None:

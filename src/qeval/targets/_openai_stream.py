@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -109,6 +110,18 @@ def request_body(request: EndpointRequest, model: str, stream: bool) -> dict[str
     if stream:
         body["stream_options"] = {"include_usage": True}
     return body
+
+
+def counted_tokens(attempt: Attempt, count_tokens: Callable[[str], int] | None, stream: bool) -> tuple[int | None, str]:
+    """``(output tokens, source)``: the server's usage count; else ``count_tokens`` over the text
+    (reasoning included); else, streamed, the content chunks (approximate); else unknown."""
+    if attempt.usage_tokens is not None:
+        return attempt.usage_tokens, "usage"
+    if count_tokens is not None:
+        return count_tokens("".join(attempt.reasoning) + "".join(attempt.text)), "tokenizer"
+    if stream:
+        return len(attempt.content_times_ms), "chunks"
+    return None, "none"
 
 
 def read_chunk(attempt: Attempt, parser: SseParser, raw: bytes, arrived: float, chat: bool) -> None:

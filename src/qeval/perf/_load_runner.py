@@ -273,4 +273,6 @@ def _assemble(config, entries, workloads, levels, runs, servers, failed, slos, o
 
 
 def _remote(model: Any) -> bool:
-    return bool(model.abilities.remote)
+    from qeval.models._base import abilities_of
+
+    return abilities_of(model).remote

@@ -1,4 +1,6 @@
-"""perf.md: the load profile as Markdown tables (readable in a terminal and as a CI summary)."""
+"""perf.md: the load profile as Markdown tables (readable in a terminal and as a CI summary).
+
+A run with load levels is rendered by :mod:`qeval.perf._levels_markdown`."""
 
 from __future__ import annotations
 
@@ -135,7 +137,11 @@ def _goodput_table(record: PerfRecord) -> list[str]:
 
 
 def render_perf_markdown(record: PerfRecord) -> str:
-    """The whole perf.md for ``record``."""
+    """The whole perf.md for ``record``: batch sizes, or load levels when the run measured them."""
+    from qeval.perf._levels_markdown import has_levels, render_levels_markdown  # it builds on this module
+
+    if has_levels(record):
+        return render_levels_markdown(record)
     prompt = record.prompt_tokens
     prompt_text = (f"{min(prompt)}–{max(prompt)} tokens ({len(prompt)} prompts)" if prompt else "not counted")
     warmup = next((p.warmup_requests for perf in record.precisions for p in perf.points), 0)

@@ -228,6 +228,11 @@ def _draw_suite_intervals(record: RunRecord):
 
 
 def _draw_perf(perf: PerfRecord):
+    from qeval.perf._levels_markdown import has_levels
+    from qeval.report._plots import draw_perf_levels
+
+    if has_levels(perf):
+        return draw_perf_levels(perf)
     batches = list(perf.batch_sizes) or sorted({p.batch_size for pp in perf.precisions for p in pp.points})
     fig, axes = _figure(min(len(batches), 3) or 1, math.ceil(max(len(batches), 1) / 3))
     for ax, batch in zip(axes, batches):
@@ -388,6 +393,18 @@ the pass rate (Wilson 95% interval) follows, labelled. Latency: batch 1, warm, n
 <section id="perf"><h2>Load profile ({{ perf.device }})</h2>
 {% if perf_plot.data_uri %}<img alt="{{ perf_plot.title }}" src="{{ perf_plot.data_uri }}">
 {% else %}<p class="bad">plot not drawn ({{ perf_plot.error }}).</p>{% endif %}
+{% if levels %}<p class="note">{{ levels.note }}</p>
+{% if perf.load %}<p class="note">Load: {{ perf.load.workload }}; levels {% for lv in perf.load.levels %}{{ lv.label }}{% if not loop.last %}, {% endif %}{% endfor %}. Prefix cache: {{ levels.prefix_cache }}</p>{% endif %}
+{% if perf.slos %}<p class="note">SLOs (decided on 95% intervals): {% for s in perf.slos %}<code>{{ s }}</code>{% if not loop.last %}, {% endif %}{% endfor %}</p>{% endif %}
+{% for pp in perf.precisions %}<h3>{{ pp.precision }}</h3>
+{% if pp.levels %}<table class="levels"><tr>{% for h in levels.columns %}<th>{{ h }}</th>{% endfor %}</tr>
+{% for p in pp.levels %}<tr class="{{ 'notok' if p.status != 'ok' else '' }}">{% for v in levels.cells(p, pp.saturation) %}<td>{% if p.label == pp.saturation and loop.first %}<b>{{ v }}</b>{% else %}{{ v }}{% endif %}</td>{% endfor %}</tr>
+{% endfor %}</table>
+{% if perf.slos %}<p>{{ levels.saturation_line(pp) }}</p>{% endif %}
+{% for p in pp.levels if p.client and p.client.flagged %}<p class="bad">client flagged at {{ p.label }}: {{ p.client.reason }}</p>{% endfor %}
+{% else %}<p class="bad">{{ pp.status }}{% if pp.reason %}: {{ pp.reason }}{% endif %}</p>{% endif %}
+{% endfor %}
+{% else %}
 <table><tr><th>target</th><th>batch</th><th>status</th><th>TTFT p50 / p95 ms</th><th>output tok/s</th><th>peak MB</th></tr>
 {% for pp in perf.precisions %}{% for p in pp.points %}
 <tr class="{{ '' if p.status == 'ok' else 'notok' }}"><td>{{ pp.precision }}</td><td>{{ p.batch_size }}</td>
@@ -395,7 +412,7 @@ the pass rate (Wilson 95% interval) follows, labelled. Latency: batch 1, warm, n
 <td>{{ fmt_q(p, 'p50') }} / {{ fmt_q(p, 'p95') }}</td><td>{{ fmt_num(p.output_tokens_per_s) }}</td>
 <td>{{ fmt_mb(p.peak_bytes) }}</td></tr>
 {% endfor %}{% endfor %}
-</table></section>
+</table>{% endif %}</section>
 {% endif %}
 
 <section id="flips"><h2>Flipped cases</h2>
@@ -432,6 +449,37 @@ def _fmt_mb(value: float | None) -> str:
     return f"{value / 1e6:,.1f}" if _finite(value) else "—"
 
 
+@dataclass(frozen=True)
+class _LevelsView:
+    """What the perf section needs to show load levels: perf.md's per-level table, cell for cell."""
+
+    columns: list[str]
+    cells: Callable[[Any, str | None], list[str]]
+    saturation_line: Callable[[Any], str]
+    prefix_cache: str
+    note: str
+
+
+def _levels_context(perf: PerfRecord) -> _LevelsView | None:
+    from qeval.perf._levels_markdown import (
+        has_levels,
+        level_cells,
+        level_columns,
+        prefix_cache_note,
+        saturation_line,
+    )
+    from qeval.report._plots import LEVELS_NOTE
+
+    if not has_levels(perf):
+        return None
+    with_slos = bool(perf.slos)
+    return _LevelsView(
+        columns=level_columns(with_slos), cells=lambda point, sat: level_cells(point, sat, with_slos),
+        saturation_line=saturation_line, prefix_cache=prefix_cache_note(perf.load) if perf.load else "",
+        note=LEVELS_NOTE,
+    )
+
+
 def render_html(record: RunRecord, perf: PerfRecord | None = None, recommendation: Recommendation | None = None) -> str:
     """The page as a string."""
     import jinja2
@@ -464,6 +512,7 @@ def render_html(record: RunRecord, perf: PerfRecord | None = None, recommendatio
         "agreement_rows": agreement_rows(record), "agreement_columns": AGREEMENT_COLUMNS,
         "flips": suite_flips(record), "fmt_q": _fmt_q, "fmt_num": _fmt_num, "fmt_mb": _fmt_mb,
         "perf_plot": _plot("perf", lambda: _draw_perf(perf)) if perf is not None else None,
+        "levels": _levels_context(perf) if perf is not None else None,
     }
     if recommendation is not None:
         from qeval.report._recommendation import TABLE_COLUMNS, headline

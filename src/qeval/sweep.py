@@ -37,7 +37,7 @@ from qeval.results import (
 )
 from qeval.run_id import new_run_id
 from qeval.runner import Reference, Reporter, RunContext, Silent, SweepInterrupted, run_target
-from qeval.engines._target import ManagedTarget
+from qeval.targets._managed import ManagedTarget
 from qeval.targets import InProcessTarget, build_targets, precision_of
 
 

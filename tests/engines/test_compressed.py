@@ -234,7 +234,7 @@ def test_calibration_is_required(fake_llmc):
 
 def test_no_llm_compressor_makes_a_skipped_vllm_target(tmp_path, monkeypatch, tiny_llama_dir):
     """Through the lead's engine and the runner: BackendUnavailable, so ``skipped`` with the reason."""
-    from qeval.engines import ManagedTarget
+    from qeval.targets._managed import ManagedTarget
     from qeval.engines._vllm import VllmEngine
     from qeval.runner import Unprovisioned, provision
     from qeval.targets import parse_target

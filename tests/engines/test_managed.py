@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from qeval.config import SweepConfig
 from qeval.engines import Launch, ManagedServer, ServerError, group_alive
 from qeval.engines._checkpoint import describe
-from qeval.engines._target import ManagedTarget
+from qeval.targets._managed import ManagedTarget
 from qeval.errors import UsageError
 from qeval.runner import Silent, Unprovisioned, provision, run_target
 from qeval.suites import load_suite
@@ -213,7 +213,7 @@ def test_engine_args_keep_every_key_and_value_in_order(pairs):
 
 
 def test_the_root_cause_is_read_out_of_an_engine_log():
-    from qeval.engines._target import root_cause
+    from qeval.targets._managed import root_cause
 
     vllm_init = "\n".join([
         "(APIServer pid=1) WARNING [system_utils.py:255] fd limit errors like `OSError: [Errno 24] Too many open files`.",
@@ -236,3 +236,23 @@ def test_vllm_names_a_missing_kernel_as_a_refusal_and_an_argument_error_as_none(
         "vLLM cannot serve gptq-int4 here: AttributeError: '_OpNamespace' '_C' object has no attribute 'cpu_gemm_wna16'")
     assert engine.refusal("api_server.py: error: unrecognized arguments: --x", "fp32") is None
     assert "no vLLM found (--vllm /nonexistent)" in (engine.unavailable_reason("fp32") or "")
+
+
+@pytest.mark.parametrize(("precision", "args", "dtype"), [
+    ("w8a8-int8-minmax", (), ["float32"]),
+    ("w8a8-int8-mse", (), ["float32"]),
+    ("w8a8-int8-mse", ("--dtype", "bfloat16"), ["bfloat16"]),  # the user's dtype wins, and is the only one
+    ("w8a8-int8-minmax", ("--dtype=float16",), []),
+    ("w8a8-int8", (), []),  # dynamic activations: vLLM's own default
+    ("fp32", (), ["float32"]),
+])
+def test_vllm_serves_static_w8a8_checkpoints_in_float32_unless_told(tmp_path, precision, args, dtype):
+    from qeval.engines._base import Checkpoint
+    from qeval.engines._vllm import PRECISIONS, VllmEngine
+
+    assert precision in PRECISIONS
+    launch = VllmEngine("/nonexistent").launch(Checkpoint(path=tmp_path, sha256="0", weights_bytes=0), precision, "127.0.0.1", 8000, args)
+    argv = list(launch.argv)
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "--dtype"] == dtype
+    if args:
+        assert argv[-len(args):] == list(args)

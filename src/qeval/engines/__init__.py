@@ -2,7 +2,7 @@
 
 ``--target NAME=vllm:MODEL@PRECISION`` or ``NAME=llamacpp:MODEL@QTYPE``: qeval prepares the
 checkpoint, serves it on a loopback port, evaluates it through the endpoint client, and stops it
-(:class:`ManagedTarget`). Engines: :mod:`qeval.engines._vllm`, :mod:`qeval.engines._llamacpp`.
+(:class:`qeval.targets._managed.ManagedTarget`). Engines: :mod:`qeval.engines._vllm`, :mod:`qeval.engines._llamacpp`.
 """
 
 from __future__ import annotations
@@ -46,14 +46,6 @@ def make_engine(name: str, executable: str | None = None) -> Any:
     from qeval.engines._llamacpp import LlamaCppEngine
 
     return LlamaCppEngine(executable)
-
-
-def __getattr__(name: str) -> Any:  # ManagedTarget imports the endpoint client: only when asked
-    if name in ("ManagedTarget", "ManagedModel"):
-        from qeval.engines import _target
-
-        return getattr(_target, name)
-    raise AttributeError(name)
 
 
 __all__ = [

@@ -37,7 +37,7 @@ def build_targets(
             continue
         if spec.managed:
             from qeval.engines import make_engine
-            from qeval.engines._target import ManagedTarget
+            from qeval.targets._managed import ManagedTarget
 
             engine = make_engine(spec.kind, (engine_executables or {}).get(spec.kind))
             out[spec.name] = ManagedTarget(spec, engine, servers_dir=servers_dir, concurrency=concurrency,

@@ -116,7 +116,33 @@ def perf(
     bad = [p for p in record.precisions if p.status != "ok"]
     for p in bad:
         console.print(f"{p.precision}: {p.status} ({p.reason})", highlight=False, markup=False)
-    console.print(f"Report: {folder / PERF_MARKDOWN}, {folder / PERF_FILE}", highlight=False, markup=False)
+    pages = _write_pages(record, Path(folder))
+    shown = ", ".join(str(x) for x in (folder / PERF_MARKDOWN, folder / PERF_FILE, *pages))
+    console.print(f"Report: {shown}", highlight=False, markup=False)
+
+
+PERF_HTML = "perf.html"
+
+
+def _write_pages(record: Any, folder: Path) -> list[Path]:
+    """perf.html beside perf.md; and, written into a sweep's folder (``--into``), its report.html
+    again with this load profile. The pages are views of files already written: a failure here
+    is a warning, never the run's end."""
+    from qeval.cli_common import err_console
+    from qeval.files import atomic_write_text
+    from qeval.report._html import HTML_FILE, render_perf_html, write_html
+
+    written: list[Path] = []
+    try:
+        atomic_write_text(folder / PERF_HTML, render_perf_html(record))
+        written.append(folder / PERF_HTML)
+        if (folder / "results.json").exists():
+            from qeval.report._record import read_record
+
+            written.append(write_html(read_record(folder), folder / HTML_FILE, perf=record))
+    except Exception as exc:  # noqa: BLE001 - perf.json and perf.md are already written
+        err_console.print(f"warning: an HTML page was not written ({type(exc).__name__}: {exc}).", highlight=False)
+    return written
 
 
 def _fixed(text: str | None, flag: str) -> int | None:

@@ -82,3 +82,22 @@ def test_perf_on_the_tiny_llama(app, tiny_perf_model_dir, tmp_path, one_thread):
             assert point.output_tokens_per_s > 0 and perf.cost.usd_per_1m_output_tokens > 0
     assert record.prompt_tokens == (8,)
     assert "## Batch size 2" in (folder / "perf.md").read_text()
+
+
+def test_load_levels_on_the_tiny_llama_through_its_engine_slots(app, tiny_perf_model_dir, tmp_path, one_thread):
+    result = _run(app, "--model", str(tiny_perf_model_dir), "--precisions", "fp32", "--prompt-tokens",
+                  "uniform:min=4,max=12", "--output-tokens", "4", "--concurrency", "1,3", "--requests", "6",
+                  "--rounds", "2", "--warmup", "0", "--device", "cpu", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    (folder,) = tmp_path.iterdir()
+    record = read_perf(folder)
+    (perf,) = record.precisions
+    assert [p.label for p in perf.levels] == ["c=1", "c=3"]
+    for point in perf.levels:
+        assert point.status == "ok" and point.ok_requests == 6 and point.token_source == "ids"
+        assert point.output_tokens > 0 and point.latency["ttft"].n == 6
+    assert record.load is not None and record.load.workload.startswith("synthetic: prompt uniform:min=4,max=12")
+    assert record.load.distinct_prompts > 1  # lengths drawn, not one prompt repeated
+    page = (folder / "perf.html").read_text()
+    assert "c=3" in page and 'src="data:image/png;base64,' in page and "plot not drawn" not in page
+    assert "perf.html" in result.output

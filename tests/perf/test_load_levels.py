@@ -180,3 +180,23 @@ def test_the_command_line_says_what_is_wrong_without_a_traceback(app, args, matc
     assert result.exit_code != 0
     assert match in result.output
     assert "Traceback" not in result.output
+
+
+def test_perf_into_a_sweep_folder_redraws_its_report_with_the_load_levels(tmp_path):
+    from qeval.cli_perf import _write_pages
+    from qeval.config import SweepConfig
+    from qeval.sweep import run_sweep
+
+    sweep = SweepConfig(model="fake", precisions=("fp32",), suites=("suites/arithmetic",), limit=2,
+                        out_dir=str(tmp_path), latency_samples=2, warmup_requests=0)
+    _, folder = run_sweep(sweep, source=FakeSource(token_delay_s=0.0005))
+    before = (folder / "report.html").read_text()
+    assert 'id="perf"' not in before
+    config = PerfConfig(model="fake", precisions=("fp32",), prompt_tokens=4, output_tokens=2, concurrency=(1, 2),
+                        requests=4, rounds=1, warmup=0, into=str(folder))
+    record, out = run_perf(config, source=FakeSource(token_delay_s=0.0005))
+    pages = _write_pages(record, out)
+    assert pages == [folder / "perf.html", folder / "report.html"]
+    report = (folder / "report.html").read_text()
+    assert 'id="perf"' in report and "c=2" in report
+    assert "c=2" in (folder / "perf.html").read_text()

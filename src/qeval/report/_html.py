@@ -303,10 +303,7 @@ def suite_flips(record: RunRecord) -> list[SuiteFlips]:
 
 # --- page ------------------------------------------------------------------------------------
 
-_TEMPLATE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>qeval report {{ record.run_id }}</title>
-<style>
+_STYLE = """<style>
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px; padding: 0 1em; color: #222; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1.5em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; vertical-align: top; }
@@ -322,7 +319,49 @@ details { margin: 0.3em 0 0.6em; } summary { cursor: pointer; }
 .verdict.chosen { border-color: #07622b; background: #eef8f0; } .verdict.undecided { border-color: #b8860b; background: #fff8e6; }
 .verdict.none_meets { border-color: #a01010; background: #fdeeee; }
 .verdict li { margin: 0.2em 0; font-family: ui-monospace, monospace; font-size: 0.85em; }
-</style></head><body>
+</style>"""
+
+_PERF_SECTION = """{% if perf %}
+<section id="perf"><h2>Load profile ({{ perf.device }})</h2>
+{% if perf_plot.data_uri %}<img alt="{{ perf_plot.title }}" src="{{ perf_plot.data_uri }}">
+{% else %}<p class="bad">plot not drawn ({{ perf_plot.error }}).</p>{% endif %}
+{% if levels %}<p class="note">{{ levels.note }}</p>
+{% if perf.load %}<p class="note">Load: {{ perf.load.workload }}; levels {% for lv in perf.load.levels %}{{ lv.label }}{% if not loop.last %}, {% endif %}{% endfor %}. Prefix cache: {{ levels.prefix_cache }}</p>{% endif %}
+{% if perf.slos %}<p class="note">SLOs (decided on 95% intervals): {% for s in perf.slos %}<code>{{ s }}</code>{% if not loop.last %}, {% endif %}{% endfor %}</p>{% endif %}
+{% for pp in perf.precisions %}<h3>{{ pp.precision }}</h3>
+{% if pp.levels %}<table class="levels"><tr>{% for h in levels.columns %}<th>{{ h }}</th>{% endfor %}</tr>
+{% for p in pp.levels %}<tr class="{{ 'notok' if p.status != 'ok' else '' }}">{% for v in levels.cells(p, pp.saturation) %}<td>{% if p.label == pp.saturation and loop.first %}<b>{{ v }}</b>{% else %}{{ v }}{% endif %}</td>{% endfor %}</tr>
+{% endfor %}</table>
+{% if perf.slos %}<p>{{ levels.saturation_line(pp) }}</p>{% endif %}
+{% for p in pp.levels if p.client and p.client.flagged %}<p class="bad">client flagged at {{ p.label }}: {{ p.client.reason }}</p>{% endfor %}
+{% else %}<p class="bad">{{ pp.status }}{% if pp.reason %}: {{ pp.reason }}{% endif %}</p>{% endif %}
+{% endfor %}
+{% else %}
+<table><tr><th>target</th><th>batch</th><th>status</th><th>TTFT p50 / p95 ms</th><th>output tok/s</th><th>peak MB</th></tr>
+{% for pp in perf.precisions %}{% for p in pp.points %}
+<tr class="{{ '' if p.status == 'ok' else 'notok' }}"><td>{{ pp.precision }}</td><td>{{ p.batch_size }}</td>
+<td>{{ p.status }}{% if p.reason %}: {{ p.reason }}{% endif %}</td>
+<td>{{ fmt_q(p, 'p50') }} / {{ fmt_q(p, 'p95') }}</td><td>{{ fmt_num(p.output_tokens_per_s) }}</td>
+<td>{{ fmt_mb(p.peak_bytes) }}</td></tr>
+{% endfor %}{% endfor %}
+</table>{% endif %}</section>
+{% endif %}
+"""
+
+_PERF_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>qeval perf {{ perf.run_id }}</title>
+{% include "style" %}</head><body>
+<h1>qeval perf — {{ perf.model }}</h1>
+<p class="note">run {{ perf.run_id }} · {{ perf.created_at }} · reference target {{ perf.reference }}</p>
+{% include "perf" %}
+</body></html>
+"""
+
+_TEMPLATE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>qeval report {{ record.run_id }}</title>
+{% include "style" %}</head><body>
 <h1>qeval report — {{ record.model.name }}</h1>
 <p class="note">run {{ record.run_id }} · {{ record.created_at }} · model {{ record.model.spec }}
  · source precision {{ record.model.source_precision }}</p>
@@ -389,31 +428,7 @@ the pass rate (Wilson 95% interval) follows, labelled. Latency: batch 1, warm, n
 </section>
 {% endif %}
 
-{% if perf %}
-<section id="perf"><h2>Load profile ({{ perf.device }})</h2>
-{% if perf_plot.data_uri %}<img alt="{{ perf_plot.title }}" src="{{ perf_plot.data_uri }}">
-{% else %}<p class="bad">plot not drawn ({{ perf_plot.error }}).</p>{% endif %}
-{% if levels %}<p class="note">{{ levels.note }}</p>
-{% if perf.load %}<p class="note">Load: {{ perf.load.workload }}; levels {% for lv in perf.load.levels %}{{ lv.label }}{% if not loop.last %}, {% endif %}{% endfor %}. Prefix cache: {{ levels.prefix_cache }}</p>{% endif %}
-{% if perf.slos %}<p class="note">SLOs (decided on 95% intervals): {% for s in perf.slos %}<code>{{ s }}</code>{% if not loop.last %}, {% endif %}{% endfor %}</p>{% endif %}
-{% for pp in perf.precisions %}<h3>{{ pp.precision }}</h3>
-{% if pp.levels %}<table class="levels"><tr>{% for h in levels.columns %}<th>{{ h }}</th>{% endfor %}</tr>
-{% for p in pp.levels %}<tr class="{{ 'notok' if p.status != 'ok' else '' }}">{% for v in levels.cells(p, pp.saturation) %}<td>{% if p.label == pp.saturation and loop.first %}<b>{{ v }}</b>{% else %}{{ v }}{% endif %}</td>{% endfor %}</tr>
-{% endfor %}</table>
-{% if perf.slos %}<p>{{ levels.saturation_line(pp) }}</p>{% endif %}
-{% for p in pp.levels if p.client and p.client.flagged %}<p class="bad">client flagged at {{ p.label }}: {{ p.client.reason }}</p>{% endfor %}
-{% else %}<p class="bad">{{ pp.status }}{% if pp.reason %}: {{ pp.reason }}{% endif %}</p>{% endif %}
-{% endfor %}
-{% else %}
-<table><tr><th>target</th><th>batch</th><th>status</th><th>TTFT p50 / p95 ms</th><th>output tok/s</th><th>peak MB</th></tr>
-{% for pp in perf.precisions %}{% for p in pp.points %}
-<tr class="{{ '' if p.status == 'ok' else 'notok' }}"><td>{{ pp.precision }}</td><td>{{ p.batch_size }}</td>
-<td>{{ p.status }}{% if p.reason %}: {{ p.reason }}{% endif %}</td>
-<td>{{ fmt_q(p, 'p50') }} / {{ fmt_q(p, 'p95') }}</td><td>{{ fmt_num(p.output_tokens_per_s) }}</td>
-<td>{{ fmt_mb(p.peak_bytes) }}</td></tr>
-{% endfor %}{% endfor %}
-</table>{% endif %}</section>
-{% endif %}
+{% include "perf" %}
 
 <section id="flips"><h2>Flipped cases</h2>
 <p class="note">Per suite, against the first target that ran on it. Model text is shown escaped, as written.</p>
@@ -482,8 +497,6 @@ def _levels_context(perf: PerfRecord) -> _LevelsView | None:
 
 def render_html(record: RunRecord, perf: PerfRecord | None = None, recommendation: Recommendation | None = None) -> str:
     """The page as a string."""
-    import jinja2
-
     from qeval.report._decision import decide_run, from_recommendation
     from qeval.report._markdown import ENDPOINT_COLUMNS, ENDPOINT_NOTE, endpoint_rows
     from qeval.report._servers import (
@@ -494,7 +507,7 @@ def render_html(record: RunRecord, perf: PerfRecord | None = None, recommendatio
         server_rows,
     )
 
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    env = _environment()
     rows = table_rows(record)
     decision = (from_recommendation(recommendation, "the SLOs given to qeval recommend") if recommendation is not None
                 else decide_run(record))
@@ -510,16 +523,34 @@ def render_html(record: RunRecord, perf: PerfRecord | None = None, recommendatio
         "endpoint_rows": endpoint_rows(record), "endpoint_columns": ENDPOINT_COLUMNS, "endpoint_note": ENDPOINT_NOTE,
         "server_rows": server_rows(record), "server_columns": SERVER_COLUMNS, "server_commands": server_commands(record),
         "agreement_rows": agreement_rows(record), "agreement_columns": AGREEMENT_COLUMNS,
-        "flips": suite_flips(record), "fmt_q": _fmt_q, "fmt_num": _fmt_num, "fmt_mb": _fmt_mb,
-        "perf_plot": _plot("perf", lambda: _draw_perf(perf)) if perf is not None else None,
-        "levels": _levels_context(perf) if perf is not None else None,
+        "flips": suite_flips(record), **_perf_context(perf),
     }
     if recommendation is not None:
         from qeval.report._recommendation import TABLE_COLUMNS, headline
         from qeval.report._recommendation import table_rows as rec_rows
 
         context.update(rec_headline=headline(recommendation), rec_columns=TABLE_COLUMNS, rec_rows=rec_rows(recommendation))
-    return env.from_string(_TEMPLATE).render(**context)
+    return env.get_template("report").render(**context)
+
+
+def _environment() -> Any:
+    import jinja2
+
+    loader = jinja2.DictLoader({"report": _TEMPLATE, "perf": _PERF_SECTION, "style": _STYLE, "perf_page": _PERF_PAGE})
+    return jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
+
+
+def _perf_context(perf: PerfRecord | None) -> dict[str, Any]:
+    return {
+        "perf": perf, "fmt_q": _fmt_q, "fmt_num": _fmt_num, "fmt_mb": _fmt_mb,
+        "perf_plot": _plot("perf", lambda: _draw_perf(perf)) if perf is not None else None,
+        "levels": _levels_context(perf) if perf is not None else None,
+    }
+
+
+def render_perf_html(perf: PerfRecord) -> str:
+    """perf.html: the load profile alone (what ``qeval perf`` writes beside perf.md)."""
+    return _environment().get_template("perf_page").render(**_perf_context(perf))
 
 
 def write_html(

@@ -322,3 +322,34 @@ def test_an_interrupting_llamacpp_server_gives_truncated_outcomes(llamacpp_pytho
     cut = [r for r in responses if r.finish_reason is None]
     assert cut, f"no stream was cut off: {responses}"
     assert all(r.error_kind == "truncated" for r in cut), [(r.error_kind, r.text) for r in cut]
+
+
+@pytest.mark.llamacpp
+@pytest.mark.slow
+def test_perf_load_levels_on_a_managed_llamacpp_server_see_its_queue(llamacpp_python, tmp_path, capsys) -> None:
+    """llama-cpp-python's server decodes one request at a time: four users queue behind each other,
+    and the load generator must see it (TTFT at 4 users several times that at 1); it has no /metrics."""
+    from qeval.perf import PerfConfig, run_perf
+
+    trace = tmp_path / "trace.jsonl"
+    trace.write_text("".join(json.dumps({"prompt": f"Count from {i} to {i + 9}:", "max_tokens": 8}) + "\n"
+                             for i in range(4)))
+    before = _server_pids()
+    config = PerfConfig(model=None, precisions=(), targets=(parse_target("l=llamacpp:smollm2-135m@as-is"),),
+                        workload=str(trace), concurrency=(1, 4), requests=8, rounds=1, warmup=1,
+                        out_dir=str(tmp_path / "reports"), run_id="load",
+                        engine_executables=(("llamacpp", str(llamacpp_python)),))
+    record, _ = run_perf(config)
+    (perf,) = record.precisions
+    assert perf.status == "ok", perf.reason
+    one, four = perf.levels
+    assert one.ok_requests == 8 and four.ok_requests == 8, (one.errors, four.errors)
+    ratio = four.latency["ttft"].p50.value / one.latency["ttft"].p50.value
+    with capsys.disabled():
+        print(f"\nllama.cpp managed, closed loop: TTFT p50 c=1 {one.latency['ttft'].p50.value:.0f} ms, "
+              f"c=4 {four.latency['ttft'].p50.value:.0f} ms (x{ratio:.1f}); "
+              f"{one.output_tokens_per_s:.1f} -> {four.output_tokens_per_s:.1f} tok/s")
+    assert ratio >= 2.5, f"TTFT at 4 users / 1 user = {ratio:.2f} on a server that serves one at a time"
+    assert four.output_tokens_per_s < 1.6 * one.output_tokens_per_s  # one at a time: no batching gain
+    assert one.server is not None and one.server.unavailable == "no /metrics endpoint"
+    assert _server_pids() == before  # the server was stopped

@@ -200,3 +200,15 @@ def test_perf_into_a_sweep_folder_redraws_its_report_with_the_load_levels(tmp_pa
     report = (folder / "report.html").read_text()
     assert 'id="perf"' in report and "c=2" in report
     assert "c=2" in (folder / "perf.html").read_text()
+
+
+def test_an_all_at_once_level_reads_back_as_infinite(tmp_path):
+    config = PerfConfig(model="fake", precisions=("fp32",), prompt_tokens=4, output_tokens=2, rates=(math.inf,),
+                        max_concurrency=2, requests=6, rounds=1, warmup=0, out_dir=str(tmp_path), run_id="r")
+    record, folder = run_perf(config, source=FakeSource(token_delay_s=0.0005))
+    back = read_perf(folder)
+    (point,) = back.precisions[0].levels
+    assert point.level.value == math.inf and point.label == "rate=inf/s"
+    assert point.offered_requests_per_s == math.inf
+    assert back.load is not None and back.load.levels[0].value == math.inf
+    assert back == record

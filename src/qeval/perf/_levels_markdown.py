@@ -85,7 +85,10 @@ def verdict_text(verdicts: Mapping[str, str]) -> str:
     if not verdicts:
         return "–"
     failing = [f"{slo}: {outcome}" for slo, outcome in verdicts.items() if outcome != "pass"]
-    return "all pass" if not failing else "; ".join(failing)
+    passing = len(verdicts) - len(failing)
+    if not failing:
+        return "all pass"
+    return "; ".join(failing) + (f" (the other {passing} pass)" if passing else "")
 
 
 def level_label(point: LevelPoint, saturation: str | None) -> str:
@@ -118,9 +121,38 @@ def level_cells(point: LevelPoint, saturation: str | None, with_slos: bool) -> l
 
 
 def saturation_line(perf: PrecisionPerf) -> str:
-    """What the SLOs allow this target (only meaningful when SLOs were given)."""
+    """What the SLOs allow this target (only meaningful when SLOs were given); when a tail
+    percentile could not be bounded, how many requests would bound it."""
+    short = _unbounded_tails(perf)
     if perf.saturation is None:
-        return "No level meets every SLO."
+        return "No level meets every SLO." + short
+    return _saturated(perf) + short
+
+
+def _unbounded_tails(perf: PrecisionPerf) -> str:
+    """`` A p95 needs at least 72 measured requests ...`` when an inconclusive verdict is on a
+    percentile the level's n cannot bound; else empty."""
+    from qeval import stats
+
+    needs = []
+    for point in perf.levels:
+        for slo, outcome in point.verdicts.items():
+            pct = slo.split("_")[0]
+            if outcome != "inconclusive" or pct not in ("p95", "p99"):
+                continue
+            kind = slo.split("_")[1]
+            dist = point.latency.get(kind)
+            need = stats.min_samples_for_quantile(int(pct[1:]) / 100)
+            if dist is not None and dist.n < need:
+                needs.append((pct, need, dist.n))
+    if not needs:
+        return ""
+    pct, need, n = max(needs, key=lambda x: x[1])
+    return (f" A {pct} has a finite upper bound only from {need} measured requests per level (here {n}): "
+            f"raise --requests (or --duration) to decide it.")
+
+
+def _saturated(perf: PrecisionPerf) -> str:
     return (f"Saturation point: {perf.saturation} (the highest level, in the order given, at which every SLO "
             "passes on its 95% interval).")
 
@@ -245,7 +277,8 @@ def _client_section(record: PerfRecord) -> list[str]:
         "",
         (f"The generator's event-loop lag p99, dispatch lateness p99 and read overhead p50 must each stay under "
          f"{limit:.0%} of the level's median TTFT; a level where one does not is flagged (its latencies may carry "
-         "the client's own delay, and its latency SLOs cannot pass)."),
+         "the client's own delay: a lagging client only makes a target look slower, so there a pass stands and a "
+         "fail counts only if it survives the lag taken off, else it is inconclusive)."),
         "",
     ]
     flagged = [(perf.precision, p) for perf in record.precisions for p in perf.levels

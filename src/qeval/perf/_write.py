@@ -66,9 +66,16 @@ def keep_earlier(folder: str | Path) -> Path | None:
 
 
 def _restore_infinities(value: Any, key: str = "") -> Any:
-    """Put back the infinite interval bounds strict JSON stored as null."""
+    """Put back the infinities strict JSON stored as null: interval bounds, and the rate of a
+    ``--rate inf`` level (with the offered rate of its points)."""
     if isinstance(value, dict):
-        return {k: _restore_infinities(v, k) for k, v in value.items()}
+        out = {k: _restore_infinities(v, k) for k, v in value.items()}
+        if out.get("kind") == "rate" and "value" in out and out["value"] is None:
+            out["value"] = math.inf  # a LoadLevel: --rate inf
+        level = out.get("level")
+        if isinstance(level, dict) and level.get("value") == math.inf and out.get("offered_requests_per_s", 0) is None:
+            out["offered_requests_per_s"] = math.inf
+        return out
     if isinstance(value, list):
         if (key == "ci" or key.endswith("_ci")) and len(value) == 2:
             lo, hi = value

@@ -93,6 +93,7 @@ def sweep(
     from qeval.errors import UsageError
     from qeval.quantize import quiet
     from qeval.report import render_console_table
+    from qeval.report._decision import decide_run, render_decision_console
     from qeval.resume import resume_sweep
     from qeval.sweep import SweepInterrupted, run_sweep
 
@@ -153,6 +154,7 @@ def sweep(
     finally:
         reporter.stop()
     console.print(render_console_table(record))
+    console.print(render_decision_console(decide_run(record)))
     console.print(f"Report: [bold]{path}[/] (report.html, summary.md, results.json, samples.jsonl, plots)")
     failed = [c for c in record.cells if c.status == "failed"]
     if failed:

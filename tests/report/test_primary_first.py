@@ -56,3 +56,17 @@ def test_page_table_leads_with_the_primary_metric(factory):
     assert cells[3:5] == ["f1 0.52 [0.40, 0.63] n=10", "0.00 [0.00, 0.28] n=10"]
     assert "entity-level micro F1" in table
     assert "Precisions" not in html and "<h2>Targets</h2>" in html
+
+
+def test_the_terminal_prints_the_same_decision_as_summary_md(factory):
+    from qeval.report._decision import decide_run, render_decision_console
+
+    record = _record(factory)
+    decision = decide_run(record)
+    console = Console(width=300, record=True, color_system=None)
+    console.print(render_decision_console(decision))
+    out = console.export_text()
+    assert out.startswith(f"Decision: {decision.headline}")
+    assert f"**{decision.headline}**" in render_markdown(record)
+    for reason in decision.reasons[:3]:
+        assert reason in out

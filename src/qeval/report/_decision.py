@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Any, TYPE_CHECKING, Literal
 
 from qeval.report._table import suite_scorings
 from qeval.results import RunRecord
@@ -188,4 +188,19 @@ def render_decision_markdown(decision: Decision) -> list[str]:
     return lines
 
 
-__all__ = ["Decision", "decide_run", "from_recommendation", "render_decision_markdown"]
+def render_decision_console(decision: Decision) -> Any:
+    """The decision for the terminal, under the table: the headline (green when a target is chosen,
+    red when none meets the SLOs, yellow while undecided) and up to three reasons."""
+    from rich.text import Text
+
+    style = {"chosen": "bold green", "none_meets": "bold red"}.get(decision.kind, "bold yellow")
+    text = Text("Decision: ", style="bold")
+    text.append(decision.headline, style=style)
+    for reason in decision.reasons[:3]:
+        text.append(f"\n  - {reason}")
+    if len(decision.reasons) > 3:
+        text.append(f"\n  (and {len(decision.reasons) - 3} more in summary.md)")
+    return text
+
+
+__all__ = ["Decision", "decide_run", "from_recommendation", "render_decision_console", "render_decision_markdown"]

@@ -256,3 +256,16 @@ def test_vllm_serves_static_w8a8_checkpoints_in_float32_unless_told(tmp_path, pr
     assert [argv[i + 1] for i, a in enumerate(argv) if a == "--dtype"] == dtype
     if args:
         assert argv[-len(args):] == list(args)
+
+
+def test_a_managed_bundled_model_keeps_its_4_bit_warning_on_the_card():
+    from qeval.engines._vllm import VllmEngine
+    from qeval.models._builtin import SMOLLM2
+    from qeval.targets import parse_target
+
+    target = ManagedTarget(parse_target("v=vllm:smollm2-135m@fp32"), VllmEngine("/nonexistent"))
+    assert "already quantised to 4 bits (Q4_1, group 32)" in target.card.notes
+    assert target.card.source_precision.startswith(SMOLLM2.source_precision)
+    assert target.card.source_precision.endswith("at fp32") and "served by" in target.card.source_precision
+    other = ManagedTarget(parse_target("v=vllm:/models/llama@fp32"), VllmEngine("/nonexistent"))
+    assert "Q4_1" not in other.card.notes and other.card.name == "/models/llama"

@@ -112,10 +112,17 @@ class ManagedTarget:
     card: ModelCard = field(init=False)
 
     def __post_init__(self) -> None:
+        from qeval.models._builtin import BUILTINS
+
+        builtin = BUILTINS.get(str(self.spec.model))
+        served = f"Served by {self.engine.name}, started and stopped by qeval."
         self.card = ModelCard(
-            spec=self.spec.spec, name=str(self.spec.model), source_precision=f"served by {self.engine.name} at {self.spec.precision}",
+            spec=self.spec.spec, name=builtin.name if builtin else str(self.spec.model),
+            source_precision=(f"{builtin.source_precision}; " if builtin else "")
+            + f"served by {self.engine.name} at {self.spec.precision}",
             parameters=None, architecture=None, path=None,
-            notes=f"Served by {self.engine.name}, started and stopped by qeval.",
+            # the bundled model was 4-bit before anyone quantised it: say so wherever it is evaluated
+            notes=f"{builtin.notes} {served}" if builtin else served,
         )
 
     @property

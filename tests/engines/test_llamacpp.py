@@ -353,3 +353,61 @@ def test_perf_load_levels_on_a_managed_llamacpp_server_see_its_queue(llamacpp_py
     assert four.output_tokens_per_s < 1.6 * one.output_tokens_per_s  # one at a time: no batching gain
     assert one.server is not None and one.server.unavailable == "no /metrics endpoint"
     assert _server_pids() == before  # the server was stopped
+
+
+class _Crash(BaseException):
+    """A simulated crash of the driver (not an Exception: no cell swallows it)."""
+
+
+class _CrashOnTask:
+    """A reporter that dies when the sweep starts its ``n``-th pass (task)."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.seen = n, 0
+
+    def task(self, description: str, total: int) -> None:
+        self.seen += 1
+        if self.seen == self.n:
+            raise _Crash()
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        pass
+
+
+@pytest.mark.llamacpp
+@pytest.mark.slow
+def test_a_managed_sweep_resumes_with_its_engine_settings(llamacpp_python, tmp_path) -> None:
+    """Killed after its first managed target, a sweep resumes: that target's cell is reused, the
+    next one's server is started with the same --engine-arg and engine the first run was given."""
+    from qeval.config import SweepConfig
+    from qeval.journal import read_journal
+    from qeval.resume import resume_sweep
+    from qeval.sweep import run_sweep
+    from qeval.targets import with_options
+
+    before = _server_pids()
+    specs = with_options([parse_target("a=llamacpp:smollm2-135m@as-is"), parse_target("b=llamacpp:smollm2-135m@as-is")],
+                         {}, {}, engine_args=("n_ctx=1024",))
+    config = SweepConfig(
+        model=None, precisions=(), suites=(str(REPO_ROOT / "suites" / "arithmetic"),), device="cpu", limit=3,
+        out_dir=str(tmp_path), run_id="managed", latency_samples=2, warmup_requests=0, targets=specs,
+        engine_executables=(("llamacpp", str(llamacpp_python)),),
+    )
+    with pytest.raises(_Crash):
+        run_sweep(config, reporter=_CrashOnTask(3))  # a: accuracy, a: latency, then b's accuracy: crash
+    assert _server_pids() == before  # b's server was stopped on the way out
+    folder = tmp_path / "managed"
+    assert list(read_journal(folder).cells) == ["a"]
+    record, _ = resume_sweep(folder)
+    cells = {c.precision: c for c in record.cells}
+    assert cells["a"].status == cells["b"].status == "ok", (cells["a"].reason, cells["b"].reason)
+    command = cells["b"].precision_config.engine.command
+    last = len(command) - 1 - command[::-1].index("--n_ctx")  # the user's comes after qeval's default: it wins
+    assert command[last + 1] == "1024"
+    assert str(llamacpp_python) in command
+    settings = json.loads((folder / "results.json").read_text())["settings"]
+    assert settings["resumed"]["reused_precisions"] == ["a"] and settings["incomplete"] is False
+    assert _server_pids() == before

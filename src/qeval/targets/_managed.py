@@ -81,14 +81,22 @@ class _GroupPeak:
 
 
 def group_rss_bytes(pgid: int | None) -> int | None:
+    """Resident bytes of the server's process group: its leader (the guard, whose pid is the
+    group id) and every descendant still in the group. Walks the leader's process tree, not the
+    whole machine's process table: it runs four times a second beside the load generator."""
     if pgid is None:
         return None
     import os
 
     import psutil
 
+    try:
+        leader = psutil.Process(pgid)
+        members = [leader, *leader.children(recursive=True)]
+    except psutil.Error:
+        return None
     total = 0
-    for proc in psutil.process_iter(["pid"]):
+    for proc in members:
         try:
             if os.getpgid(proc.pid) == pgid:
                 total += proc.memory_info().rss

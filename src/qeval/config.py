@@ -48,6 +48,11 @@ class SweepConfig:
     """Managed targets: ``(engine, executable)`` the user chose (``--vllm``, ``--llamacpp``)."""
     tokenizer: str | None = None
     """A tokenizer folder to count an endpoint's output tokens with when it sends no ``usage``."""
+    executor: str = "local"
+    """Where each target's unit of work runs: ``local`` (this process, in order) or ``ray`` (one Ray
+    task per target, see :mod:`qeval.executors`)."""
+    ray_address: str = "auto"
+    """``--executor ray``: the cluster (``auto``: a running one, else a local Ray for the run)."""
 
     def target_specs(self) -> tuple[TargetSpec, ...]:
         """The targets of the run: the explicit ones, else one per precision of ``model``."""

@@ -218,6 +218,9 @@ class CellResult:
     scoring: SuiteScoring | None = None
     """The suite's primary metric, what each metric means and the suite's own SLOs (``None`` in
     records written before it was stored: readers fall back, see :func:`qeval.metric_specs.scoring_of`)."""
+    node: Environment | None = None
+    """The fingerprint of the machine that ran this cell when a run spreads over several (a Ray
+    worker node, ``--executor ray``); ``None``: the run's own ``environment``."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from qeval.applied import EndpointIdentity
+from qeval.cell import Unit, UnitResult
 from qeval.config import SweepConfig
 from qeval.errors import UsageError
 from qeval.results import (
@@ -62,6 +63,7 @@ def prepare(config: SweepConfig) -> tuple[list, list]:
         raise UsageError("No suite given: pass --suites, e.g. --suites suites/arithmetic.")
     if config.limit is not None and config.limit < 1:
         raise UsageError(f"--limit must be at least 1 (got {config.limit}); leave it out to run every case.")
+    check_executor_of(config)
     specs = config.target_specs()
     precisions = [precision_of(t) for t in specs]
     names = [t.name for t in specs]
@@ -75,6 +77,19 @@ def prepare(config: SweepConfig) -> tuple[list, list]:
     if dupes:
         raise UsageError(f"Suite name(s) {', '.join(dupes)} given more than once: each suite may appear once per sweep.")
     return precisions, suites
+
+
+def check_executor_of(config: SweepConfig) -> None:
+    """Refuse an unknown executor, or Ray where it is not installed, before anything is loaded."""
+    from qeval.executors import check_executor, ray_missing
+    from qeval.executors._ray import INSTALL
+
+    try:
+        check_executor(config.executor)
+    except ValueError as exc:
+        raise UsageError(f"--executor: {exc}") from None
+    if config.executor == "ray" and (why := ray_missing()) is not None:
+        raise UsageError(f"--executor ray: {why}. Install it with: {INSTALL}; or leave out --executor to run here.")
 
 
 def load_calibrations(config: SweepConfig, precisions: Sequence) -> dict[tuple[str, int], Any]:
@@ -214,37 +229,102 @@ def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tup
     previous = signal.signal(signal.SIGINT, ctx.on_sigint) if installed else None
     path = None
     loaded_any = False
+    finished: dict[str, tuple] = {}
+    cards: dict[str, Any] = {}
+    by_label = {v.label: v for v in variants}
+    for variant in variants:
+        if state is not None and variant.label in state.cells:
+            finished[variant.label] = tuple(state.cells[variant.label])
+            reporter.note(f"[green]reused[/] {variant.label}: finished before the interruption")
+    units = [_unit(v, variants, config, suites, calibrations, state, folder) for v in variants if v.label not in finished]
+
+    def run_here(unit: Unit) -> UnitResult:
+        variant = by_label[unit.label]
+        target = _calibrated(targets[variant.target.name], variant, calibrations)
+        cells = run_target(target, suites, device, config, reporter, variant.label, ctx,
+                           reference=_latency_reference(variants, variant, targets, calibrations, config))
+        return UnitResult(unit.label, tuple(cells), target.card)
+
+    executor = _executor(config, run_here, source, reporter, journal, ctx)
     try:
-        for variant in variants:
-            ctx.check()  # a Ctrl-C during the last batch of the previous precision stops here
-            if state is not None and variant.label in state.cells:
-                cells = list(state.cells[variant.label])
-                reporter.note(f"[green]reused[/] {variant.label}: finished before the interruption")
-            else:
-                target = targets[variant.target.name]
-                target = _calibrated(target, variant, calibrations)
-                cells = run_target(target, suites, device, config, reporter, variant.label, ctx,
-                                   reference=_latency_reference(variants, variant, targets, calibrations, config))
-                loaded_any = True
-                journal.cells(variant.label, cells, target.card)
-            model = targets[specs[0].name].card
+        for result in executor.run(units):
+            variant = by_label[result.label]
+            card = result.card or targets[variant.target.name].card
+            journal.cells(result.label, result.cells, card)
+            loaded_any = loaded_any or result.card is not None
+            finished[result.label] = result.cells
+            if config.executor == "ray":  # loaded on another machine: its card is the one that learnt
+                cards[variant.target.name] = card
+            model = cards.get(variants[0].target.name) or targets[specs[0].name].card
             if not loaded_any and state is not None and state.model is not None:
                 model = state.model  # the card as it stood after the first load
             # a source's card may have learnt the parameter count on first load.
-            record = replace(record, model=model, targets=target_records(targets),
-                             cells=record.cells + tuple(cells))
-            path = _write(record, out, resumed, incomplete=False, views=variant is variants[-1])
+            record = replace(record, model=model, targets=target_records(targets, cards),
+                             cells=tuple(c for v in variants for c in finished.get(v.label, ())))
+            path = _write(record, out, resumed, incomplete=False, views=len(finished) == len(variants))
+        if not units:  # every target was finished before a resume: the report is rebuilt from the journal
+            model = state.model if state is not None and state.model is not None else record.model
+            record = replace(record, model=model, cells=tuple(c for v in variants for c in finished.get(v.label, ())))
+            path = _write(record, out, resumed, incomplete=False)
         if state is None or not state.done:
             journal.done()
     except SweepInterrupted:
         path = _write(record, out, resumed, incomplete=True)
         raise SweepInterrupted(path) from None
     finally:
+        close = getattr(executor, "close", None)
+        if close is not None:
+            close()
         journal.close()
         if installed:
             signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
     assert path is not None
     return record, path
+
+
+def _executor(config: SweepConfig, run_here: Any, source: Any, reporter: Reporter, journal: Any, ctx: RunContext) -> Any:
+    """The sweep's executor: this process (``local``), or a Ray cluster."""
+    from qeval.executors import LocalExecutor, RayExecutor
+
+    if config.executor == "ray":
+        return RayExecutor(config.ray_address, source=source, reporter=reporter, on_batch=journal.batch,
+                           check=ctx.check)
+    return LocalExecutor(run_here, ctx.check)
+
+
+def _unit(variant: Any, variants: Sequence[Any], config: SweepConfig, suites: Sequence[Any], calibrations: dict,
+          state: Any, folder: Path) -> Unit:
+    """One target's cells as data, for an executor (what the local loop runs, a Ray task gets)."""
+    from qeval.cell import CellSpec, DoneBatch, PairedReference
+
+    cells = tuple(
+        CellSpec(target=variant.target, suite=str(s.path), suite_hash=s.content_hash, limit=config.limit,
+                 batch_size=config.batch_size, latency_samples=config.latency_samples,
+                 warmup_requests=config.warmup_requests, device=config.device, concurrency=config.concurrency,
+                 request_timeout_s=config.request_timeout_s)
+        for s in suites
+    )
+    first = variants[0]
+    reference = None
+    if (variant is not first and config.pair_latency and config.latency_samples > 0
+            and not first.target.managed and not variant.target.managed):
+        reference = PairedReference(first.label, first.target, _calibration_of(first, calibrations))
+    done = []
+    if state is not None:
+        for (label, suite), batches in sorted(state.batches.items()):
+            if label == variant.label:
+                done += [DoneBatch(suite, index, cases, tokens, wall) for index, (cases, tokens, wall) in sorted(batches.items())]
+    return Unit(
+        label=variant.label, cells=cells, calibration=_calibration_of(variant, calibrations), reference=reference,
+        suite_names=tuple(s.name for s in suites), done_batches=tuple(done), tokenizer=config.tokenizer,
+        engine_executables=tuple(config.engine_executables), servers_dir=str(folder / "servers"), cwd=os.getcwd(),
+    )
+
+
+def _calibration_of(variant: Any, calibrations: dict) -> Any:
+    if variant.calibration is None or variant.seed is None:
+        return None
+    return calibrations.get((variant.calibration, variant.seed))
 
 
 def _write(record: RunRecord, out: Path, resumed: Resumed | None, incomplete: bool, views: bool = True) -> Path:
@@ -309,8 +389,9 @@ def _calibrated(target: Any, variant: Any, calibrations: dict) -> Any:
 
 
 
-def target_records(targets: dict[str, Any]) -> tuple:
-    """The run record's ``targets``: what each name stood for."""
+def target_records(targets: dict[str, Any], cards: dict[str, Any] | None = None) -> tuple:
+    """The run record's ``targets``: what each name stood for (``cards``: a target's card as the
+    machine that loaded it saw it, when that was not this process)."""
     import socket
 
     from qeval.results import TargetRecord
@@ -318,7 +399,7 @@ def target_records(targets: dict[str, Any]) -> tuple:
     host = socket.gethostname()
     return tuple(
         TargetRecord(
-            name=name, kind=t.spec.kind, spec=t.spec.spec, card=t.card, remote=t.spec.remote,
+            name=name, kind=t.spec.kind, spec=t.spec.spec, card=(cards or {}).get(name) or t.card, remote=t.spec.remote,
             revision=t.spec.revision, identity=getattr(t, "identity", None),
             client_host=host if t.spec.remote else None,
         )

@@ -47,6 +47,7 @@ def perf(
     time_scale: Annotated[float, typer.Option(help="Replay a --workload trace's offsets times this (0.5: twice as fast).")] = 1.0,
     unique_prompts: Annotated[bool, typer.Option("--unique-prompts", help="Prefix every request with a nonce, so a server's prefix cache cannot serve a repeated prompt.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of arrival schedules and synthetic lengths.")] = 0,
+    tokenizer: Annotated[str | None, typer.Option(help="Endpoint targets: tokenizer (folder, or smollm2-135m) for synthetic --prompt-tokens and for output tokens when the server sends no usage.")] = None,
 ) -> None:
     """Load-profile targets: latency percentiles, throughput, memory, goodput, cost.
 
@@ -95,6 +96,7 @@ def perf(
         time_scale=time_scale,
         unique_prompts=unique_prompts,
         seed=seed,
+        tokenizer=tokenizer,
         engine_executables=engine_executables(vllm, llamacpp),
         batch_sizes=parse_batch_sizes(batch_sizes),
         requests=requests,

@@ -212,3 +212,23 @@ def test_an_all_at_once_level_reads_back_as_infinite(tmp_path):
     assert point.offered_requests_per_s == math.inf
     assert back.load is not None and back.load.levels[0].value == math.inf
     assert back == record
+
+
+def test_synthetic_lengths_on_an_endpoint_take_its_tokenizer(tmp_path, tiny_perf_model_dir):
+    from qeval.load._lengths import parse_lengths
+
+    with ScriptedServer() as server:
+        target = _endpoint("a", server.base_url, server.models[0])
+        base = dict(model=None, precisions=(), targets=(target,), prompt_lengths=parse_lengths("uniform:min=5,max=12",
+                    "--prompt-tokens"), output_tokens=3, concurrency=(1,), requests=4, rounds=1, warmup=0,
+                    out_dir=str(tmp_path), run_id="r")
+        with pytest.raises(UsageError, match="give --tokenizer"):
+            run_perf(PerfConfig(**base))
+        record, _ = run_perf(PerfConfig(**{**base, "run_id": "r2"}, tokenizer=str(tiny_perf_model_dir)))
+        prompts = [r.body["prompt"] for r in server.requests if r.path.endswith("/completions")]
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_perf_model_dir))
+    lengths = {len(tok(p, add_special_tokens=False)["input_ids"]) for p in prompts}
+    assert lengths <= set(range(5, 13)) and len(lengths) > 1  # drawn lengths, built exactly
+    assert record.precisions[0].levels[0].ok_requests == 4

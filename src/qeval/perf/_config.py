@@ -70,6 +70,9 @@ class PerfConfig:
     unique_prompts: bool = False
     """Prefix every request with a nonce, so no server prefix cache can serve a repeat."""
     seed: int = 0
+    tokenizer: str | None = None
+    """Endpoint targets: a tokenizer (folder or built-in alias) for synthetic prompt lengths and for
+    output tokens when the server sends no usage."""
     engine_executables: tuple[tuple[str, str], ...] = ()
     """Managed targets: ``(engine, executable)`` the user chose (``--vllm``, ``--llamacpp``)."""
 

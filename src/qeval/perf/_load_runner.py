@@ -90,7 +90,14 @@ def _synthetic(model: Any, config: PerfConfig, default_max: int) -> Workload:
     made: dict[int, Prompt] = {}
     for length in lengths:
         if length not in made:
-            made[length] = synthetic_prompt(model, length)
+            try:
+                made[length] = synthetic_prompt(model, length)
+            except NotImplementedError:  # an endpoint without a tokenizer
+                from qeval.errors import UsageError
+
+                raise UsageError("--prompt-tokens builds prompts of a given number of tokens, which takes the served "
+                                 "model's tokenizer: give --tokenizer (its folder, or smollm2-135m), or use "
+                                 "--suite or --workload instead.") from None
     label = f"synthetic: prompt {prompt_spec.label} tokens, output {output_spec.label} tokens"
     return Workload(tuple(Prepared(made[p], o) for p, o in zip(lengths, outputs)), label, False)
 

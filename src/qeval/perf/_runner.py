@@ -362,6 +362,7 @@ def measure(config: PerfConfig, source: Any = None, note: Note | None = None) ->
     run_id = Path(config.into).name if config.into else (config.run_id or new_run_id())
     targets = build_targets(specs, source, request_timeout_s=config.request_timeout_s,
                             concurrency=max(config.batch_sizes), engine_executables=dict(config.engine_executables),
+                            tokenizer=config.tokenizer,
                             servers_dir=_servers_dir(config, run_id))
     settings = _settings(config, suite)
     created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -69,9 +69,16 @@ def precision_of(spec: TargetSpec) -> Any:
 
 
 def token_counter(tokenizer: str | None) -> Callable[[str], int] | None:
-    """``--tokenizer PATH``: counts an endpoint's output tokens when it sends no usage."""
+    """``--tokenizer PATH`` (or a built-in alias, ``smollm2-135m``): counts an endpoint's output tokens
+    when it sends no usage, and the prompt tokens synthetic prompts are built to."""
     if not tokenizer:
         return None
+    from qeval.models._builtin import BUILTINS
+
+    if tokenizer in BUILTINS and not Path(tokenizer).exists():
+        from qeval.models import materialise
+
+        tokenizer = str(materialise(BUILTINS[tokenizer]))
     path = Path(tokenizer)
     if not (path / "tokenizer_config.json").is_file() and not (path / "tokenizer.json").is_file():
         raise UsageError(f"--tokenizer {tokenizer}: no tokenizer.json or tokenizer_config.json in that folder. "

@@ -66,22 +66,27 @@ def parse_rates(text: str) -> tuple[float, ...]:
 
 def parse_concurrency(text: str) -> tuple[int, ...]:
     """``"1,8,32,50"`` -> ``(1, 8, 32, 50)``: positive whole numbers of users, ascending, each once."""
-    levels = []
+    return parse_positive_ints(text, "--concurrency", "number of users")
+
+
+def parse_positive_ints(text: str, flag: str, what: str) -> tuple[int, ...]:
+    """``"1,8,32"`` -> ``(1, 8, 32)``: positive whole numbers, sorted ascending, each once; a
+    :class:`UsageError` naming ``flag`` otherwise (``what``: "batch size", "number of users")."""
+    values = []
     for part in (p.strip() for p in text.split(",")):
         if not part:
             continue
         try:
-            level = int(part)
+            value = int(part)
         except ValueError:
-            raise UsageError(f"--concurrency {text!r}: {part!r} is not a whole number; give positive integers "
-                             "separated by commas, e.g. --concurrency 1,8,32.") from None
-        if level < 1:
-            raise UsageError(f"--concurrency {text!r}: {level} is not a positive number of users; "
-                             "e.g. --concurrency 1,8,32.")
-        levels.append(level)
-    if not levels:
-        raise UsageError("--concurrency is empty; give positive integers separated by commas, e.g. --concurrency 1,8,32.")
-    return tuple(sorted(set(levels)))
+            raise UsageError(f"{flag} {text!r}: {part!r} is not a whole number; give positive integers "
+                             f"separated by commas, e.g. {flag} 1,8,32.") from None
+        if value < 1:
+            raise UsageError(f"{flag} {text!r}: {value} is not a positive {what}; e.g. {flag} 1,8,32.")
+        values.append(value)
+    if not values:
+        raise UsageError(f"{flag} is empty; give positive integers separated by commas, e.g. {flag} 1,8,32.")
+    return tuple(sorted(set(values)))
 
 
 _DURATION = re.compile(r"(?P<number>(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)\s*(?P<unit>ms|s|m|min|h)?")

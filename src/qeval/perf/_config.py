@@ -105,23 +105,9 @@ class PerfConfig:
 
 def parse_batch_sizes(text: str) -> tuple[int, ...]:
     """``"1,8,32"`` -> ``(1, 8, 32)``: positive integers, sorted ascending, each once."""
-    sizes = []
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        try:
-            size = int(part)
-        except ValueError:
-            raise UsageError(
-                f"--batch-sizes {text!r}: {part!r} is not a whole number; give positive integers separated "
-                "by commas, e.g. --batch-sizes 1,8,32."
-            ) from None
-        if size < 1:
-            raise UsageError(f"--batch-sizes {text!r}: {size} is not a positive batch size; e.g. --batch-sizes 1,8,32.")
-        sizes.append(size)
-    if not sizes:
-        raise UsageError("--batch-sizes is empty; give positive integers separated by commas, e.g. 1,8,32.")
-    return tuple(sorted(set(sizes)))
+    from qeval.load._arrivals import parse_positive_ints
+
+    return parse_positive_ints(text, "--batch-sizes", "batch size")
 
 
 def validate(config: PerfConfig) -> None:

@@ -121,6 +121,10 @@ def perf(
     pages = _write_pages(record, Path(folder))
     shown = ", ".join(str(x) for x in (folder / PERF_MARKDOWN, folder / PERF_FILE, *pages))
     console.print(f"Report: {shown}", highlight=False, markup=False)
+    if record.incomplete:
+        console.print(f"incomplete: {record.incomplete}; what finished is in the report.", highlight=False,
+                      markup=False)
+        raise typer.Exit(130)
 
 
 PERF_HTML = "perf.html"

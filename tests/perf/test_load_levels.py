@@ -232,3 +232,35 @@ def test_synthetic_lengths_on_an_endpoint_take_its_tokenizer(tmp_path, tiny_perf
     lengths = {len(tok(p, add_special_tokens=False)["input_ids"]) for p in prompts}
     assert lengths <= set(range(5, 13)) and len(lengths) > 1  # drawn lengths, built exactly
     assert record.precisions[0].levels[0].ok_requests == 4
+
+
+def test_ctrl_c_keeps_the_blocks_that_finished_and_exits_130(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    trace = _trace_file(str(tmp_path), n=2)
+    with Loopback(tokens=2, first_token_s=0.03) as server:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "qeval.cli", "perf", "--target", f"a=openai:{server.base_url}#{MODEL}",
+             "--workload", trace, "--concurrency", "1,2", "--requests", "400", "--rounds", "2", "--warmup", "0",
+             "--out", str(tmp_path / "out")],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        lines = []
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the second block has started: the first one is finished
+            lines.append(line)
+            if "round 0: a at c=2" in line:
+                proc.send_signal(signal.SIGINT)
+                break
+        out = "".join(lines) + proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, out
+    assert "incomplete: interrupted after 1 of 4 blocks" in out
+    (folder,) = (tmp_path / "out").iterdir()
+    record = read_perf(folder)
+    assert record.incomplete == "interrupted after 1 of 4 blocks"
+    first, second = record.precisions[0].levels
+    assert first.status == "ok" and first.ok_requests == 200  # round 0 of c=1: 400 / 2 rounds
+    assert second.status == "error" and second.requests == 0
+    assert "**Incomplete: interrupted after 1 of 4 blocks.**" in (folder / "perf.md").read_text()

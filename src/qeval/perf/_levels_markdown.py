@@ -351,6 +351,9 @@ def render_levels_markdown(record: PerfRecord) -> str:
          f"Up to {record.max_new_tokens} new tokens per request unless the workload says otherwise."),
         "",
     ]
+    if record.incomplete:
+        lines += [f"> **Incomplete: {record.incomplete}.** Every block that finished is below; levels and "
+                  "targets the run did not reach have fewer requests (or none) than asked for.", ""]
     if record.load is not None:
         lines += _load_section(record, record.load)
     for perf in record.precisions:

@@ -163,13 +163,15 @@ def _max_in_flight(config: PerfConfig, levels: Sequence[LoadLevel], workload_len
     return max(need + [1])
 
 
-@dataclass
+@dataclass(frozen=True)
 class LevelsResult:
     points: dict[str, tuple[LevelPoint, ...]]
     ratios: dict[str, tuple[Ratio, ...]]
     saturation: dict[str, str | None]
     order: tuple[str, ...]
     settings: LoadSettings
+    interrupted: str | None = None
+    """Set when Ctrl-C stopped the run: how far it got (the blocks that finished are kept)."""
 
 
 def run_levels(config: PerfConfig, entries: Sequence[Any], workloads: dict[str, Workload],
@@ -184,7 +186,16 @@ def run_levels(config: PerfConfig, entries: Sequence[Any], workloads: dict[str, 
     nonces = itertools.count() if config.unique_prompts else None
     sent: dict[str, int] = {}
 
+    stopped: list[str] = []
+
     async def main() -> None:
+        try:
+            await blocks()
+        except asyncio.CancelledError:  # Ctrl-C: keep every block that finished, say where it stopped
+            stopped.append(f"interrupted after {len(order)} of {len(levels) * len(entries) * config.rounds} blocks")
+            note(f"{stopped[0]}: writing what was measured")
+
+    async def blocks() -> None:
         async with contextlib.AsyncExitStack() as stack:
             from qeval.load._senders import sender_for
 
@@ -223,7 +234,8 @@ def run_levels(config: PerfConfig, entries: Sequence[Any], workloads: dict[str, 
                 order.append(f"{block.round}/{entry.name}/{level.label}")
 
     asyncio.run(main())
-    return _assemble(config, entries, workloads, levels, runs, servers, failed, slos, tuple(order), sent)
+    result = _assemble(config, entries, workloads, levels, runs, servers, failed, slos, tuple(order), sent)
+    return replace(result, interrupted=stopped[0] if stopped else None)
 
 
 def _server_summary(watched: Any) -> ServerGaugesSummary | None:

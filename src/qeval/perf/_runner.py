@@ -403,6 +403,7 @@ def measure(config: PerfConfig, source: Any = None, note: Note | None = None) ->
         precisions=results,
         environment=capture_environment(device),
         load=levels.settings if levels is not None else None,
+        incomplete=levels.interrupted if levels is not None else None,
     )
 
 

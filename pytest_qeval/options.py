@@ -67,7 +67,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     ALLOW_ENV_MISMATCH, shared.LATENCY_SAMPLES, shared.WARMUP, shared.BATCH_SIZE, NO_CACHE, shared.CALIBRATION,
     shared.CALIBRATION_SAMPLES, shared.CALIBRATION_SEED, shared.CALIBRATION_SEEDS, shared.TARGET, shared.API_KEY_ENV,
     shared.TARGET_REVISION, shared.CONCURRENCY, shared.REQUEST_TIMEOUT, shared.NO_LATENCY_PAIRING,
-    shared.ENGINE_ARG, shared.VLLM, shared.LLAMACPP,
+    shared.ENGINE_ARG, shared.VLLM, shared.LLAMACPP, shared.EXECUTOR, shared.RAY_ADDRESS, shared.RAY_RESOURCES,
 )
 """Every option of the plugin, in ``--help`` order."""
 
@@ -111,6 +111,9 @@ class Options:
     engine_arg: tuple[str, ...] = ()
     vllm: str | None = None
     llamacpp: str | None = None
+    executor: str = "local"
+    ray_address: str = "auto"
+    ray_resources: tuple[str, ...] = ()
     targets: tuple[Any, ...] = ()
     """The run's targets (:class:`qeval.targets.TargetSpec`), one per name in ``precisions``
     before calibration seeds are expanded."""
@@ -298,6 +301,14 @@ def _check(values: dict[str, Any]) -> None:
             resolve_calibration(values["calibration"])
         except QevalError as exc:
             raise pytest.UsageError(f"--qeval-calibration: {exc}") from None
+    if values["executor"] == "ray":
+        from qeval.executors import ray_missing
+        from qeval.executors._ray import INSTALL
+
+        why = ray_missing()
+        if why is not None:
+            raise pytest.UsageError(f"--qeval-executor ray: {why}. Install it with: {INSTALL}; or leave out "
+                                    "--qeval-executor to evaluate in this process.")
     report = values["report"]
     if report.exists() and not report.is_dir():
         raise pytest.UsageError(f"--qeval-report: {report} exists and is not a folder.")

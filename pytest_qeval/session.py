@@ -71,6 +71,8 @@ class QevalSession:
     _calibrations: dict[int, Any] = field(default_factory=dict)
     _targets: dict[str, Any] = field(default_factory=dict)
     _sources: dict[str, Any] = field(default_factory=dict)
+    _ray: Any = None
+    """The Ray executor (``--qeval-executor ray``), connected on first need."""
     _from_shared: set[tuple[str, str]] = field(default_factory=set)
     """Cells another xdist worker evaluated: that worker reports them."""
 
@@ -277,16 +279,63 @@ class QevalSession:
         what = (f"{spec.model} at {spec.precision}" if spec.kind == "model" and spec.name == spec.precision
                 else f"{spec.name} ({spec.spec})")
         self.write_line(f"qeval: evaluating {what} on {names} ...")
-        target = self.target(precision_name)
-        reference = self.latency_reference(precision_name)
-        with quiet():
-            cells = run_target(target, todo, self.device, self.sweep_config(), _Lines(self.write_line), precision_name,
-                               reference=reference)
+        if self.options.executor == "ray":
+            cells = self._evaluate_on_ray(spec, todo, precision_name)
+        else:
+            target = self.target(precision_name)
+            reference = self.latency_reference(precision_name)
+            with quiet():
+                cells = run_target(target, todo, self.device, self.sweep_config(), _Lines(self.write_line),
+                                   precision_name, reference=reference)
         for suite, cell in zip(todo, cells):
             self.cells[(suite.name, precision_name)] = cell
             if cache:
                 cache.put(keys[suite.name], cell, self.run_id, self.created_at)
         self.write_line(f"qeval: {precision_name} done: " + ", ".join(f"{c.suite} {c.status}" for c in cells))
+
+    def _evaluate_on_ray(self, spec: Any, suites: list[Any], name: str) -> list[CellResult]:
+        """The cells of target ``name`` on ``suites``, as one Ray task (``--qeval-executor ray``)."""
+        from qeval.cell import CellSpec, PairedReference, Unit
+
+        o = self.options
+        if self._ray is None:
+            from qeval.executors import RayExecutor
+
+            self._ray = RayExecutor(o.ray_address, reporter=_Lines(self.write_line), resources=o.ray_resources)
+        cells = tuple(
+            CellSpec(target=spec, suite=str(s.path), suite_hash=s.content_hash, limit=o.limit, batch_size=o.batch_size,
+                     latency_samples=o.latency_samples, warmup_requests=o.warmup, device=o.device,
+                     concurrency=o.concurrency, request_timeout_s=o.request_timeout)
+            for s in suites
+        )
+        first = self.latency_reference_name(name)
+        reference = None if first is None else PairedReference(first, self.target_spec(first), self._calibration_of(first))
+        unit = Unit(
+            label=name, cells=cells, calibration=self._calibration_of(name), reference=reference,
+            suite_names=tuple(s.name for s in suites), servers_dir=str(Path(o.report) / self.run_id / "servers"),
+            engine_executables=tuple((k, v) for k, v in (("vllm", o.vllm), ("llamacpp", o.llamacpp)) if v),
+            cwd=str(Path.cwd()),
+        )
+        self._ray.source = self._shipped_source(spec, reference)
+        (result,) = self._ray.run([unit])
+        return list(result.cells)
+
+    def _calibration_of(self, name: str) -> Any:
+        from qeval.targets import precision_of
+
+        precision = precision_of(self.target_spec(name))
+        return self.calibration_for(self._seed(name)) if precision is not None and precision.needs_calibration else None
+
+    def _shipped_source(self, spec: Any, reference: Any) -> Any:
+        """The model source a Ray task gets from here: a ``module:attr`` model of the project (the workers
+        may not import it; its code travels with the task); other models are resolved where the task runs."""
+        from qeval.models import BUILTINS
+
+        model = spec.model if spec.kind == "model" else None
+        same = reference is None or reference.target.kind != "model" or reference.target.model == model
+        if model is None or not same or model in BUILTINS or model == "fake" or Path(model).exists() or ":" not in model:
+            return None
+        return self._source_for(model) if model != self.options.model else self.source
 
     def latency_reference_name(self, name: str) -> str | None:
         """The first target, whose requests ``name``'s timed passes alternate with (ABBA), or ``None``
@@ -399,6 +448,9 @@ class QevalSession:
         for model in self._models.values():
             model.close()
         self._models.clear()
+        if self._ray is not None:
+            self._ray.close()
+            self._ray = None
 
     # --- the run as a record ---------------------------------------------------------------
 

@@ -65,7 +65,7 @@ def sweep(
     calibration_samples: Annotated[int, typer_option(opt.CALIBRATION_SAMPLES)] = opt.CALIBRATION_SAMPLES.cli_default,
     calibration_seed: Annotated[int, typer_option(opt.CALIBRATION_SEED)] = opt.CALIBRATION_SEED.cli_default,
     calibration_seeds: Annotated[int, typer_option(opt.CALIBRATION_SEEDS)] = opt.CALIBRATION_SEEDS.cli_default,
-    resume: Annotated[Optional[Path], typer.Option(help="Finish the killed or interrupted sweep in this run folder (reports/<run-id>/) from its journal; every other option comes from the journal.")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Finish the killed or interrupted sweep in this run folder (reports/<run-id>/) from its journal; every other option comes from the journal, except where the rest runs (--executor, --ray-address, --ray-resources).")] = None,
     target: Annotated[Optional[list[str]], typer_option(opt.TARGET)] = opt.TARGET.cli_default,
     api_key_env: Annotated[Optional[list[str]], typer_option(opt.API_KEY_ENV)] = opt.API_KEY_ENV.cli_default,
     target_revision: Annotated[Optional[list[str]], typer_option(opt.TARGET_REVISION)] = opt.TARGET_REVISION.cli_default,
@@ -76,6 +76,9 @@ def sweep(
     engine_arg: Annotated[Optional[list[str]], typer_option(opt.ENGINE_ARG)] = opt.ENGINE_ARG.cli_default,
     vllm: Annotated[Optional[str], typer_option(opt.VLLM)] = opt.VLLM.cli_default,
     llamacpp: Annotated[Optional[str], typer_option(opt.LLAMACPP)] = opt.LLAMACPP.cli_default,
+    executor: Annotated[str, typer_option(opt.EXECUTOR)] = opt.EXECUTOR.cli_default,
+    ray_address: Annotated[str, typer_option(opt.RAY_ADDRESS)] = opt.RAY_ADDRESS.cli_default,
+    ray_resources: Annotated[Optional[list[str]], typer_option(opt.RAY_RESOURCES)] = opt.RAY_RESOURCES.cli_default,
 ) -> None:
     """Evaluate and measure each target (MODEL at each precision, or --target NAME=SPEC) on each suite; write a report.
 
@@ -127,6 +130,9 @@ def sweep(
         tokenizer=str(tokenizer) if tokenizer else None,
         pair_latency=not no_latency_pairing,
         engine_executables=engine_executables(vllm, llamacpp),
+        executor=executor,
+        ray_address=ray_address,
+        ray_resources=tuple(ray_resources or ()),
     )
     progress = Progress(
         TextColumn("{task.description}"),
@@ -140,7 +146,9 @@ def sweep(
     try:
         with quiet():
             if resume is not None:
-                record, path = resume_sweep(resume, reporter=reporter)
+                # where the rest runs is chosen now (--executor), not by the run that was interrupted
+                record, path = resume_sweep(resume, reporter=reporter, executor=(executor, ray_address,
+                                                                                  tuple(ray_resources or ())))
             else:
                 assert config is not None  # built above whenever --resume is not given
                 record, path = run_sweep(config, reporter=reporter)

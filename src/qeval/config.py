@@ -53,6 +53,8 @@ class SweepConfig:
     task per target, see :mod:`qeval.executors`)."""
     ray_address: str = "auto"
     """``--executor ray``: the cluster (``auto``: a running one, else a local Ray for the run)."""
+    ray_resources: tuple[str, ...] = ()
+    """``--ray-resources``: ``[TARGET:]KEY=VALUE,...`` asked of Ray per task (see :mod:`qeval.options`)."""
 
     def target_specs(self) -> tuple[TargetSpec, ...]:
         """The targets of the run: the explicit ones, else one per precision of ``model``."""

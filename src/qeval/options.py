@@ -154,6 +154,48 @@ def device(raw: Any, spec: OptionSpec) -> str:
 
 DEVICES = ("auto", "cpu", "cuda")
 
+EXECUTORS = ("local", "ray")
+
+
+def executor(raw: Any, spec: OptionSpec) -> str:
+    value = str(raw).strip()
+    if value not in EXECUTORS:
+        raise ValueError(f"unknown executor {value!r}; use {' or '.join(EXECUTORS)}.")
+    return value
+
+
+RAY_RESOURCE_KEYS = ("num_cpus", "num_gpus", "memory")
+
+
+def parse_ray_resources(items: Any) -> dict[str | None, dict[str, float]]:
+    """``("num_cpus=2", "int4:num_gpus=1,memory=8e9")`` → ``{None: {"num_cpus": 2.0}, "int4": {...}}``
+    (``None``: every target); a ``ValueError`` saying what to write instead."""
+    out: dict[str | None, dict[str, float]] = {}
+    for item in items:
+        head, sep, rest = str(item).partition(":")
+        target, body = (head.strip() or None, rest) if sep and "=" not in head else (None, str(item))
+        asked = out.setdefault(target, {})
+        for part in body.split(","):
+            key, eq, value = part.strip().partition("=")
+            key = key.strip().replace("-", "_")
+            if not eq or key not in RAY_RESOURCE_KEYS:
+                raise ValueError(f"{item!r}: expected [TARGET:]KEY=VALUE[,KEY=VALUE] with KEY one of "
+                                 f"{', '.join(RAY_RESOURCE_KEYS)}, e.g. int4:num_gpus=1,memory=8e9.")
+            try:
+                number = float(value)
+            except ValueError:
+                raise ValueError(f"{item!r}: {key} must be a number, got {value.strip()!r}.") from None
+            if not number >= 0:
+                raise ValueError(f"{item!r}: {key} must be 0 or more, got {value.strip()}.")
+            asked[key] = number
+    return out
+
+
+def ray_resources(raw: Any, spec: OptionSpec) -> tuple[str, ...]:
+    items = entries(raw, spec)
+    parse_ray_resources(items)
+    return items
+
 _SWEEP_AND_PLUGIN = frozenset({"sweep", "plugin"})
 _ENDPOINT_CLIENTS = frozenset({"sweep", "perf", "plugin"})
 _CALIBRATING = frozenset({"sweep", "quantize", "plugin"})
@@ -258,10 +300,29 @@ NO_LATENCY_PAIRING = OptionSpec(
     switch, _SWEEP_AND_PLUGIN,
 )
 
+EXECUTOR = OptionSpec(
+    "executor", "str", "local",
+    "Where each target's model load and suites run: local (this process, one target after another) or ray "
+    "(one Ray task per target, results journaled as they come back; pip install 'qeval[ray]', see docs/ray.md).",
+    executor, _SWEEP_AND_PLUGIN, metavar="local|ray",
+)
+RAY_ADDRESS = OptionSpec(
+    "ray-address", "str", "auto",
+    "With {executor} ray: the cluster. auto: the one this machine runs (or RAY_ADDRESS), else a local Ray "
+    "started for the run and shut down after it; local: always a new local Ray; or ray://HEAD:10001, HEAD:6379.",
+    text, _SWEEP_AND_PLUGIN, metavar="ADDRESS",
+)
+RAY_RESOURCES = OptionSpec(
+    "ray-resources", "multi", (),
+    "[TARGET:]KEY=VALUE[,KEY=VALUE], repeatable: what each Ray task asks for (num_cpus, num_gpus, memory in "
+    "bytes); default num_cpus=1, plus num_gpus=1 for a CUDA target. num_cpus also sets the task's torch threads.",
+    ray_resources, _SWEEP_AND_PLUGIN, metavar="[TARGET:]KEY=VALUE",
+)
+
 SHARED_OPTIONS: tuple[OptionSpec, ...] = (
     TARGET, API_KEY_ENV, TARGET_REVISION, CONCURRENCY, REQUEST_TIMEOUT, LIMIT, LATENCY_SAMPLES, WARMUP,
     BATCH_SIZE, DEVICE, CALIBRATION, CALIBRATION_SAMPLES, CALIBRATION_SEED, CALIBRATION_SEEDS, NO_LATENCY_PAIRING,
-    ENGINE_ARG, VLLM, LLAMACPP,
+    ENGINE_ARG, VLLM, LLAMACPP, EXECUTOR, RAY_ADDRESS, RAY_RESOURCES,
 )
 """Every option both the ``qeval`` command line and the pytest plugin offer."""
 
@@ -276,7 +337,8 @@ def shared_option(name: str) -> OptionSpec:
 
 __all__ = [
     "API_KEY_ENV", "BATCH_SIZE", "CALIBRATION", "CALIBRATION_SAMPLES", "CALIBRATION_SEED", "CALIBRATION_SEEDS",
-    "CONCURRENCY", "DEVICE", "DEVICES", "ENGINE_ARG", "LLAMACPP", "VLLM", "LATENCY_SAMPLES", "LIMIT", "REQUEST_TIMEOUT", "SHARED_OPTIONS", "TARGET",
+    "CONCURRENCY", "DEVICE", "DEVICES", "ENGINE_ARG", "EXECUTOR", "EXECUTORS", "RAY_ADDRESS", "RAY_RESOURCES",
+    "executor", "parse_ray_resources", "ray_resources", "LLAMACPP", "VLLM", "LATENCY_SAMPLES", "LIMIT", "REQUEST_TIMEOUT", "SHARED_OPTIONS", "TARGET",
     "TARGET_REVISION", "WARMUP", "Kind", "OptionSpec", "Surface", "device", "entries", "names", "seconds",
     "shared_option", "switch", "text", "whole_number",
 ]

@@ -44,6 +44,7 @@ def config_from_header(header: dict[str, Any], folder: Path, where: Path) -> Swe
             for t in raw.get("targets") or ()
         )
         raw["engine_executables"] = tuple(tuple(pair) for pair in raw.get("engine_executables") or ())
+        raw["ray_resources"] = tuple(raw.get("ray_resources") or ())
         if raw.get("calibration"):
             # names (generic, medical) stay; relative .jsonl paths are re-based one by one
             raw["calibration"] = ",".join(_rebased(e.strip(), cwd) for e in str(raw["calibration"]).split(","))
@@ -69,7 +70,8 @@ def check_device(header: dict[str, Any], device: str, where: Path) -> None:
         )
 
 
-def resume_sweep(run_dir: str | Path, source=None, reporter=None):
+def resume_sweep(run_dir: str | Path, source=None, reporter=None,
+                 executor: tuple[str, str, tuple[str, ...]] | None = None):
     """Finish the sweep journaled in ``run_dir`` (see :mod:`qeval.journal`).
 
     The configuration comes from the journal. Finished precisions are reused as
@@ -77,7 +79,8 @@ def resume_sweep(run_dir: str | Path, source=None, reporter=None):
     are reused and the rest generated (same chunk boundaries, so the case results
     equal a clean run's); its timed pass is run again, since timings cannot be
     stitched together. Refuses a finished run, another device and suites whose
-    content changed. Returns the record and the report folder."""
+    content changed. ``executor`` (name, Ray address, Ray resources) says where the rest runs
+    (default: where the run started). Returns the record and the report folder."""
     from qeval.journal import JournalError, read_journal
     from qeval.models import resolve_device
     from qeval.sweep import _Silent, _sweep
@@ -101,6 +104,11 @@ def resume_sweep(run_dir: str | Path, source=None, reporter=None):
             )
     header = state.header
     config = config_from_header(header, folder, state.path)
+    if executor is not None:
+        from dataclasses import replace
+
+        name, address, resources = executor
+        config = replace(config, executor=name, ray_address=address, ray_resources=tuple(resources))
     if header.get("run_id") != folder.name:
         raise JournalError(
             f"{state.path}: journal of run {header.get('run_id')!r} found in folder {folder.name!r}; "

@@ -26,6 +26,7 @@ from typing import Any
 
 from qeval.applied import EndpointIdentity
 from qeval.cell import Unit, UnitResult
+from qeval.executors import LocalExecutor
 from qeval.config import SweepConfig
 from qeval.errors import UsageError
 from qeval.results import (
@@ -90,6 +91,12 @@ def check_executor_of(config: SweepConfig) -> None:
         raise UsageError(f"--executor: {exc}") from None
     if config.executor == "ray" and (why := ray_missing()) is not None:
         raise UsageError(f"--executor ray: {why}. Install it with: {INSTALL}; or leave out --executor to run here.")
+    from qeval.options import parse_ray_resources
+
+    try:
+        parse_ray_resources(config.ray_resources)
+    except ValueError as exc:
+        raise UsageError(f"--ray-resources: {exc}") from None
 
 
 def load_calibrations(config: SweepConfig, precisions: Sequence) -> dict[tuple[str, int], Any]:
@@ -196,23 +203,30 @@ def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tup
     for t in targets.values():
         if isinstance(t, ManagedTarget):
             t.servers_dir = folder / "servers"  # RUN_DIR/servers/NAME.log
-    if state is None:
-        if (folder / JOURNAL_FILE).exists():
-            raise JournalError(
-                f"{folder}: a run with id {run_id!r} is already there; resume it with "
-                f"`qeval sweep --resume {folder}` or pick another run id."
-            )
-        journal = Journal(folder / JOURNAL_FILE)
-        journal.append({
-            "kind": "header", "run_id": run_id, "created_at": created_at, "qeval_version": __version__,
-            "config": to_dict(replace(config, run_id=run_id)), "cwd": os.getcwd(), "suite_hashes": hashes,
-            "device": device,
-            "model": to_dict(record.model),
-            "endpoints": {t.name: endpoint_identity(t.identity) for t in record.targets if t.identity is not None},
-        })
-    else:
-        check_endpoints(state, record.targets)
-        journal = Journal(state.path, truncate_to=state.valid_bytes)
+    # Ray: connected now, so that a wrong address or a missing cluster fails before the run folder exists
+    remote = _ray_executor(config, source, reporter) if config.executor == "ray" else None
+    try:
+        if state is None:
+            if (folder / JOURNAL_FILE).exists():
+                raise JournalError(
+                    f"{folder}: a run with id {run_id!r} is already there; resume it with "
+                    f"`qeval sweep --resume {folder}` or pick another run id."
+                )
+            journal = Journal(folder / JOURNAL_FILE)
+            journal.append({
+                "kind": "header", "run_id": run_id, "created_at": created_at, "qeval_version": __version__,
+                "config": to_dict(replace(config, run_id=run_id)), "cwd": os.getcwd(), "suite_hashes": hashes,
+                "device": device,
+                "model": to_dict(record.model),
+                "endpoints": {t.name: endpoint_identity(t.identity) for t in record.targets if t.identity is not None},
+            })
+        else:
+            check_endpoints(state, record.targets)
+            journal = Journal(state.path, truncate_to=state.valid_bytes)
+    except BaseException:
+        if remote is not None:
+            remote.close()
+        raise
     ctx = _Ctx(journal, state)
     resumed: Resumed | None = None
     if state is not None:
@@ -245,7 +259,9 @@ def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tup
                            reference=_latency_reference(variants, variant, targets, calibrations, config))
         return UnitResult(unit.label, tuple(cells), target.card)
 
-    executor = _executor(config, run_here, source, reporter, journal, ctx)
+    executor: Any = LocalExecutor(run_here, ctx.check)
+    if remote is not None:
+        remote.on_batch, remote.check, executor = journal.batch, ctx.check, remote
     try:
         for result in executor.run(units):
             variant = by_label[result.label]
@@ -272,9 +288,8 @@ def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tup
         path = _write(record, out, resumed, incomplete=True)
         raise SweepInterrupted(path) from None
     finally:
-        close = getattr(executor, "close", None)
-        if close is not None:
-            close()
+        if remote is not None:
+            remote.close()
         journal.close()
         if installed:
             signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
@@ -282,14 +297,13 @@ def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tup
     return record, path
 
 
-def _executor(config: SweepConfig, run_here: Any, source: Any, reporter: Reporter, journal: Any, ctx: RunContext) -> Any:
-    """The sweep's executor: this process (``local``), or a Ray cluster."""
-    from qeval.executors import LocalExecutor, RayExecutor
+def _ray_executor(config: SweepConfig, source: Any, reporter: Reporter) -> Any:
+    """The sweep's Ray executor, connected (or its local Ray started)."""
+    from qeval.executors import RayExecutor
 
-    if config.executor == "ray":
-        return RayExecutor(config.ray_address, source=source, reporter=reporter, on_batch=journal.batch,
-                           check=ctx.check)
-    return LocalExecutor(run_here, ctx.check)
+    executor = RayExecutor(config.ray_address, source=source, reporter=reporter, resources=config.ray_resources)
+    executor.connect()
+    return executor
 
 
 def _unit(variant: Any, variants: Sequence[Any], config: SweepConfig, suites: Sequence[Any], calibrations: dict,

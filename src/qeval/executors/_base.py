@@ -7,8 +7,7 @@ from typing import Protocol
 
 from qeval.cell import Unit, UnitResult
 from qeval.errors import UsageError
-
-EXECUTORS = ("local", "ray")
+from qeval.options import EXECUTORS
 
 
 class ExecutorError(UsageError):

@@ -88,10 +88,26 @@ def _run_task(unit: Unit, source: Any, tracker: Any) -> UnitResult:
 
     if tracker is not None:
         tracker.started.remote(unit.label, ray.util.get_node_ip_address())
+    _threads_as_assigned(ray)
     with quiet():
         result = run_unit(unit, source, journal=_Relay(tracker) if tracker is not None else None)
     node = capture_environment(resolve_device(unit.cells[0].device)) if unit.cells else None
     return replace(result, cells=tuple(replace(c, node=node) for c in result.cells), node=node)
+
+
+def _threads_as_assigned(ray: Any) -> None:
+    """torch's intra-op threads = the CPUs Ray gave the task (Ray sets OMP_NUM_THREADS only for a
+    worker's first task; a reused worker's torch kept the count of the task before)."""
+    import math
+
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+    if cpus is None:
+        return
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(max(1, math.floor(cpus)))
 
 
 def _installed(module: Any) -> bool:
@@ -136,8 +152,7 @@ class RayExecutor:
 
     def __init__(self, address: str = "auto", source: Any = None, reporter: Any = None,
                  on_batch: Callable[..., None] | None = None, check: Callable[[], None] = lambda: None,
-                 max_retries: int = MAX_RETRIES, resources: Callable[[Unit, float], dict[str, float]] | None = None,
-                 ) -> None:
+                 max_retries: int = MAX_RETRIES, resources: Sequence[str] = ()) -> None:
         from qeval.runner import Silent
 
         self.address = address
@@ -146,7 +161,12 @@ class RayExecutor:
         self.on_batch = on_batch
         self.check = check
         self.max_retries = max_retries
-        self.resources = resources or default_resources
+        from qeval.options import parse_ray_resources
+
+        try:
+            self.resources = parse_ray_resources(resources)
+        except ValueError as exc:
+            raise ExecutorError(f"--ray-resources: {exc}") from None
         self._started = False
         self._ray: Any = None
 
@@ -201,7 +221,8 @@ class RayExecutor:
             source = ray.put(self.source)
         out: dict[Any, Unit] = {}
         for unit in units:
-            options = {**self.resources(unit, gpus), "max_retries": self.max_retries, "name": f"qeval {unit.label}"}
+            options = {**resources_for(unit, gpus, self.resources), "max_retries": self.max_retries,
+                       "name": f"qeval {unit.label}"}
             out[task.options(**options).remote(unit, source, tracker)] = unit
         progress = _Progress(units)
         pending = list(out)
@@ -274,12 +295,16 @@ class RayExecutor:
             self.reporter.note(f"[yellow]ray[/]: cancelled {len(pending)} unfinished task(s)")
 
 
-def default_resources(unit: Unit, cluster_gpus: float) -> dict[str, float]:
-    """One CPU per task; one GPU for a CUDA target (``--device cuda``, or ``auto`` on a cluster with
-    GPUs). An endpoint's task only sends requests: no GPU."""
+def resources_for(unit: Unit, cluster_gpus: float, asked: dict[str | None, dict[str, float]]) -> dict[str, float]:
+    """What the unit's task asks Ray for: one CPU; one GPU for a CUDA target (``--device cuda``, or
+    ``auto`` on a cluster with GPUs; an endpoint's task only sends requests); then what
+    ``--ray-resources`` asks for every target, then for this one (by target name or label)."""
     spec = unit.cells[0]
     gpu = spec.target.kind != "openai" and (spec.device == "cuda" or (spec.device == "auto" and cluster_gpus > 0))
-    return {"num_cpus": 1.0, "num_gpus": 1.0 if gpu else 0.0}
+    out = {"num_cpus": 1.0, "num_gpus": 1.0 if gpu else 0.0}
+    for key in (None, spec.target.name, unit.label):
+        out.update(asked.get(key, {}))
+    return out
 
 
 def _first(exc: BaseException) -> str:

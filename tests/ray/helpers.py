@@ -1,0 +1,37 @@
+"""Scripted model sources for the Ray tests (shipped to the workers by value, as a project's own
+``module:attr`` model would be)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.fakes import right_except_int4_on_odd
+
+
+@dataclass(frozen=True)
+class DieOnce:
+    """Answers like ``right_except_int4_on_odd``, but the first process to answer for ``precision``
+    dies on the spot (``os._exit``: no exception, no cleanup, as an OOM kill), leaving ``marker``."""
+
+    marker: str
+    precision: str
+
+    def __call__(self, prompt: str, precision: str) -> str:
+        if precision == self.precision and not Path(self.marker).exists():
+            Path(self.marker).write_text(str(os.getpid()))
+            os._exit(1)
+        return right_except_int4_on_odd(prompt, precision)
+
+
+@dataclass(frozen=True)
+class AlwaysDie:
+    """Every process that answers for ``precision`` dies: retries cannot save it."""
+
+    precision: str
+
+    def __call__(self, prompt: str, precision: str) -> str:
+        if precision == self.precision:
+            os._exit(1)
+        return right_except_int4_on_odd(prompt, precision)

@@ -1,0 +1,118 @@
+"""``--executor ray``: the same case results as the local executor, per-node fingerprints, worker
+deaths retried (or recorded as failed cells), and the journal the driver writes as results come back."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from qeval.config import SweepConfig
+from qeval.journal import read_journal
+from qeval.models import FakeSource
+from qeval.sweep import run_sweep
+from qeval.targets import parse_target
+from tests.fakes import MINI, right_except_int4_on_odd
+from tests.ray.helpers import AlwaysDie, DieOnce
+
+pytestmark = pytest.mark.ray
+
+PRECISIONS = ("fp32", "int8", "int4")
+
+
+def _config(tmp_path, **kw):
+    base = dict(model="fake", precisions=PRECISIONS, suites=(str(MINI),), device="cpu", latency_samples=2,
+                warmup_requests=1, batch_size=4, out_dir=str(tmp_path))
+    base.update(kw)
+    return SweepConfig(**base)
+
+
+def _cases(record):
+    return {(c.precision, c.suite): [(k.case_id, k.prompt, k.completion, k.score, k.passed, k.reason, k.output_tokens)
+                                     for k in c.cases] for c in record.cells}
+
+
+def _cells(record):
+    # what was applied, less how long quantizing took and its peak memory (measurements, not settings)
+    return [(c.precision, c.suite, c.status, c.n, c.accuracy, c.accuracy_ci, dict(c.metrics),
+             c.accuracy_pass_output_tokens, replace(c.precision_config, quantize_seconds=None, quantize_peak_bytes=None),
+             c.timed_case_ids) for c in record.cells]
+
+
+def _same(a, b):
+    assert _cells(a) == _cells(b)
+    assert _cases(a) == _cases(b)
+
+
+class Notes:
+    def __init__(self):
+        self.lines = []
+
+    def task(self, description, total):
+        pass
+
+    def advance(self, n=1):
+        pass
+
+    def note(self, text):
+        self.lines.append(text)
+
+
+def test_a_ray_sweep_gives_the_local_sweep_s_cells(tmp_path, ray_cluster):
+    source = FakeSource(responder=right_except_int4_on_odd)
+    local, _ = run_sweep(_config(tmp_path / "local"), source=source)
+    notes = Notes()
+    remote, folder = run_sweep(_config(tmp_path / "ray", executor="ray"), source=source, reporter=notes)
+    _same(local, remote)
+    assert [c.precision for c in remote.cells] == list(PRECISIONS)  # the sweep's order, whatever finished first
+    # every cell says which machine ran it; paired latency is measured inside the task, against fp32
+    assert all(c.node is not None and c.node.device == "cpu" and c.node.host_id for c in remote.cells)
+    assert all(c.node is None for c in local.cells)
+    assert [c.latency.paired.reference for c in remote.cells[1:]] == ["fp32", "fp32"]
+    state = read_journal(folder)
+    assert state.done and set(state.cells) == set(PRECISIONS)
+    assert {label for label, _ in state.batches} == set(PRECISIONS)  # the tasks' batches, relayed as they finished
+    data = json.loads((folder / "results.json").read_text())
+    assert data["settings"]["incomplete"] is False and data["cells"][0]["node"]["device"] == "cpu"
+    said = "\n".join(notes.lines)
+    assert "cells 3 done, 0 running, 0 queued" in said and "started on" in said
+
+
+@pytest.mark.slow
+def test_the_tiny_llama_gives_the_same_cases_on_ray(tmp_path, ray_cluster, tiny_perf_model_dir):
+    import shutil
+
+    suite = tmp_path / "plain"  # the tiny tokenizer has no chat template: plain prompts
+    shutil.copytree(MINI, suite)
+    (suite / "suite.yaml").write_text((MINI / "suite.yaml").read_text().replace("chat_template: true",
+                                                                                "chat_template: false"))
+    targets = tuple(parse_target(f"{p}={tiny_perf_model_dir}@{p}") for p in ("fp32", "int8"))
+    config = dict(model=None, precisions=(), targets=targets, suites=(str(suite),), limit=4, latency_samples=0,
+                  batch_size=2)
+    local, _ = run_sweep(_config(tmp_path / "local", **config))
+    # two CPUs per task: the torch threads of a local run here, so float sums add up in the same order
+    remote, _ = run_sweep(_config(tmp_path / "ray", executor="ray", ray_resources=("num_cpus=2",), **config))
+    assert [c.status for c in remote.cells] == ["ok", "ok"], [c.reason for c in remote.cells]
+    assert all(c.cases for c in remote.cells)
+    _same(local, remote)
+
+
+def test_a_worker_killed_mid_task_is_retried_and_the_sweep_completes(tmp_path, ray_cluster):
+    marker = tmp_path / "died"
+    source = FakeSource(responder=DieOnce(str(marker), "int8"))
+    notes = Notes()
+    record, folder = run_sweep(_config(tmp_path, executor="ray"), source=source, reporter=notes)
+    assert marker.exists()  # a worker did die
+    assert [c.status for c in record.cells] == ["ok", "ok", "ok"]
+    clean, _ = run_sweep(_config(tmp_path / "clean"), source=FakeSource(responder=right_except_int4_on_odd))
+    _same(record, clean)
+
+
+def test_a_task_that_keeps_dying_is_failed_cells_with_ray_s_reason(tmp_path, ray_cluster):
+    record, _ = run_sweep(_config(tmp_path, executor="ray", precisions=("fp32", "int4")),
+                          source=FakeSource(responder=AlwaysDie("int4")))
+    fp32, int4 = record.cells
+    assert fp32.status == "ok"
+    assert int4.status == "failed" and "Ray task failed after 2 retries" in int4.reason
+    assert "died" in int4.reason.lower() or "crash" in int4.reason.lower() or "exit" in int4.reason.lower()

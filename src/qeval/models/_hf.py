@@ -390,13 +390,18 @@ class HFSource:
         load_s = time.perf_counter() - t0
         if self.card.parameters is None:
             self.card = _with_parameters(self.card, sum(p.numel() for p in model.parameters()))
-        t1 = time.perf_counter()
+        from qeval.artifact_lock import artifact_lock
+
         context = None
         if prec.needs_calibration:
             context = QuantizeContext(tokenizer, calibration, self._artifact_dir(prec, calibration))
-        quantized, applied = prec.apply(model, device, context)
-        _sync(device)
-        quantize_s = time.perf_counter() - t1
+        # a calibrated checkpoint is quantized by one process at a time (the next one reuses it); the
+        # clock starts once the lock is held, so waiting for another's build is not quantize time
+        with artifact_lock(context.artifact_dir if context is not None else None):
+            t1 = time.perf_counter()
+            quantized, applied = prec.apply(model, device, context)
+            _sync(device)
+            quantize_s = time.perf_counter() - t1
         return LoadedModel(
             model=HFTextModel(quantized, tokenizer, device),
             load_s=load_s,

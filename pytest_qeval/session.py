@@ -214,7 +214,7 @@ class QevalSession:
             source = None
             if spec.kind == "model":
                 source = self.source if spec.model == self.options.model else self._source_for(str(spec.model))
-            from qeval.engines._target import ManagedTarget
+            from qeval.targets._managed import ManagedTarget
 
             o = self.options
             # an endpoint that is down fails here: a usage error within seconds, not a hang
@@ -329,11 +329,11 @@ class QevalSession:
     def _shipped_source(self, spec: Any, reference: Any) -> Any:
         """The model source a Ray task gets from here: a ``module:attr`` model of the project (the workers
         may not import it; its code travels with the task); other models are resolved where the task runs."""
-        from qeval.models import BUILTINS
+        from qeval.executors._ray import python_source
 
         model = spec.model if spec.kind == "model" else None
         same = reference is None or reference.target.kind != "model" or reference.target.model == model
-        if model is None or not same or model in BUILTINS or model == "fake" or Path(model).exists() or ":" not in model:
+        if model is None or not same or not python_source(model):
             return None
         return self._source_for(model) if model != self.options.model else self.source
 

@@ -204,7 +204,7 @@ def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tup
         if isinstance(t, ManagedTarget):
             t.servers_dir = folder / "servers"  # RUN_DIR/servers/NAME.log
     # Ray: connected now, so that a wrong address or a missing cluster fails before the run folder exists
-    remote = _ray_executor(config, source, reporter) if config.executor == "ray" else None
+    remote = _ray_executor(config, source, reporter, targets) if config.executor == "ray" else None
     try:
         if state is None:
             if (folder / JOURNAL_FILE).exists():
@@ -297,11 +297,22 @@ def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tup
     return record, path
 
 
-def _ray_executor(config: SweepConfig, source: Any, reporter: Reporter) -> Any:
+def _ray_executor(config: SweepConfig, source: Any, reporter: Reporter, targets: dict[str, Any]) -> Any:
     """The sweep's Ray executor, connected (or its local Ray started)."""
     from qeval.executors import RayExecutor
+    from qeval.executors._ray import python_source
 
-    executor = RayExecutor(config.ray_address, source=source, reporter=reporter, resources=config.ray_resources)
+    def source_for(unit: Unit) -> Any:
+        # a module:attr model of the project, as resolved here (its code travels); any other model is
+        # resolved where the task runs
+        specs = [unit.cells[0].target] + ([unit.reference.target] if unit.reference else [])
+        models = {t.model for t in specs if t.kind == "model"}
+        if len(models) != 1 or not python_source(next(iter(models))):
+            return None
+        return getattr(targets.get(unit.cells[0].target.name), "source", None)
+
+    executor = RayExecutor(config.ray_address, source=source, reporter=reporter, resources=config.ray_resources,
+                           source_for=source_for)
     executor.connect()
     return executor
 

@@ -110,6 +110,20 @@ def _threads_as_assigned(ray: Any) -> None:
     torch.set_num_threads(max(1, math.floor(cpus)))
 
 
+def python_source(model: str | None) -> bool:
+    """Whether a model spec names a Python ``module:attr`` source (not an alias, ``fake``, a
+    replay file or a folder): the workers may not import the project's modules, so the source
+    resolved here travels with the task, its own code by value."""
+    from qeval.models import BUILTINS
+
+    if not model or model in BUILTINS or model == "fake" or model.startswith("replay:") or ":" not in model:
+        return False
+    try:
+        return not Path(model).expanduser().exists()
+    except (OSError, RuntimeError, ValueError):
+        return True
+
+
 def _installed(module: Any) -> bool:
     """Whether ``module`` comes from an installed distribution or the standard library (the
     workers have those), rather than a file of the user's project."""
@@ -152,11 +166,14 @@ class RayExecutor:
 
     def __init__(self, address: str = "auto", source: Any = None, reporter: Any = None,
                  on_batch: Callable[..., None] | None = None, check: Callable[[], None] = lambda: None,
-                 max_retries: int = MAX_RETRIES, resources: Sequence[str] = ()) -> None:
+                 max_retries: int = MAX_RETRIES, resources: Sequence[str] = (),
+                 source_for: Callable[[Unit], Any] | None = None) -> None:
         from qeval.runner import Silent
 
         self.address = address
         self.source = source
+        self.source_for = source_for
+        """Without ``source``: the model source a unit's task gets (``None``: resolved where it runs)."""
         self.reporter = reporter or Silent()
         self.on_batch = on_batch
         self.check = check
@@ -169,6 +186,7 @@ class RayExecutor:
             raise ExecutorError(f"--ray-resources: {exc}") from None
         self._started = False
         self._ray: Any = None
+        self._shipped: set[str] = set()
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -213,17 +231,20 @@ class RayExecutor:
         gpus = ray.cluster_resources().get("GPU", 0)
         tracker = ray.remote(num_cpus=0)(_Tracker).remote()
         task = ray.remote(_run_task)
-        source = None
-        if self.source is not None:
-            shipped = ship_by_value(self.source)
-            if shipped:
-                self.reporter.note(f"[dim]ray: the model source's own code ({', '.join(shipped)}) travels with the tasks[/]")
-            source = ray.put(self.source)
+        stored: dict[int, Any] = {}
         out: dict[Any, Unit] = {}
         for unit in units:
+            source = self.source if self.source is not None else (self.source_for(unit) if self.source_for else None)
+            if source is not None and id(source) not in stored:
+                shipped = [m for m in ship_by_value(source) if m not in self._shipped]
+                self._shipped.update(shipped)
+                if shipped:
+                    self.reporter.note(f"[dim]ray: the model source's own code ({', '.join(shipped)}) travels with "
+                                       "the tasks[/]")
+                stored[id(source)] = ray.put(source)
             options = {**resources_for(unit, gpus, self.resources), "max_retries": self.max_retries,
                        "name": f"qeval {unit.label}"}
-            out[task.options(**options).remote(unit, source, tracker)] = unit
+            out[task.options(**options).remote(unit, stored.get(id(source)), tracker)] = unit
         progress = _Progress(units)
         pending = list(out)
         try:

@@ -178,10 +178,13 @@ def compare_runs(
     base_cells = {(c.suite, c.precision): c for c in baseline.cells}
     cur_cells = {(c.suite, c.precision): c for c in current.cells}
     hashes = (baseline.settings.suite_hashes, current.settings.suite_hashes)
-    cells = tuple(
-        _compare_cell(key, base_cells.get(key), cur_cells.get(key), hashes, latency_compared, latency_tolerance)
-        for key in dict.fromkeys([*base_cells, *cur_cells])
-    )
+    compared = []
+    for key in dict.fromkeys([*base_cells, *cur_cells]):
+        base, cur = base_cells.get(key), cur_cells.get(key)
+        timed, note = _node_latency(base, cur, baseline, current, latency_compared, allow_env_mismatch)
+        cell = _compare_cell(key, base, cur, hashes, timed, latency_tolerance)
+        compared.append(replace(cell, notes=(*cell.notes, note)) if note else cell)
+    cells = tuple(compared)
     new = [f"{s} / {p}" for (s, p) in cur_cells if (s, p) not in base_cells]
     if new:
         notes.append(f"cells only in the current run (nothing to compare against): {', '.join(new)}.")
@@ -204,6 +207,22 @@ def compare_runs(
 
 
 # --- cells -----------------------------------------------------------------------------------
+
+
+def _node_latency(base: CellResult | None, cur: CellResult | None, baseline: RunRecord, current: RunRecord,
+                  run_level: bool, allow: bool) -> tuple[bool, str | None]:
+    """Whether a cell's latency is compared, and why not: a cell that ran on a Ray node
+    (``node``) is judged by that node's fingerprint, not by the driver's."""
+    if base is None or cur is None or (base.node is None and cur.node is None):
+        return run_level, None
+    differences = fingerprint_differences(base.node or baseline.environment, cur.node or current.environment)
+    if not differences:
+        return True, None
+    if allow:
+        return True, (f"the machines that ran this cell differ ({'; '.join(differences)}); latency compared anyway "
+                      "(--allow-env-mismatch)")
+    return False, f"the machines that ran this cell differ ({'; '.join(differences)}): {ENV_MISMATCH_HINT}"
+
 
 
 def _compare_cell(

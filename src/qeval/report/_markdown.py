@@ -10,6 +10,7 @@ from typing import Any
 
 from qeval.files import atomic_write_text
 from qeval.report._background import render_background
+from qeval.report._nodes import render_nodes
 from qeval.report._calibration import render_sensitivity
 from qeval.report._decision import decide_run, render_decision_markdown
 from qeval.report._servers import render_servers
@@ -246,6 +247,7 @@ def render_markdown(record: RunRecord) -> str:
     lines += _endpoint_measurement(record)
     lines += render_servers(record, _table)
     lines += render_background(record)
+    lines += render_nodes(record, _table)
     lines += _quantization_cost(record)
     lines += render_sensitivity(record)
 

@@ -106,6 +106,7 @@ def main() -> None:
     parser.add_argument("--suite", default=str(REPO / "suites" / "arithmetic"))
     parser.add_argument("--samples", type=int, default=24)
     parser.add_argument("--hogs", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--only", choices=("paired", "unpaired"), default=None, help="run only these two of the four")
     args = parser.parse_args()
     targets = [t if "=" in t else f"{t}={args.model}@{t}" for t in args.targets.split(",")]
     names = [t.split("=", 1)[0] for t in targets]
@@ -113,6 +114,8 @@ def main() -> None:
           f"started when {names[1]} begins; {os.cpu_count()} CPUs")
     results = []
     for paired in (True, False):
+        if args.only is not None and paired != (args.only == "paired"):
+            continue
         for hogs in (0, args.hogs):
             label = f"{'paired' if paired else 'unpaired'} / {'hog' if hogs else 'quiet'}"
             out = run(label, targets, args.suite, args.samples, paired, hogs)
@@ -121,6 +124,8 @@ def main() -> None:
                   f"{'; '.join(out.busy)}", flush=True)
     print()
     for how in ("paired", "unpaired"):
+        if args.only is not None and how != args.only:
+            continue
         quiet, hog = (r for r in results if r.label.startswith(how))
         for kind, q, h in (("TTFT", quiet.ttft, hog.ttft), ("TPOT", quiet.tpot, hog.tpot)):
             if q[0] and h[0]:

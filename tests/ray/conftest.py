@@ -1,14 +1,17 @@
 """One local Ray (2 CPUs, no dashboard) for every test under tests/ray, started on first use and
-shut down at the end of the session. Without ray installed the tests skip, except under ``CI`` or
+shut down after the last of them. Without ray installed the tests skip, except under ``CI`` or
 ``QEVAL_REQUIRE_RAY=1``, where they fail: CI must not silently skip them."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
 from tests.perf.conftest import tiny_perf_model_dir  # noqa: F401 - the tiny Llama with a tokenizer
+
+HERE = Path(__file__).parent
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +28,15 @@ def ray_cluster():
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     yield ray
     ray.shutdown()
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Shut the cluster down after the last Ray test, not at the end of the session: its daemons
+    would otherwise idle beside every timing-sensitive test that comes after tests/ray."""
+    if nextitem is not None and nextitem.path.is_relative_to(HERE):
+        return
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()

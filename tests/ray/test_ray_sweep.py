@@ -116,3 +116,26 @@ def test_a_task_that_keeps_dying_is_failed_cells_with_ray_s_reason(tmp_path, ray
     assert fp32.status == "ok"
     assert int4.status == "failed" and "Ray task failed after 2 retries" in int4.reason
     assert "died" in int4.reason.lower() or "crash" in int4.reason.lower() or "exit" in int4.reason.lower()
+
+
+def test_a_task_no_node_can_place_is_failed_cells_on_a_ray_of_qeval_s_own(tmp_path, ray_cluster):
+    # its own local Ray (a subprocess: this process's Ray is the session's, which qeval only borrows)
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=f"{root}{os.pathsep}{root / 'src'}")
+    done = subprocess.run(
+        [sys.executable, "-m", "qeval.cli", "sweep", "--model", "fake", "--precisions", "fp32,int4", "--suites",
+         str(MINI), "--device", "cpu", "--latency-samples", "0", "--out", str(tmp_path), "--executor", "ray",
+         "--ray-address", "local", "--ray-resources", "int4:num_gpus=1"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    (results,) = tmp_path.glob("*/results.json")
+    cells = {c["precision"]: c for c in json.loads(results.read_text())["cells"]}
+    assert cells["fp32"]["status"] == "ok"
+    assert cells["int4"]["status"] == "failed"
+    assert "asks for num_cpus=1, num_gpus=1, which no node of this Ray has" in cells["int4"]["reason"]

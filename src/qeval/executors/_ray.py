@@ -209,7 +209,7 @@ class RayExecutor:
             self._started = True
             url = getattr(context, "dashboard_url", None)
         else:
-            url = None
+            url = _dashboard_url()
         self._ray = ray
         cpus, gpus = ray.cluster_resources().get("CPU", 0), ray.cluster_resources().get("GPU", 0)
         self.reporter.note(f"[bold]ray[/]: cluster of {cpus:g} CPU(s), {gpus:g} GPU(s)"
@@ -233,7 +233,18 @@ class RayExecutor:
         task = ray.remote(_run_task)
         stored: dict[int, Any] = {}
         out: dict[Any, Unit] = {}
+        nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+        unplaceable: list[UnitResult] = []
         for unit in units:
+            asked = resources_for(unit, gpus, self.resources)
+            if not any(_fits(asked, node) for node in nodes):
+                what = ", ".join(f"{k}={v:g}" for k, v in asked.items() if v)
+                if self._started:  # a Ray of our own: no autoscaler will add a node that fits
+                    unplaceable.append(self._failed(unit, f"its Ray task asks for {what}, which no node of this "
+                                                          "Ray has; change --ray-resources or --device"))
+                    continue
+                self.reporter.note(f"[yellow]note[/] ray: {unit.label} asks for {what}, which no node has now; it "
+                                   "waits for one (an autoscaler may add it). Ctrl-C stops the sweep.")
             source = self.source if self.source is not None else (self.source_for(unit) if self.source_for else None)
             if source is not None and id(source) not in stored:
                 shipped = [m for m in ship_by_value(source) if m not in self._shipped]
@@ -242,11 +253,13 @@ class RayExecutor:
                     self.reporter.note(f"[dim]ray: the model source's own code ({', '.join(shipped)}) travels with "
                                        "the tasks[/]")
                 stored[id(source)] = ray.put(source)
-            options = {**resources_for(unit, gpus, self.resources), "max_retries": self.max_retries,
-                       "name": f"qeval {unit.label}"}
+            options = {**asked, "max_retries": self.max_retries, "name": f"qeval {unit.label}"}
             out[task.options(**options).remote(unit, stored.get(id(source)), tracker)] = unit
         progress = _Progress(units)
         pending = list(out)
+        for result in unplaceable:
+            progress.finished(result.label)
+            yield result
         try:
             while pending:
                 self.check()
@@ -290,7 +303,7 @@ class RayExecutor:
     def _result(self, ray: Any, ref: Any, unit: Unit) -> UnitResult:
         from ray.exceptions import RayError, RayTaskError
 
-        from qeval.runner import empty_cell, error_text
+        from qeval.runner import error_text
 
         try:
             result: UnitResult = ray.get(ref)
@@ -302,6 +315,11 @@ class RayExecutor:
             reason = f"the Ray task failed: {error_text(cause) if isinstance(cause, BaseException) else _first(exc)}"
         except RayError as exc:
             reason = f"the Ray task failed after {self.max_retries} retries: {type(exc).__name__}: {_first(exc)}"
+        return self._failed(unit, reason)
+
+    def _failed(self, unit: Unit, reason: str) -> UnitResult:
+        from qeval.runner import empty_cell
+
         self.reporter.note(f"[red]failed[/] {unit.label}: {reason}")
         cells = tuple(empty_cell(unit.label, name, "failed", reason) for name in unit.suite_names)
         return UnitResult(unit.label, cells)
@@ -326,6 +344,22 @@ def resources_for(unit: Unit, cluster_gpus: float, asked: dict[str | None, dict[
     for key in (None, spec.target.name, unit.label):
         out.update(asked.get(key, {}))
     return out
+
+
+def _fits(asked: dict[str, float], node: dict[str, float]) -> bool:
+    names = {"num_cpus": "CPU", "num_gpus": "GPU", "memory": "memory"}
+    return all(node.get(names[k], 0) >= v for k, v in asked.items() if v)
+
+
+def _dashboard_url() -> str | None:
+    """The dashboard of the Ray this process is already connected to, if it runs one."""
+    try:
+        from ray._private.worker import get_dashboard_url
+
+        url = get_dashboard_url()
+    except Exception:  # noqa: BLE001 - a private helper: no link rather than no sweep
+        return None
+    return str(url) if url else None
 
 
 def _first(exc: BaseException) -> str:

@@ -97,6 +97,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     qs = session.config.stash[SESSION_KEY]
     qs.collected = [item.nodeid for item in session.items]
+    wanted = [n for item in session.items
+              for n in (getattr(item, "precision", None), getattr(getattr(item, "slo", None), "reference", None))]
+    qs.needed = tuple(n for n in dict.fromkeys(wanted) if n in qs.options.precisions)
     unknown = sorted({s.suite for s in qs.options.slos if s.suite} - set(qs.suites))
     if unknown and qs.suites:
         raise pytest.UsageError(

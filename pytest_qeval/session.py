@@ -71,6 +71,9 @@ class QevalSession:
     _calibrations: dict[int, Any] = field(default_factory=dict)
     _targets: dict[str, Any] = field(default_factory=dict)
     _sources: dict[str, Any] = field(default_factory=dict)
+    needed: tuple[str, ...] = ()
+    """The targets the collected items need, their own and those their SLOs compare against (with
+    ``--qeval-executor ray`` they are submitted together when the first item needs one)."""
     _ray: Any = None
     """The Ray executor (``--qeval-executor ray``), connected on first need."""
     _from_shared: set[tuple[str, str]] = field(default_factory=set)
@@ -261,40 +264,53 @@ class QevalSession:
         from qeval.quantize import quiet
         from qeval.runner import run_target
 
-        spec = self.target_spec(precision_name)
-        pending = [s for s in self.suites.values() if (s.name, precision_name) not in self.cells]
+        if self.options.executor == "ray":
+            # every target the items need, submitted at once (under xdist, this worker's one target)
+            others = [n for n in self.needed if n != precision_name] if self.shared is None else []
+            self._evaluate_on_ray([precision_name, *others])
+            return
+        spec, todo, cache, keys = self._pending(precision_name)
+        if not todo:
+            return
+        target = self.target(precision_name)
+        reference = self.latency_reference(precision_name)
+        with quiet():
+            cells = run_target(target, todo, self.device, self.sweep_config(), _Lines(self.write_line),
+                               precision_name, reference=reference)
+        self._keep(precision_name, todo, cells, cache, keys)
+
+    def _pending(self, name: str) -> tuple[Any, list[Any], Any, dict[str, str]]:
+        """Target ``name``'s spec, the suites it still has to run (cache hits taken now), its cell
+        cache and the cache keys; says what it is about to evaluate."""
+        spec = self.target_spec(name)
+        pending = [s for s in self.suites.values() if (s.name, name) not in self.cells]
         cache = self._cache() if self._cacheable(spec) else None
         keys = {s.name: self._cache_key(s, spec) for s in pending} if cache else {}
         todo = []
         for suite in pending:
             hit = cache.get(keys[suite.name]) if cache else None
             if hit is not None:
-                self.cells[(suite.name, precision_name)] = hit.cell
-                self.cached[(suite.name, precision_name)] = hit.run_id
+                self.cells[(suite.name, name)] = hit.cell
+                self.cached[(suite.name, name)] = hit.run_id
             else:
                 todo.append(suite)
-        if not todo:
-            return
-        names = ", ".join(f"{s.name} ({len(s.cases)} cases)" for s in todo)
-        what = (f"{spec.model} at {spec.precision}" if spec.kind == "model" and spec.name == spec.precision
-                else f"{spec.name} ({spec.spec})")
-        self.write_line(f"qeval: evaluating {what} on {names} ...")
-        if self.options.executor == "ray":
-            cells = self._evaluate_on_ray(spec, todo, precision_name)
-        else:
-            target = self.target(precision_name)
-            reference = self.latency_reference(precision_name)
-            with quiet():
-                cells = run_target(target, todo, self.device, self.sweep_config(), _Lines(self.write_line),
-                                   precision_name, reference=reference)
+        if todo:
+            names = ", ".join(f"{s.name} ({len(s.cases)} cases)" for s in todo)
+            what = (f"{spec.model} at {spec.precision}" if spec.kind == "model" and spec.name == spec.precision
+                    else f"{spec.name} ({spec.spec})")
+            self.write_line(f"qeval: evaluating {what} on {names} ...")
+        return spec, todo, cache, keys
+
+    def _keep(self, name: str, todo: list[Any], cells: list[CellResult], cache: Any, keys: dict[str, str]) -> None:
         for suite, cell in zip(todo, cells):
-            self.cells[(suite.name, precision_name)] = cell
+            self.cells[(suite.name, name)] = cell
             if cache:
                 cache.put(keys[suite.name], cell, self.run_id, self.created_at)
-        self.write_line(f"qeval: {precision_name} done: " + ", ".join(f"{c.suite} {c.status}" for c in cells))
+        self.write_line(f"qeval: {name} done: " + ", ".join(f"{c.suite} {c.status}" for c in cells))
 
-    def _evaluate_on_ray(self, spec: Any, suites: list[Any], name: str) -> list[CellResult]:
-        """The cells of target ``name`` on ``suites``, as one Ray task (``--qeval-executor ray``)."""
+    def _evaluate_on_ray(self, names: list[str]) -> None:
+        """Targets ``names`` on the suites they still need, one Ray task each, all at once
+        (``--qeval-executor ray``); each target's cells are kept as its task comes back."""
         from qeval.cell import CellSpec, PairedReference, Unit
 
         o = self.options
@@ -302,23 +318,31 @@ class QevalSession:
             from qeval.executors import RayExecutor
 
             self._ray = RayExecutor(o.ray_address, reporter=_Lines(self.write_line), resources=o.ray_resources)
-        cells = tuple(
-            CellSpec(target=spec, suite=str(s.path), suite_hash=s.content_hash, limit=o.limit, batch_size=o.batch_size,
-                     latency_samples=o.latency_samples, warmup_requests=o.warmup, device=o.device,
-                     concurrency=o.concurrency, request_timeout_s=o.request_timeout)
-            for s in suites
-        )
-        first = self.latency_reference_name(name)
-        reference = None if first is None else PairedReference(first, self.target_spec(first), self._calibration_of(first))
-        unit = Unit(
-            label=name, cells=cells, calibration=self._calibration_of(name), reference=reference,
-            suite_names=tuple(s.name for s in suites), servers_dir=str(Path(o.report) / self.run_id / "servers"),
-            engine_executables=tuple((k, v) for k, v in (("vllm", o.vllm), ("llamacpp", o.llamacpp)) if v),
-            cwd=str(Path.cwd()),
-        )
-        self._ray.source = self._shipped_source(spec, reference)
-        (result,) = self._ray.run([unit])
-        return list(result.cells)
+        units, work = [], {}
+        for name in names:
+            spec, todo, cache, keys = self._pending(name)
+            if not todo:
+                continue
+            cells = tuple(
+                CellSpec(target=spec, suite=str(s.path), suite_hash=s.content_hash, limit=o.limit,
+                         batch_size=o.batch_size, latency_samples=o.latency_samples, warmup_requests=o.warmup,
+                         device=o.device, concurrency=o.concurrency, request_timeout_s=o.request_timeout)
+                for s in todo
+            )
+            first = self.latency_reference_name(name)
+            reference = None if first is None else PairedReference(first, self.target_spec(first),
+                                                                   self._calibration_of(first))
+            units.append(Unit(
+                label=name, cells=cells, calibration=self._calibration_of(name), reference=reference,
+                suite_names=tuple(s.name for s in todo), servers_dir=str(Path(o.report) / self.run_id / "servers"),
+                engine_executables=tuple((k, v) for k, v in (("vllm", o.vllm), ("llamacpp", o.llamacpp)) if v),
+                cwd=str(Path.cwd()),
+            ))
+            work[name] = (todo, cache, keys)
+        self._ray.source_for = lambda unit: self._shipped_source(unit.cells[0].target, unit.reference)
+        for result in self._ray.run(units):
+            todo, cache, keys = work[result.label]
+            self._keep(result.label, todo, list(result.cells), cache, keys)
 
     def _calibration_of(self, name: str) -> Any:
         from qeval.targets import precision_of

@@ -365,6 +365,8 @@ class LlamaCppEngine:
         return f"llama-cpp-python {found}" if found else None
 
     def prepare(self, model: str, precision: str, calibration: Any, say: Callable[[str], None]) -> Checkpoint:
+        from qeval.artifact_lock import artifact_lock
+
         source = gguf_source(model)
         source_config = gguf_quant_config(source)
         if precision == "as-is":
@@ -374,26 +376,28 @@ class LlamaCppEngine:
         out = served_gguf(source, sha, precision)
         record = out.with_name(out.name + ".json")
         prepared_by = f"llama_model_quantize ({self.version() or 'llama-cpp-python'})"
-        if out.is_file():
-            try:
-                saved = json.loads(record.read_text())
-                notes, prepared_by = tuple(saved["notes"]), str(saved["prepared_by"])
-            except (OSError, ValueError, KeyError, TypeError):
-                notes = requantize_notes(source_type, precision)
-            return describe(out, prepared_by=prepared_by, cache="hit", quant_config=gguf_quant_config(out), notes=notes)
-        requantize = source_type not in _FLOAT_TYPES
-        say(f"writing the {precision} GGUF for llama.cpp from {source.name} ({source_type}) to {out}")
-        start = time.perf_counter()
-        fallbacks = quantize_gguf(self.python(), source, out, precision, allow_requantize=requantize)
-        spent = time.perf_counter() - start
-        notes = requantize_notes(source_type, precision, fallbacks)
-        saved = {"source": str(source), "source_sha256": sha, "qtype": precision, "prepared_by": prepared_by,
-                 "notes": list(notes), "quantize_s": round(spent, 3)}
-        tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(saved, indent=1))
-        os.replace(tmp, record)
-        return describe(out, prepared_by=prepared_by, prepare_s=spent, cache="miss",
-                        quant_config=gguf_quant_config(out), notes=notes)
+        with artifact_lock(out, say):  # one writer per GGUF and machine; the next one reuses it
+            if out.is_file():
+                try:
+                    saved = json.loads(record.read_text())
+                    notes, prepared_by = tuple(saved["notes"]), str(saved["prepared_by"])
+                except (OSError, ValueError, KeyError, TypeError):
+                    notes = requantize_notes(source_type, precision)
+                return describe(out, prepared_by=prepared_by, cache="hit", quant_config=gguf_quant_config(out),
+                                notes=notes)
+            requantize = source_type not in _FLOAT_TYPES
+            say(f"writing the {precision} GGUF for llama.cpp from {source.name} ({source_type}) to {out}")
+            start = time.perf_counter()
+            fallbacks = quantize_gguf(self.python(), source, out, precision, allow_requantize=requantize)
+            spent = time.perf_counter() - start
+            notes = requantize_notes(source_type, precision, fallbacks)
+            saved = {"source": str(source), "source_sha256": sha, "qtype": precision, "prepared_by": prepared_by,
+                     "notes": list(notes), "quantize_s": round(spent, 3)}
+            tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(saved, indent=1))
+            os.replace(tmp, record)
+            return describe(out, prepared_by=prepared_by, prepare_s=spent, cache="miss",
+                            quant_config=gguf_quant_config(out), notes=notes)
 
     def launch(self, checkpoint: Checkpoint, precision: str, host: str, port: int,
                engine_args: Sequence[str]) -> Launch:

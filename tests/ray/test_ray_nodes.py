@@ -56,3 +56,12 @@ def test_compare_judges_a_cell_by_the_nodes_that_ran_it(record):
     assert any("machines that ran this cell differ (cpu.model: EPYC != Xeon" in n for n in int4.notes)
     allowed = compare_runs(base, moved, allow_env_mismatch=True).cells[1]
     assert _latency_rows(allowed) and any("compared anyway" in n for n in allowed.notes)
+
+
+def test_the_decision_does_not_rank_latency_across_nodes(record):
+    from qeval.report._decision import decide_run
+
+    assert not any("frontier" in n for n in decide_run(_on(record, "EPYC", "EPYC")).notes)
+    mixed = decide_run(_on(record, "EPYC", "Xeon"))
+    assert any("p95 latency is left out of the frontier" in n for n in mixed.notes)
+    assert mixed.chosen == decide_run(record).chosen  # accuracy and memory still decide

@@ -52,6 +52,7 @@ def decide_run(record: RunRecord, slos: Sequence[str] = ()) -> Decision:
     from qeval.errors import QevalError
     from qeval.gates import SLO, parse_slo
     from qeval.recommend import Requirements, build_candidates, recommend
+    from qeval.report._nodes import mixed_nodes
 
     targets = {c.precision for c in record.cells}
     notes: list[str] = []
@@ -86,7 +87,14 @@ def decide_run(record: RunRecord, slos: Sequence[str] = ()) -> Decision:
         return Decision("no_slos", None, "No decision: no SLOs to decide on. Add `slos:` to each suite.yaml, or run "
                         "`qeval recommend RUN_DIR --slo 'f1 >= 0.5' --slo 'p95_ttft_ms <= 300'`.", notes=tuple(notes))
     try:
-        rec = recommend(build_candidates(record.cells, req), described)
+        candidates = build_candidates(record.cells, req)
+        if mixed_nodes(record):  # cells timed on machines that do not compare: no latency ranking
+            from dataclasses import replace
+
+            candidates = [replace(c, p95_latency_ms=None) for c in candidates]
+            notes.append("p95 latency is left out of the frontier: the targets ran on nodes whose timings do "
+                         "not compare (see Nodes); each latency SLO is still decided on its own cell's node.")
+        rec = recommend(candidates, described)
     except QevalError as exc:
         return Decision("no_slos", None, f"No decision: {exc}", slos=described, slo_source=source, notes=tuple(notes))
     return from_recommendation(rec, source, notes)

@@ -237,7 +237,8 @@ def _sweep(config: SweepConfig, source, reporter: Reporter | None, state) -> tup
             device=device,
             note="Resumed from journal.jsonl: finished precisions were reused; in a partial precision the "
                  "finished accuracy batches were reused and the rest generated, and its timed pass (and "
-                 "load/memory measurement) was run again in this process.",
+                 "load/memory measurement) was run again "
+                 + ("in a Ray task." if config.executor == "ray" else "in this process."),
         )
     installed = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, ctx.on_sigint) if installed else None

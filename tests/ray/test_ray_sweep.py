@@ -90,12 +90,36 @@ def test_the_tiny_llama_gives_the_same_cases_on_ray(tmp_path, ray_cluster, tiny_
     targets = tuple(parse_target(f"{p}={tiny_perf_model_dir}@{p}") for p in ("fp32", "int8"))
     config = dict(model=None, precisions=(), targets=targets, suites=(str(suite),), limit=4, latency_samples=0,
                   batch_size=2)
-    local, _ = run_sweep(_config(tmp_path / "local", **config))
+    local = _local_in_a_subprocess(tmp_path / "local", targets, suite)
+    assert [c.status for c in local.cells] == ["ok", "ok"], [c.reason for c in local.cells]
     # two CPUs per task: the torch threads of a local run here, so float sums add up in the same order
     remote, _ = run_sweep(_config(tmp_path / "ray", executor="ray", ray_resources=("num_cpus=2",), **config))
     assert [c.status for c in remote.cells] == ["ok", "ok"], [c.reason for c in remote.cells]
     assert all(c.cases for c in remote.cells)
     _same(local, remote)
+
+
+def _local_in_a_subprocess(out, targets, suite):
+    """The local executor's run of the tiny Llama, in a process of its own: in this one, in-process
+    pytester runs (tests/plugin) may have dropped transformers' lazily imported modules."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from qeval.report import read_record
+
+    root = Path(__file__).resolve().parents[2]
+    args = [a for t in targets for a in ("--target", f"{t.name}={t.model}@{t.precision}")]
+    done = subprocess.run(
+        [sys.executable, "-m", "qeval.cli", "sweep", *args, "--suites", str(suite), "--limit", "4", "--device", "cpu",
+         "--latency-samples", "0", "--warmup", "1", "--batch-size", "2", "--out", str(out)],
+        env=dict(os.environ, PYTHONPATH=f"{root}{os.pathsep}{root / 'src'}"), capture_output=True, text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    (folder,) = Path(out).iterdir()
+    return read_record(folder)
 
 
 def test_a_worker_killed_mid_task_is_retried_and_the_sweep_completes(tmp_path, ray_cluster):

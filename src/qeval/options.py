@@ -278,19 +278,19 @@ ENGINE_ARG = OptionSpec(
     "engine-arg", "multi", (),
     "[TARGET:]KEY[=VALUE], repeatable: passed to the servers qeval starts (vllm:, llamacpp:) as --KEY VALUE, "
     "e.g. max-model-len=2048 or enforce-eager; with TARGET: only to that target's server.",
-    entries, _SWEEP_AND_PLUGIN, metavar="[TARGET:]KEY[=VALUE]",
+    entries, _ENDPOINT_CLIENTS, metavar="[TARGET:]KEY[=VALUE]",
 )
 VLLM = OptionSpec(
     "vllm", "str", None,
     "The vLLM to start for vllm: targets: a virtualenv folder, its python or its vllm script (default: "
     "$QEVAL_VLLM, then vllm on PATH, then ./.venv-vllm).",
-    text, _SWEEP_AND_PLUGIN, metavar="PATH",
+    text, _ENDPOINT_CLIENTS, metavar="PATH",
 )
 LLAMACPP = OptionSpec(
     "llamacpp", "str", None,
     "The llama-cpp-python[server] to start for llamacpp: targets: a virtualenv folder or its python (default: "
     "$QEVAL_LLAMACPP, then this Python, then ./.venv-llamacpp).",
-    text, _SWEEP_AND_PLUGIN, metavar="PATH",
+    text, _ENDPOINT_CLIENTS, metavar="PATH",
 )
 
 NO_LATENCY_PAIRING = OptionSpec(

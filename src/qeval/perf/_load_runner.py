@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import itertools
 import math
+import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -189,11 +190,23 @@ def run_levels(config: PerfConfig, entries: Sequence[Any], workloads: dict[str, 
     stopped: list[str] = []
 
     async def main() -> None:
+        # Ctrl-C cancels this task even when SIGINT was ignored at start-up (a process started with `&`
+        # from a script inherits SIG_IGN, and asyncio.run then installs no handler), as the sweep does
+        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+        try:
+            assert task is not None
+            loop.add_signal_handler(signal.SIGINT, task.cancel)
+            handled = True
+        except (ValueError, RuntimeError, NotImplementedError):  # not the main thread
+            handled = False
         try:
             await blocks()
         except asyncio.CancelledError:  # Ctrl-C: keep every block that finished, say where it stopped
             stopped.append(f"interrupted after {len(order)} of {len(levels) * len(entries) * config.rounds} blocks")
             note(f"{stopped[0]}: writing what was measured")
+        finally:
+            if handled:
+                loop.remove_signal_handler(signal.SIGINT)
 
     async def blocks() -> None:
         async with contextlib.AsyncExitStack() as stack:

@@ -76,6 +76,8 @@ def perf(
     targets = target_options(target or [], api_key_env or [], [], model, precisions, engine_arg)
     if not targets and not (model and precisions):
         raise UsageError("Give --model with --precisions, or --target NAME=SPEC (repeatable).")
+    prompt_fixed, prompt_spread = _lengths(prompt_tokens, "--prompt-tokens")
+    output_fixed, output_spread = _lengths(output_tokens, "--output-tokens")
     config = PerfConfig(
         model=model,
         precisions=split_list(precisions or ""),
@@ -83,10 +85,10 @@ def perf(
         request_timeout_s=request_timeout,
         suite=suite,
         limit=limit,
-        prompt_tokens=_fixed(prompt_tokens, "--prompt-tokens"),
-        output_tokens=_fixed(output_tokens, "--output-tokens"),
-        prompt_lengths=_spread(prompt_tokens, "--prompt-tokens"),
-        output_lengths=_spread(output_tokens, "--output-tokens"),
+        prompt_tokens=prompt_fixed,
+        output_tokens=output_fixed,
+        prompt_lengths=prompt_spread,
+        output_lengths=output_spread,
         concurrency=parse_concurrency(concurrency) if concurrency else (),
         rates=parse_rates(rate) if rate else (),
         arrival=parse_arrival(arrival),
@@ -151,24 +153,15 @@ def _write_pages(record: Any, folder: Path) -> list[Path]:
     return written
 
 
-def _fixed(text: str | None, flag: str) -> int | None:
-    """A whole number of tokens, or None (not given, or a distribution: see :func:`_spread`)."""
+def _lengths(text: str | None, flag: str) -> tuple[int | None, Any]:
+    """``--prompt-tokens``/``--output-tokens`` as ``(fixed tokens, None)``, ``(None, distribution)``
+    (``lognormal:...``, ``uniform:...``) or ``(None, None)`` when not given."""
     from qeval.load._lengths import parse_lengths
 
     if text is None:
-        return None
+        return None, None
     spec = parse_lengths(text, flag)
-    return spec.median_tokens if spec.is_fixed else None
-
-
-def _spread(text: str | None, flag: str) -> Any:
-    """A length distribution (``lognormal:...``, ``uniform:...``), or None when fixed or not given."""
-    from qeval.load._lengths import parse_lengths
-
-    if text is None:
-        return None
-    spec = parse_lengths(text, flag)
-    return None if spec.is_fixed else spec
+    return (spec.median_tokens, None) if spec.is_fixed else (None, spec)
 
 
 def register(app: typer.Typer) -> None:

@@ -145,11 +145,16 @@ def switch(raw: Any, spec: OptionSpec) -> bool:
     return bool(raw)
 
 
-def device(raw: Any, spec: OptionSpec) -> str:
+def _one_of(raw: Any, what: str, choices: tuple[str, ...], joined: str) -> str:
+    """``raw`` stripped, when it is one of ``choices``; else a ValueError listing them (``joined``)."""
     value = str(raw).strip()
-    if value not in DEVICES:
-        raise ValueError(f"unknown device {value!r}; use {', '.join(DEVICES)}.")
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; use {joined}.")
     return value
+
+
+def device(raw: Any, spec: OptionSpec) -> str:
+    return _one_of(raw, "device", DEVICES, ", ".join(DEVICES))
 
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -158,10 +163,7 @@ EXECUTORS = ("local", "ray")
 
 
 def executor(raw: Any, spec: OptionSpec) -> str:
-    value = str(raw).strip()
-    if value not in EXECUTORS:
-        raise ValueError(f"unknown executor {value!r}; use {' or '.join(EXECUTORS)}.")
-    return value
+    return _one_of(raw, "executor", EXECUTORS, " or ".join(EXECUTORS))
 
 
 RAY_RESOURCE_KEYS = ("num_cpus", "num_gpus", "memory")

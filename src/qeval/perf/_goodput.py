@@ -17,7 +17,8 @@ from qeval.perf._schema import Goodput, LoadPoint, Ratio
 from qeval.perf._stats import RATIO_METRICS
 
 BYTES_PER_MB = 1_000_000
-_LATENCY = re.compile(r"^p(50|95|99)_(ttft|tpot|itl|e2e)_ms$")
+LATENCY_SLO = re.compile(r"^p(50|95|99)_(ttft|tpot|itl|e2e)_ms$")
+"""A latency percentile SLO's metric: ``p95_ttft_ms`` -> ("95", "ttft")."""
 
 
 def parse_perf_slos(texts: Sequence[str], reference: str | None = None) -> tuple[SLO, ...]:
@@ -65,7 +66,7 @@ def measure_point(
             if r.metric == slo.metric and r.batch_size == point.batch_size:
                 return r.value, r.ci, point.requests, None
         return None, None, 0, None
-    lat = _LATENCY.match(slo.metric)
+    lat = LATENCY_SLO.match(slo.metric)
     if lat:
         pct, kind = int(lat[1]), lat[2]
         dist = point.latency.get(kind)

@@ -23,9 +23,9 @@ Definitions (docs/metrics.md has the long form):
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -33,13 +33,13 @@ from qeval import stats
 from qeval.gates import SLO, decide
 from qeval.load._driver import LevelRun
 from qeval.load._types import LoadLevel, RequestSample
+from qeval.perf._goodput import LATENCY_SLO
 from qeval.perf._schema import ClientHealth, Distribution, LevelPoint, Ratio, ServerGaugesSummary
 from qeval.perf._stats import distribution, percentile_ratio, rate_interval, rate_ratio
 
 CLIENT_SHARE_LIMIT = 0.05
 """The generator is trusted at a level while its own delays stay under 5% of the median TTFT."""
 LEVEL_RATIO_METRICS = ("p50_ttft", "p95_ttft", "p50_tpot", "p95_tpot", "p95_e2e", "tokens_per_s", "requests_per_s")
-_LATENCY = re.compile(r"^p(50|95|99)_(ttft|tpot|itl|e2e)_ms$")
 _PER_REQUEST = ("ttft", "tpot", "e2e")
 
 
@@ -76,7 +76,7 @@ def is_good(sample: RequestSample, slos: Sequence[SLO]) -> bool:
     if not figures:
         return False
     for slo in per_request_slos(slos):
-        match = _LATENCY.match(slo.metric)
+        match = LATENCY_SLO.match(slo.metric)
         assert match is not None
         value = figures.get(match[2])
         if value is not None and not slo.holds(value):
@@ -88,7 +88,7 @@ def per_request_slos(slos: Sequence[SLO]) -> tuple[SLO, ...]:
     """The SLOs goodput asks of each request: absolute TTFT/TPOT/e2e percentiles."""
     out = []
     for slo in slos:
-        match = _LATENCY.match(slo.metric)
+        match = LATENCY_SLO.match(slo.metric)
         if slo.relation == "absolute" and match and match[2] in _PER_REQUEST:
             out.append(slo)
     return tuple(out)
@@ -120,7 +120,7 @@ def client_health(runs: Sequence[LevelRun], ttft_p50_ms: float | None) -> Client
         return health
     reason = (f"the load generator may be the bottleneck: {', '.join(over)} > {CLIENT_SHARE_LIMIT:.0%} of "
               f"the median TTFT ({ttft_p50_ms:.1f} ms)")
-    return ClientHealth(**{**health.__dict__, "flagged": True, "reason": reason})
+    return replace(health, flagged=True, reason=reason)
 
 
 def merge_server(parts: Sequence[ServerGaugesSummary | None]) -> ServerGaugesSummary | None:
@@ -230,7 +230,7 @@ def _measure(slo: SLO, point: LevelPoint, ratios: Sequence[Ratio], is_reference:
             return 1.0, (1.0, 1.0), point.requests, None, None
         r = next((r for r in ratios if r.metric == slo.metric and r.level == point.label), None)
         return (r.value, r.ci, point.requests, None, None) if r else (None, None, 0, None, "not measured")
-    lat = _LATENCY.match(slo.metric)
+    lat = LATENCY_SLO.match(slo.metric)
     if lat:
         dist: Distribution | None = point.latency.get(lat[2])
         if dist is None:
@@ -265,7 +265,7 @@ def with_verdicts(point: LevelPoint, slos: Sequence[SLO], ratios: Sequence[Ratio
             continue
         outcome = decide(slo, value, ci, n, min_n).outcome
         if outcome == "fail" and client is not None:
-            lat = _LATENCY.match(slo.metric)
+            lat = LATENCY_SLO.match(slo.metric)
             if lat and slo.relation == "absolute" and ci is not None:
                 outcome = decide(slo, value, (max(ci[0] - allowance_ms, 0.0), ci[1]), n, min_n).outcome
                 outcome = "inconclusive" if outcome == "pass" else outcome

@@ -133,18 +133,20 @@ def _unbounded_tails(perf: PrecisionPerf) -> str:
     """`` A p95 needs at least 72 measured requests ...`` when an inconclusive verdict is on a
     percentile the level's n cannot bound; else empty."""
     from qeval import stats
+    from qeval.gates import parse_slo
+    from qeval.perf._goodput import LATENCY_SLO
 
     needs = []
     for point in perf.levels:
-        for slo, outcome in point.verdicts.items():
-            pct = slo.split("_")[0]
-            if outcome != "inconclusive" or pct not in ("p95", "p99"):
+        for text, outcome in point.verdicts.items():
+            metric = parse_slo(text).metric  # a ratio's is unitless: p95_ttft
+            match = LATENCY_SLO.match(metric if metric.endswith("_ms") else metric + "_ms")
+            if outcome != "inconclusive" or match is None or match[1] == "50":
                 continue
-            kind = slo.split("_")[1]
-            dist = point.latency.get(kind)
-            need = stats.min_samples_for_quantile(int(pct[1:]) / 100)
+            dist = point.latency.get(match[2])
+            need = stats.min_samples_for_quantile(int(match[1]) / 100)
             if dist is not None and dist.n < need:
-                needs.append((pct, need, dist.n))
+                needs.append((f"p{match[1]}", need, dist.n))
     if not needs:
         return ""
     pct, need, n = max(needs, key=lambda x: x[1])

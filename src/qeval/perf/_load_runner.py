@@ -26,7 +26,7 @@ from qeval.gates import SLO
 from qeval.generation import GenerationSettings
 from qeval.load._arrivals import arrival_offsets
 from qeval.load._driver import LevelRun, Prepared, run_level
-from qeval.load._types import LoadLevel, WorkItem
+from qeval.load._types import ArrivalSpec, LoadLevel, WorkItem
 from qeval.models._base import Message, Prompt
 from qeval.perf._config import DEFAULT_SYNTHETIC_PROMPTS, PerfConfig
 from qeval.perf._levels import level_point, level_ratios, saturation, with_verdicts
@@ -126,9 +126,6 @@ class _Source:
 def _offsets(level: LoadLevel, workload: Workload, order: Sequence[int], n: int, seed: int) -> tuple[float, ...]:
     if level.kind == "replay":
         return tuple(workload.requests[i].offset_s or 0.0 for i in order)
-    assert level.arrival is not None or math.isinf(level.value)
-    from qeval.load._types import ArrivalSpec
-
     return arrival_offsets(level.value, level.arrival or ArrivalSpec(), n, seed)
 
 
@@ -288,18 +285,17 @@ def _assemble(config, entries, workloads, levels, runs, servers, failed, slos, o
             r for ref, cur in zip(points[reference], mine) for r in level_ratios(ref, cur))
         ratios[e.name] = rat
         points[e.name] = tuple(replace(p, verdicts=with_verdicts(p, slos, rat, is_ref)) if slos else p for p in mine)
-    distinct = len({w.requests[i].prompt.text for w in workloads.values() for i in range(len(w.requests))})
-    n_prompts = max((len(w.requests) for w in workloads.values()), default=0)
+    distinct = {name: len({r.prompt.text for r in w.requests}) for name, w in workloads.items()}
     first = next(iter(workloads.values()), None)
     settings = LoadSettings(
         workload=first.label if first else "", levels=tuple(levels),
         requests_per_level=None if config.duration_s is not None else config.requests,
         duration_s=config.duration_s, warmup_requests=config.warmup, unique_prompts=config.unique_prompts,
-        distinct_prompts=len({r.prompt.text for r in first.requests}) if first else 0,
-        prompts_repeated=not config.unique_prompts and any(n > n_prompts for n in sent.values()),
+        distinct_prompts=next(iter(distinct.values()), 0),
+        # a prompt went out twice when a target was sent more requests than its workload has distinct prompts
+        prompts_repeated=not config.unique_prompts and any(n > distinct[name] for name, n in sent.items()),
         seed=config.seed,
     )
-    del distinct
     return LevelsResult(points=points, ratios=ratios, saturation={n: saturation(p) for n, p in points.items()},
                         order=order, settings=settings)
 

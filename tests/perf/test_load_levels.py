@@ -264,3 +264,11 @@ def test_ctrl_c_keeps_the_blocks_that_finished_and_exits_130(tmp_path):
     assert first.status == "ok" and first.ok_requests == 200  # round 0 of c=1: 400 / 2 rounds
     assert second.status == "error" and second.requests == 0
     assert "**Incomplete: interrupted after 1 of 4 blocks.**" in (folder / "perf.md").read_text()
+
+
+def test_identical_synthetic_prompts_count_as_repeated(tmp_path):
+    config = PerfConfig(model="fake", precisions=("fp32",), prompt_tokens=4, output_tokens=2, concurrency=(1,),
+                        requests=3, rounds=1, warmup=0, out_dir=str(tmp_path), run_id="r")
+    record, _ = run_perf(config, source=FakeSource(token_delay_s=0.0005))
+    assert record.load is not None and record.load.distinct_prompts == 1  # 8 copies of one synthetic prompt
+    assert record.load.prompts_repeated

@@ -16,6 +16,7 @@ from qeval.evaluate import CHUNK_BATCHES, accuracy_pass, chunk_size
 from qeval.models import FakeTextModel
 from qeval.models._engine import (
     EngineUnsupported,
+    GreedyEngine,
     check_generation_config,
     greedy_generate,
     iter_greedy,
@@ -267,3 +268,44 @@ def test_a_stop_between_streamed_chunks_keeps_the_finished_ones():
     assert len(journaled) == 1
     (index, cases), = journaled.items()
     assert [c.case_id for c in cases] == [c.id for c in suite.cases[index * 2 * CHUNK_BATCHES:][: len(cases)]]
+
+
+def _admissions(engine, max_new_tokens: list[int], prompts) -> list[tuple[int, tuple[int, ...], int]]:
+    """(step number, keys admitted, rows running before the step) of every prefill, stepping until idle."""
+    for key, (p, n) in enumerate(zip(prompts, max_new_tokens, strict=True)):
+        engine.admit(key, p, n)
+    out, step = [], 0
+    while engine.busy:
+        running = engine.running
+        done = engine.step()
+        if done.admitted:
+            out.append((step, done.admitted, running))
+        step += 1
+    return out
+
+
+def test_rows_that_end_together_are_refilled_together(tiny):
+    # even outputs: a static batch's one prefill per batch, not one per few freed slots
+    engine = GreedyEngine(tiny, slots=4, end_ids=set(), pad_id=0)
+    admitted = _admissions(engine, [3] * 12, _prompts(12, seed=11))
+    assert [len(keys) for _, keys, _ in admitted] == [4, 4, 4]
+
+
+def test_freed_slots_are_refilled_without_waiting_for_the_slowest_row(tiny):
+    # one long row among short ones: its three freed slots are refilled once they have idled
+    # about a decode step's worth (3 + 3 slot-steps > 4 slots), long before it ends
+    engine = GreedyEngine(tiny, slots=4, end_ids=set(), pad_id=0)
+    admitted = _admissions(engine, [20, 2, 2, 2, 2, 2, 2, 2, 2], _prompts(9, seed=12))
+    first, second = admitted[0], admitted[1]
+    assert first[1] == (0, 1, 2, 3)
+    assert second[1] == (4, 5, 6) and second[2] == 1  # the long row is still running
+    # steps: 0 prefill, 1 decode (three rows end), 2 decode with 3 idle slots, 3 refill
+    assert second[0] == 3
+    # when every waiting prompt fits, waiting longer cannot save a prefill: refilled at once
+    assert admitted[2][1] == (7, 8) and admitted[2][0] == 5
+
+
+def test_a_server_engine_refills_a_slot_as_soon_as_it_frees(tiny):
+    engine = GreedyEngine(tiny, slots=4, end_ids=set(), pad_id=0, refill_min=1)
+    admitted = _admissions(engine, [20, 2, 20, 20, 2], _prompts(5, seed=13))
+    assert admitted[1][1] == (4,) and admitted[1][0] == 2  # the step right after row 1 ended

@@ -116,8 +116,7 @@ def iter_greedy(
 
     ``end_ids`` end a row when generated (EOS, and padding); ``should_stop(prompt, ids)``
     is asked after each new token of a row and ends it when true (stop strings). Free slots
-    are refilled once ``refill_min`` of them are free (default: a quarter of ``slots``), in
-    :func:`waiting_order` (``group``). Raises :class:`EngineUnsupported` before yielding
+    are refilled as :class:`GreedyEngine` says (``refill_min``), in :func:`waiting_order` (``group``). Raises :class:`EngineUnsupported` before yielding
     anything when the model's cache is not a plain dynamic KV cache.
 
     A :class:`GreedyEngine` given every prompt up front, stepped until it is idle.
@@ -167,8 +166,16 @@ class GreedyEngine:
     in-process server) or all be given up front (:func:`iter_greedy`).
 
     Each prompt has a caller-chosen ``key`` and its own ``max_new_tokens``; waiting prompts
-    enter free slots first in, first out, once ``refill_min`` slots are free (default: a
-    quarter of ``slots``). ``prefix``: tokens every admitted prompt starts with, prefilled once
+    enter free slots first in, first out. When: with ``refill_min``, as soon as that many
+    slots are free (an in-process server passes 1: a request should not wait for company).
+    Without it (the accuracy pass), by cost: a prefill is one more pass over the weights,
+    which costs about one decode step however few rows it prefills, while each decode step
+    with ``k`` idle slots wastes ``k / slots`` of a step. So free slots are refilled once the
+    idle slot-steps since the last prefill add up to ``slots`` (a step's worth), or at once
+    when the batch is empty or every waiting prompt fits. Short outputs of even length then
+    end together and refill together, as a static batch would (one prefill for the lot);
+    rows that end one at a time among long ones are refilled after a few steps, not held
+    for the slowest row. ``prefix``: tokens every admitted prompt starts with, prefilled once
     here and copied into each new row. Not thread-safe: one thread admits and steps.
     """
 
@@ -186,7 +193,8 @@ class GreedyEngine:
         import torch
 
         self.slots = max(1, slots)
-        self.refill_min = min(self.slots, max(1, self.slots // 4 if refill_min is None else refill_min))
+        self.refill_min = None if refill_min is None else min(self.slots, max(1, refill_min))
+        self._idle_slot_steps = 0
         self._model = model
         self._end_ids = end_ids
         self._pad_id = pad_id
@@ -236,13 +244,16 @@ class GreedyEngine:
         free = self.slots - self.running
         admitted: tuple[int, ...] = ()
         with torch.no_grad():
-            if self._waiting and free >= min(self.refill_min, len(self._waiting)):
+            if self._refill_now(free):
+                self._idle_slot_steps = 0
                 rows = [self._waiting.popleft() for _ in range(min(free, len(self._waiting)))]
                 new, tokens = _prefill(self._model, [self._rows[k].prompt[len(self._prefix) :] for k in rows], rows,
                                        self._prefix_kv, len(self._prefix), self._pad_id, self._device)
                 self._batch = new if self._batch is None else self._batch.merge(new)
                 admitted = tuple(rows)
             elif self._batch is not None:
+                if self._waiting:
+                    self._idle_slot_steps += free
                 rows = list(self._batch.rows)
                 tokens = self._batch.step(self._model)
             else:
@@ -253,6 +264,15 @@ class GreedyEngine:
                 self._batch = self._batch.drop(finished)
         done = tuple((k, self._rows.pop(k).ids) for k in sorted(finished))
         return EngineStep(admitted, tuple(zip(rows, tokens, strict=True)), done)
+
+    def _refill_now(self, free: int) -> bool:
+        """Whether this step prefills waiting prompts into the ``free`` slots (see the class)."""
+        if not self._waiting or free == 0:
+            return False
+        if self.refill_min is not None:
+            return free >= min(self.refill_min, len(self._waiting))
+        return (self._batch is None or free >= len(self._waiting)
+                or self._idle_slot_steps + free > self.slots)
 
     def abandon(self) -> list[int]:
         """Drop every row in flight (after a failed step the batch's KV cache may be half

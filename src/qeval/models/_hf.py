@@ -289,6 +289,29 @@ class HFTextModel:
         return len(self.tokenizer(text, add_special_tokens=False).input_ids)
 
 
+def _import_cache_utils_without_hqq() -> None:
+    """Import ``transformers.cache_utils`` without the ``hqq`` import it does when hqq is
+    installed (for its quantized KV cache, which qeval never uses: its hqq precision calls hqq
+    directly). That import pulls in torch's compiler stack, ~1.2 s of every model load on a
+    2-core machine. transformers asks ``is_hqq_available()`` once, at import: it answers False
+    for that moment only. A transformers without these names is imported as it is."""
+    import sys
+
+    if "transformers.cache_utils" in sys.modules:
+        return
+    import transformers.utils as utils
+    import transformers.utils.import_utils as import_utils
+
+    saved = utils.__dict__.get("is_hqq_available"), import_utils.__dict__.get("is_hqq_available")
+    if None in saved:
+        return
+    utils.is_hqq_available = import_utils.is_hqq_available = lambda *args, **kwargs: False
+    try:
+        import transformers.cache_utils  # noqa: F401
+    finally:
+        utils.is_hqq_available, import_utils.is_hqq_available = saved
+
+
 def _quiet_transformers() -> None:
     import logging
 
@@ -360,6 +383,7 @@ class HFSource:
 
         from qeval.quantize import QuantizeContext, get_precision
 
+        _import_cache_utils_without_hqq()
         _quiet_transformers()
         from transformers import AutoModelForCausalLM, AutoTokenizer
 

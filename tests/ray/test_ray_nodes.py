@@ -65,3 +65,21 @@ def test_the_decision_does_not_rank_latency_across_nodes(record):
     mixed = decide_run(_on(record, "EPYC", "Xeon"))
     assert any("p95 latency is left out of the frontier" in n for n in mixed.notes)
     assert mixed.chosen == decide_run(record).chosen  # accuracy and memory still decide
+
+
+def _pareto_texts(record):
+    from qeval.report._html import _draw_pareto
+
+    fig = _draw_pareto(record)
+    return [t.get_text() for t in fig.axes[0].texts], fig.texts[0].get_text()
+
+
+def test_the_pareto_plot_labels_cells_by_node_and_draws_no_frontier_across_nodes(record):
+    labels, title = _pareto_texts(_on(record, "EPYC", "Xeon"))
+    fp32, int4 = sorted(labels)
+    assert fp32.startswith("fp32") and "[node 1]" in fp32 and int4.startswith("int4") and "[node 2]" in int4
+    assert not any(" *" in t for t in labels)  # no frontier across nodes
+    assert "do not compare" in title
+    labels, title = _pareto_texts(_on(record, "EPYC", "EPYC"))
+    assert not any("[node" in t for t in labels) and any(" *" in t for t in labels)
+    assert "Pareto frontier" in title

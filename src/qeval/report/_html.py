@@ -147,8 +147,10 @@ def _latency_bar(ax, x: float, y: float, ci: tuple[float, float] | None, colour:
 
 def _draw_pareto(record: RunRecord):
     from qeval.recommend import Candidate, pareto_frontier
+    from qeval.report._nodes import node_numbers
 
     by_suite, _ = _collect(record, _ttft_p95, "TTFT p95")  # y: each suite's primary metric
+    nodes = node_numbers(record)  # cells timed on machines that do not compare: labelled, no frontier
     scorings = suite_scorings(record)
     suites = list(by_suite) or ["(no cells)"]
     fig, axes = _figure(min(len(suites), 3), math.ceil(len(suites) / 3), width=6.0 if len(suites) == 1 else 4.8)
@@ -169,7 +171,7 @@ def _draw_pareto(record: RunRecord):
                       weights_bytes=_weights_bytes(cells[(p.precision, suite)]))
             for p in points
         ]
-        front = {c.precision for c in pareto_frontier(cands)}
+        front = set() if nodes else {c.precision for c in pareto_frontier(cands)}
         biggest = max((_weights_mb(cells[(q.precision, suite)]) or 0.0) for q in points) or 1.0
         labels = []
         for pt in points:
@@ -182,14 +184,18 @@ def _draw_pareto(record: RunRecord):
             size = 30 + 170 * (mb / biggest) if mb else 30
             ax.scatter([pt.x], [pt.y], s=size, color=colour, edgecolors="black" if pt.precision in front else "none",
                        linewidths=1.5, zorder=3)
+            node = nodes.get((pt.precision, suite))
             labels.append(pt.precision + (f" ({fmt_mb(_weights_bytes(cell))} MB)" if mb else "")
+                          + (f" [node {node}]" if node else "")
                           + (" *" if pt.precision in front else "") + (BUSY_MARK if _busy(cell) else ""))
         if min(p.x for p in points) >= 0:  # from 0, so that ratios between targets read true
             ax.set_xlim(left=0)
         labelled.append((ax, points, labels))
     for ax in axes[len(suites):]:
         ax.set_visible(False)
-    fig.suptitle("marker area ∝ weights MB; outlined, * = Pareto frontier", fontsize=9)
+    fig.suptitle("marker area ∝ weights MB; [node k]: timed on node k (see Nodes), latencies of different "
+                 "nodes do not compare, so no frontier is drawn" if nodes else
+                 "marker area ∝ weights MB; outlined, * = Pareto frontier", fontsize=9)
     fig.canvas.draw()  # the layout is final: labels are placed on it
     for ax, points, labels in labelled:
         annotate_points(ax, [p.x for p in points], [p.y for p in points], labels, drawn=True)

@@ -25,6 +25,15 @@ def node_groups(record: RunRecord) -> list[tuple[Environment, list[CellResult]]]
     return list(groups.values())
 
 
+def node_numbers(record: RunRecord) -> dict[tuple[str, str], int]:
+    """``{(precision, suite): node number}`` as the Nodes section numbers them (from 1); empty
+    unless the run is spread over nodes whose timings do not compare."""
+    groups = node_groups(record)
+    if len(groups) < 2:
+        return {}
+    return {(c.precision, c.suite): number for number, (_, cells) in enumerate(groups, start=1) for c in cells}
+
+
 def mixed_nodes(record: RunRecord) -> bool:
     """Whether the run's timed cells ran on machines whose timings do not compare."""
     return len(node_groups(record)) > 1

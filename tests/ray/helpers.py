@@ -35,3 +35,29 @@ class AlwaysDie:
         if precision == self.precision:
             os._exit(1)
         return right_except_int4_on_odd(prompt, precision)
+
+
+@dataclass(frozen=True)
+class DieAfter:
+    """Answers like ``right_except_int4_on_odd`` and logs each prompt answered for ``precision``
+    (one line, prefixed by the process id, to ``log``); the first process to reach its ``after``-th
+    such prompt dies there (after a pause, so that the batches it finished have been relayed)."""
+
+    log: str
+    precision: str
+    after: int
+
+    def __call__(self, prompt: str, precision: str) -> str:
+        if precision == self.precision:
+            log = Path(self.log)
+            mine = [line for line in (log.read_text().splitlines() if log.exists() else [])
+                    if line.startswith(f"{os.getpid()} ")]
+            if len(mine) == self.after and not Path(f"{self.log}.died").exists():
+                Path(f"{self.log}.died").write_text(str(os.getpid()))
+                import time
+
+                time.sleep(1.0)
+                os._exit(1)
+            with open(log, "a") as f:
+                f.write(f"{os.getpid()} {prompt!r}\n")
+        return right_except_int4_on_odd(prompt, precision)

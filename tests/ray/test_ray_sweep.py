@@ -14,7 +14,7 @@ from qeval.models import FakeSource
 from qeval.sweep import run_sweep
 from qeval.targets import parse_target
 from tests.fakes import MINI, right_except_int4_on_odd
-from tests.ray.helpers import AlwaysDie, DieOnce
+from tests.ray.helpers import AlwaysDie, DieAfter, DieOnce
 
 pytestmark = pytest.mark.ray
 
@@ -130,6 +130,24 @@ def test_a_worker_killed_mid_task_is_retried_and_the_sweep_completes(tmp_path, r
     assert marker.exists()  # a worker did die
     assert [c.status for c in record.cells] == ["ok", "ok", "ok"]
     clean, _ = run_sweep(_config(tmp_path / "clean"), source=FakeSource(responder=right_except_int4_on_odd))
+    _same(record, clean)
+
+
+def test_a_retried_task_reuses_the_batches_its_first_attempt_relayed(tmp_path, ray_cluster):
+    log = tmp_path / "answered.log"
+    # mini has 12 cases, batches of 4: the first attempt dies on its 9th prompt, two batches done
+    source = FakeSource(responder=DieAfter(str(log), "int8", after=8))
+    record, _ = run_sweep(_config(tmp_path, executor="ray", latency_samples=0), source=source)
+    assert [c.status for c in record.cells] == ["ok", "ok", "ok"]
+    died = (tmp_path / "answered.log.died").read_text()
+    by_process: dict[str, int] = {}
+    for line in log.read_text().splitlines():
+        pid = line.split(" ", 1)[0]
+        by_process[pid] = by_process.get(pid, 0) + 1
+    assert by_process.pop(died) == 8
+    assert list(by_process.values()) == [4]  # the retry generated only the batch left
+    clean, _ = run_sweep(_config(tmp_path / "clean", latency_samples=0),
+                         source=FakeSource(responder=right_except_int4_on_odd))
     _same(record, clean)
 
 

@@ -4,7 +4,8 @@ The driver (the ``qeval sweep`` process) submits every unit at once, then waits 
 ``ray.wait`` and hands each result back as it finishes, so the sweep journals it at once; a
 small actor relays what the tasks say while they run (started on which node, each finished
 accuracy batch), which the driver journals too. A task whose worker dies (node lost, OOM kill)
-is retried up to ``max_retries`` times by Ray, then its cells are ``failed`` with Ray's words;
+is retried up to ``max_retries`` times by Ray (the retry reuses the accuracy batches the attempts
+before it relayed, as a resume reuses journaled ones), then its cells are ``failed`` with Ray's words;
 a usage error inside a task (a suite changed since planning) stops the sweep as it would
 locally. Stopping (Ctrl-C) cancels every task still out (``ray.cancel(force=True)``).
 
@@ -20,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from qeval.cell import Unit, UnitResult
+from qeval.cell import DoneBatch, Unit, UnitResult
 from qeval.errors import QevalError, UsageError
 from qeval.executors._base import ExecutorError
 
@@ -55,12 +56,18 @@ class _Tracker:
 
     def __init__(self) -> None:
         self._events: list[tuple[Any, ...]] = []
+        self._relayed: dict[str, list[DoneBatch]] = {}
 
     def started(self, label: str, node: str) -> None:
         self._events.append(("started", label, node))
 
     def batch(self, label: str, suite: str, index: int, cases: Any, output_tokens: int, wall_s: float) -> None:
         self._events.append(("batch", label, suite, index, cases, output_tokens, wall_s))
+        self._relayed.setdefault(label, []).append(DoneBatch(suite, index, tuple(cases), output_tokens, wall_s))
+
+    def relayed(self, label: str) -> list[DoneBatch]:
+        """The batches earlier attempts of ``label``'s task relayed: a retry reuses them."""
+        return list(self._relayed.get(label, ()))
 
     def drain(self) -> list[tuple[Any, ...]]:
         events, self._events = self._events, []
@@ -88,11 +95,20 @@ def _run_task(unit: Unit, source: Any, tracker: Any) -> UnitResult:
 
     if tracker is not None:
         tracker.started.remote(unit.label, ray.util.get_node_ip_address())
+        # a retry (the first attempt's worker died) reuses the batches that attempt relayed
+        unit = with_done_batches(unit, ray.get(tracker.relayed.remote(unit.label)))
     _threads_as_assigned(ray)
     with quiet():
         result = run_unit(unit, source, journal=_Relay(tracker) if tracker is not None else None)
     node = capture_environment(resolve_device(unit.cells[0].device)) if unit.cells else None
     return replace(result, cells=tuple(replace(c, node=node) for c in result.cells), node=node)
+
+
+def with_done_batches(unit: Unit, batches: Sequence[DoneBatch]) -> Unit:
+    """``unit`` reusing ``batches`` too (those it already had win: they came from the journal)."""
+    have = {(b.suite, b.index) for b in unit.done_batches}
+    more = tuple(b for b in batches if (b.suite, b.index) not in have)
+    return replace(unit, done_batches=unit.done_batches + more) if more else unit
 
 
 def _threads_as_assigned(ray: Any) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import mmap
+import time
 
 import pytest
 import torch
@@ -74,14 +76,22 @@ def test_bnb_quant_state_and_hqq_meta_are_counted(by_precision):
     assert weights_bytes(hqq_layer) > hqq_layer.W_q.untyped_storage().nbytes()
 
 
+def _fresh_pages(size: int) -> mmap.mmap:
+    """``size`` bytes of new anonymous memory, every page written: resident for sure. (A torch
+    or malloc block may instead reuse pages an earlier test freed that the allocator kept.)"""
+    block = mmap.mmap(-1, size)
+    for offset in range(0, size, mmap.PAGESIZE):
+        block[offset] = 1
+    return block
+
+
 def _allocate_while_measuring() -> tuple[memory.PeakMemory, int]:
     size = 64 * 2**20
     # garbage from earlier tests (a model in a reference cycle) freed mid-window would lower the
     # RSS while the block raises it: collect it first
     gc.collect()
     with peak_memory("cpu") as peak:
-        block = torch.ones(size, dtype=torch.uint8)  # touched pages: really resident
-        del block
+        _fresh_pages(size).close()
     return peak, size
 
 
@@ -98,11 +108,11 @@ def test_cpu_peak_falls_back_to_sampling(monkeypatch):
     size = 64 * 2**20
     gc.collect()  # as above
     with peak_memory("cpu") as peak:
-        block = torch.ones(size, dtype=torch.uint8)
-        block.add_(1)
+        block = _fresh_pages(size)
+        time.sleep(0.3)  # held for a few of the sampler's polls
     assert peak.method == "sampled_rss"
     assert peak.peak_bytes - peak.start_bytes >= 0.9 * size
-    del block
+    block.close()
 
 
 def test_unknown_device():

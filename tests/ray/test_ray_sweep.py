@@ -93,10 +93,15 @@ def test_the_tiny_llama_gives_the_same_cases_on_ray(tmp_path, ray_cluster, tiny_
     local = _local_in_a_subprocess(tmp_path / "local", targets, suite)
     assert [c.status for c in local.cells] == ["ok", "ok"], [c.reason for c in local.cells]
     # two CPUs per task: the torch threads of a local run here, so float sums add up in the same order
-    remote, _ = run_sweep(_config(tmp_path / "ray", executor="ray", ray_resources=("num_cpus=2",), **config))
+    notes = Notes()
+    remote, _ = run_sweep(_config(tmp_path / "ray", executor="ray", ray_resources=("num_cpus=2",), **config),
+                          reporter=notes)
     assert [c.status for c in remote.cells] == ["ok", "ok"], [c.reason for c in remote.cells]
     assert all(c.cases for c in remote.cells)
     _same(local, remote)
+    # each task asked Ray for its memory estimate (a model folder the driver can read), and got placed
+    said = "\n".join(notes.lines)
+    assert "fp32 asks for 1.0 GiB of memory" in said and "int8 asks for 1.0 GiB of memory" in said
 
 
 def _local_in_a_subprocess(out, targets, suite):

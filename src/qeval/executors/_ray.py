@@ -24,6 +24,7 @@ from typing import Any
 from qeval.cell import DoneBatch, Unit, UnitResult
 from qeval.errors import QevalError, UsageError
 from qeval.executors._base import ExecutorError
+from qeval.executors._task_memory import TaskMemory, task_memory
 
 RAY_PIN = "ray==2.60.0"
 INSTALL = f"pip install 'qeval[ray]' (or: pip install {RAY_PIN})"
@@ -252,7 +253,7 @@ class RayExecutor:
         nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
         unplaceable: list[UnitResult] = []
         for unit in units:
-            asked = resources_for(unit, gpus, self.resources)
+            asked = self._resources(unit, gpus, nodes)
             if not any(_fits(asked, node) for node in nodes):
                 what = ", ".join(f"{k}={v:g}" for k, v in asked.items() if v)
                 if self._started:  # a Ray of our own: no autoscaler will add a node that fits
@@ -299,6 +300,26 @@ class RayExecutor:
                 ray.kill(tracker)
             except Exception:  # noqa: BLE001 - the cluster may be gone already
                 pass
+
+    def _resources(self, unit: Unit, gpus: float, nodes: list[dict[str, float]]) -> dict[str, float]:
+        """The unit's request, with its memory estimate unless ``--ray-resources`` gives one. An
+        estimate no node can meet is dropped (said, not failed): it is a guess, and the task may fit."""
+        if memory_asked(unit, self.resources):
+            return resources_for(unit, gpus, self.resources)
+        estimate = task_memory(unit.cells[0].target)
+        asked = resources_for(unit, gpus, self.resources, estimate)
+        if estimate.memory_bytes is None:
+            return asked
+        gib = estimate.memory_bytes / (1 << 30)
+        if nodes and not any(_fits(asked, node) for node in nodes):
+            self.reporter.note(f"[yellow]note[/] ray: {unit.label} would ask for {gib:.1f} GiB of memory "
+                               f"({estimate.how}), more than any node offers; it asks for none. Give "
+                               f"--ray-resources {unit.label}:memory=BYTES to choose.")
+            asked.pop("memory")
+        else:
+            self.reporter.note(f"[dim]ray: {unit.label} asks for {gib:.1f} GiB of memory ({estimate.how}); "
+                               f"--ray-resources {unit.label}:memory=BYTES changes it[/]")
+        return asked
 
     def _relay(self, ray: Any, tracker: Any, progress: _Progress) -> None:
         try:
@@ -350,16 +371,25 @@ class RayExecutor:
             self.reporter.note(f"[yellow]ray[/]: cancelled {len(pending)} unfinished task(s)")
 
 
-def resources_for(unit: Unit, cluster_gpus: float, asked: dict[str | None, dict[str, float]]) -> dict[str, float]:
+def resources_for(unit: Unit, cluster_gpus: float, asked: dict[str | None, dict[str, float]],
+                  memory: TaskMemory | None = None) -> dict[str, float]:
     """What the unit's task asks Ray for: one CPU; one GPU for a CUDA target (``--device cuda``, or
-    ``auto`` on a cluster with GPUs; an endpoint's task only sends requests); then what
+    ``auto`` on a cluster with GPUs; an endpoint's task only sends requests); the ``memory``
+    estimate where there is one (:mod:`qeval.executors._task_memory`); then what
     ``--ray-resources`` asks for every target, then for this one (by target name or label)."""
     spec = unit.cells[0]
     gpu = spec.target.kind != "openai" and (spec.device == "cuda" or (spec.device == "auto" and cluster_gpus > 0))
     out = {"num_cpus": 1.0, "num_gpus": 1.0 if gpu else 0.0}
+    if memory is not None and memory.memory_bytes is not None:
+        out["memory"] = float(memory.memory_bytes)
     for key in (None, spec.target.name, unit.label):
         out.update(asked.get(key, {}))
     return out
+
+
+def memory_asked(unit: Unit, asked: dict[str | None, dict[str, float]]) -> bool:
+    """Whether ``--ray-resources`` gives this unit's task a memory request of its own."""
+    return any("memory" in asked.get(key, {}) for key in (None, unit.cells[0].target.name, unit.label))
 
 
 def _fits(asked: dict[str, float], node: dict[str, float]) -> bool:

@@ -30,6 +30,8 @@ class BuiltinModel:
     cache_name: str
     source_precision: str
     notes: str
+    parameters: int
+    """Parameters of the converted model (tied embeddings counted once), known without converting it."""
 
 
 SMOLLM2 = BuiltinModel(
@@ -44,6 +46,7 @@ SMOLLM2 = BuiltinModel(
         "were already quantised to 4 bits (Q4_1, group 32) before qeval saw them: a 4-bit RTN scheme "
         "with a group size of 32 or a multiple of it can look falsely lossless on this model."
     ),
+    parameters=134_515_008,
 )
 
 BUILTINS: dict[str, BuiltinModel] = {SMOLLM2.alias: SMOLLM2}

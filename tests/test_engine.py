@@ -85,6 +85,75 @@ def test_engine_matches_batch_one_generate(tiny, slots, shared):
     assert len({len(g) for g in got}) > 2  # rows did stop at different lengths
 
 
+def _repetitive_prompts(n: int, seed: int) -> list[list[int]]:
+    """Prompts that repeat their own phrases, so prompt lookup finds drafts (and the tiny model,
+    which falls into loops, accepts some of them)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        phrase = [rng.randrange(3, 60) for _ in range(rng.randint(2, 5))]
+        out.append([1] + phrase * rng.randint(2, 4) + [rng.randrange(3, 60) for _ in range(rng.randint(0, 3))])
+    return out
+
+
+@pytest.mark.parametrize("slots", [1, 4])
+@pytest.mark.parametrize("speculate", [1, 4])
+def test_prompt_lookup_drafts_change_no_token(tiny, slots, speculate):
+    torch.set_num_threads(1)
+    prompts = _repetitive_prompts(12, seed=slots * 10 + speculate)
+    max_new_tokens = 14
+    refs = [_batch1(tiny, p, max_new_tokens) for p in prompts]
+    end_ids = {refs[1][5]}
+    engine = GreedyEngine(tiny, slots=slots, end_ids=end_ids, pad_id=0, should_stop=_stop_by_content,
+                          speculate=speculate)
+    for i, p in enumerate(prompts):
+        engine.admit(i, p, max_new_tokens)
+    got: dict[int, list[int]] = {}
+    streamed: dict[int, list[int]] = {}
+    passes = 0
+    while engine.busy:
+        step = engine.step()
+        passes += 1
+        for key, tok in step.tokens:
+            streamed.setdefault(key, []).append(tok)
+        got.update(step.finished)
+    want = {i: _ends_at(r, end_ids, _stop_by_content) for i, r in enumerate(refs)}
+    assert got == want
+    assert streamed == got  # every kept token is streamed once, in order, none past a row's end
+    assert engine.drafted > 0 and engine.accepted > 0  # drafts were checked, and some were taken
+    assert passes < len(prompts) + sum(map(len, want.values()))  # fewer passes than one per token
+
+
+@given(st.lists(st.integers(0, 6), max_size=10), st.floats(0, 1), st.floats(0, 1))
+def test_draft_width_is_bounded_and_grows_with_acceptance(lengths, low, high):
+    from qeval.models._engine import DRAFT_TOKEN_COST, draft_width
+
+    low, high = sorted((low, high))
+    width = draft_width(lengths, low)
+    assert 0 <= width <= max(lengths, default=0)
+    assert draft_width(lengths, high) >= width
+    assert draft_width(lengths, 0.0) == 0  # nothing is ever taken: plain passes
+    if lengths and all(lengths):
+        assert draft_width(lengths, 1.0) > 0  # every row drafts and everything is taken: worth checking
+    rows_without = [n if i == 0 else 0 for i, n in enumerate(lengths)] + [0] * 9
+    if rows_without[0] and DRAFT_TOKEN_COST * len(rows_without) > 1:
+        assert draft_width(rows_without, 1.0) == 0  # one drafting row cannot pay for ten rows' wider pass
+
+
+def test_prompt_lookup_takes_the_latest_longest_match():
+    from qeval.models._engine import _Row, prompt_lookup
+
+    row = _Row(prompt=[5, 6, 7, 8, 9, 5, 6, 7, 1, 2], max_new_tokens=10, ids=[5, 6, 7])
+    assert prompt_lookup(row, 3) == [1, 2, 5]  # "5 6 7" last seen before "1 2"
+    assert prompt_lookup(row, 0) == []
+    row.ids += [4]  # "6 7 4" / "7 4": never seen
+    assert prompt_lookup(row, 3) == []
+    row.ids += [8]  # "4 8" unseen, then 2-gram... "4 8" no; none
+    assert prompt_lookup(row, 2) == []
+    row.ids += [9]  # "8 9" seen once, followed by "5 6"
+    assert prompt_lookup(row, 2) == [5, 6]
+
+
 @given(st.lists(st.integers(1, 50), max_size=40), st.one_of(st.none(), st.integers(1, 12)))
 def test_waiting_order_is_longest_first_block_by_block(lengths, group):
     order = waiting_order(lengths, group)

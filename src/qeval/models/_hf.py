@@ -16,6 +16,13 @@ from qeval.errors import ModelError
 from qeval.models._base import Abilities, Generation, LoadedModel, Message, Prompt, TimedGeneration, plain_text
 from qeval.results import ModelCard
 
+ACCURACY_DRAFT_TOKENS = 4
+"""The accuracy pass checks up to this many prompt-lookup draft tokens per row in a pass, where
+the drafts have been paying off (:func:`qeval.models._engine.draft_width`). Greedy verification
+keeps every token the plain pass would give; on the bundled model it made the medical suite's
+pass 1.22x faster (62% of drafts taken) and left arithmetic's as it was (see docs/metrics.md).
+Timed requests and in-process load levels do not speculate: their latency is the plain engine's."""
+
 if TYPE_CHECKING:
     from qeval.models._gptq_checkpoint import GptqCheckpoint
 
@@ -183,7 +190,7 @@ class HFTextModel:
         prompt_ids = self.tokenizer(list(prompts), add_special_tokens=False).input_ids
         for i, ids in iter_greedy(
             self.model, prompt_ids, slots=settings.batch_size, max_new_tokens=settings.max_new_tokens,
-            group=group, **self._engine_options(tuple(settings.stop)),
+            group=group, speculate=ACCURACY_DRAFT_TOKENS, **self._engine_options(tuple(settings.stop)),
         ):
             text, n = self._count_and_decode(torch.tensor(ids, dtype=torch.long))
             yield i, Generation(text=text, output_tokens=n)

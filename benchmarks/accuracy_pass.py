@@ -24,21 +24,30 @@ its load and generation, scoring and imports included, and qeval's excess over t
     .venv/bin/python benchmarks/accuracy_pass.py                         # all three, 3 rounds
     .venv/bin/python benchmarks/accuracy_pass.py --workloads short --short-items 300 --rounds 2
 
-Measured on the 2-core CPU machine, quiet, ``--rounds 2`` (medians; completions identical on all
+Measured on the 2-core CPU machine, quiet, ``--rounds 2 --short-items 150`` (2026-12-07, after the
+engine's prompt-lookup drafts and short shared prefixes; medians; completions identical on all
 three sides in every round), speed-up of qeval's generation phase (its whole process):
 
 | workload | vs plain ``generate`` | vs lm-eval 0.4.13 hf | qeval's process outside load + generation, beyond plain's |
 |---|---|---|---|
-| short (300 sums, 4-6 tokens) | 1.09x (1.06x) | 0.93x (0.90x) | +1.51 s |
-| uneven (arithmetic, chat) | 1.39x (1.28x) | 1.39x (1.22x) | +1.32 s |
-| prefix (medical, two-shot) | 1.34x (1.27x) | 1.58x (1.46x) | +1.92 s |
+| short (150 sums, 4-6 tokens) | 1.38x (1.23x) | 1.30x (1.13x) | +3.36 s |
+| uneven (arithmetic, chat) | 1.65x (1.47x) | 1.46x (1.29x) | +2.68 s |
+| prefix (medical, two-shot) | 1.66x (1.54x) | 1.99x (1.80x) | +4.12 s |
 
-Where the time goes (``qeval.models._engine`` counted on the same workloads): 78% of the engine's
-time is ``linear``; on short even outputs it runs 251 forward passes where a static loop runs 333,
-but each of its decode passes carries ~6.9 rows (static: 8); on the uneven suite, 148 passes
-(static: 190-210) at 6.4 rows each, the rest of each pass being slots waiting to be refilled or the
-batch draining at the end. Between two processes of the same side the generation time varied by up
-to 20% (lm-eval 31.4 / 33.8 s, qeval 38.3 / 31.7 s on short): read a ratio near 1 as a tie.
+(Seconds, qeval / plain / lm-eval: short 30.8 / 42.5 / 39.9, uneven 38.3 / 63.2 / 55.8, prefix
+80.9 / 134.2 / 161.0.) This machine ran everything about 1.5x slower than the one of the earlier
+table below, the fixed costs too, which is why the excess outside generation is larger here.
+
+Before (an earlier machine, ``--rounds 2``, 300 sums): short 1.09x (1.06x) vs plain and 0.93x
+(0.90x) vs lm-eval; uneven 1.39x (1.28x) and 1.39x (1.22x); prefix 1.34x (1.27x) and 1.58x (1.46x);
+outside generation beyond plain +1.51 / +1.32 / +1.92 s.
+
+Where the time goes: a forward pass is mostly reading the weights (``benchmarks/engine_ab.py
+--curve``: 8 rows 251 ms, 64 rows 565 ms, 8 rows x 5 tokens 343 ms), so the engine wins by feeding
+each pass useful rows (refilling freed slots), by skipping prefill of a shared prefix, and by
+checking prompt-lookup drafts where the text copies from the prompt (medical: 62% of draft tokens
+taken). In-process A/Bs of each change are in ``benchmarks/engine_ab.py``. Between two processes of
+the same side the generation time varied by up to 20%: read a ratio near 1 as a tie.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ three sides in every round), speed-up of qeval's generation phase (its whole pro
 | prefix (medical, two-shot) | 1.66x (1.54x) | 1.99x (1.80x) | +4.12 s |
 
 (Seconds, qeval / plain / lm-eval: short 30.8 / 42.5 / 39.9, uneven 38.3 / 63.2 / 55.8, prefix
-80.9 / 134.2 / 161.0.) This machine ran everything about 1.5x slower than the one of the earlier
+80.9 / 134.2 / 161.0.) This machine ran everything about twice as slowly as the one of the earlier
 table below, the fixed costs too, which is why the excess outside generation is larger here.
 
 Before (an earlier machine, ``--rounds 2``, 300 sums): short 1.09x (1.06x) vs plain and 0.93x

@@ -61,3 +61,19 @@ class DieAfter:
             with open(log, "a") as f:
                 f.write(f"{os.getpid()} {prompt!r}\n")
         return right_except_int4_on_odd(prompt, precision)
+
+
+class Notes:
+    """A reporter that keeps what the sweep says (``note``) and ignores progress bars."""
+
+    def __init__(self):
+        self.lines = []
+
+    def task(self, description, total):
+        pass
+
+    def advance(self, n=1):
+        pass
+
+    def note(self, text):
+        self.lines.append(text)

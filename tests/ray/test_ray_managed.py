@@ -11,7 +11,7 @@ from qeval.config import SweepConfig
 from qeval.sweep import run_sweep
 from qeval.targets import parse_target
 from tests.engines.test_llamacpp import _server_pids, llamacpp_python  # noqa: F401 - the real-server venv
-from tests.ray.test_ray_sweep import Notes
+from tests.ray.helpers import Notes
 
 pytestmark = [pytest.mark.ray, pytest.mark.llamacpp]
 

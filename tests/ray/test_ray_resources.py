@@ -53,6 +53,7 @@ def test_which_models_travel_with_the_task():
 
 from qeval.executors._ray import RayExecutor, memory_asked  # noqa: E402
 from qeval.executors._task_memory import BASE_BYTES, PEAK_FACTOR, parameter_count, task_memory  # noqa: E402
+from tests.ray.helpers import Notes  # noqa: E402
 
 
 def test_the_parameter_count_is_read_from_the_safetensors_headers(tiny_perf_model_dir):
@@ -91,19 +92,11 @@ def test_no_estimate_where_the_driver_cannot_tell(target, why):
     assert estimate.memory_bytes is None and why in estimate.how
 
 
-class _Notes:
-    def __init__(self):
-        self.lines = []
-
-    def note(self, text):
-        self.lines.append(text)
-
-
 def test_the_estimate_is_asked_for_unless_given_and_dropped_when_no_node_has_it(tiny_perf_model_dir):
     unit = _unit(f"fp32={tiny_perf_model_dir}@fp32")
     expected = float(task_memory(unit.cells[0].target).memory_bytes)
     roomy, small = [{"CPU": 2.0, "memory": 20e9}], [{"CPU": 2.0, "memory": expected / 2}]
-    notes = _Notes()
+    notes = Notes()
     executor = RayExecutor(reporter=notes)
     assert executor._resources(unit, 0, roomy) == {"num_cpus": 1.0, "num_gpus": 0.0, "memory": expected}
     assert "asks for" in notes.lines[-1] and "--ray-resources fp32:memory=BYTES" in notes.lines[-1]

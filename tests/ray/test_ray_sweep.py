@@ -14,7 +14,7 @@ from qeval.models import FakeSource
 from qeval.sweep import run_sweep
 from qeval.targets import parse_target
 from tests.fakes import MINI, right_except_int4_on_odd
-from tests.ray.helpers import AlwaysDie, DieAfter, DieOnce
+from tests.ray.helpers import AlwaysDie, DieAfter, DieOnce, Notes
 
 pytestmark = pytest.mark.ray
 
@@ -43,20 +43,6 @@ def _cells(record):
 def _same(a, b):
     assert _cells(a) == _cells(b)
     assert _cases(a) == _cases(b)
-
-
-class Notes:
-    def __init__(self):
-        self.lines = []
-
-    def task(self, description, total):
-        pass
-
-    def advance(self, n=1):
-        pass
-
-    def note(self, text):
-        self.lines.append(text)
 
 
 def test_a_ray_sweep_gives_the_local_sweep_s_cells(tmp_path, ray_cluster):

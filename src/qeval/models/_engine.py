@@ -122,8 +122,10 @@ def iter_greedy(
 
     ``end_ids`` end a row when generated (EOS, and padding); ``should_stop(prompt, ids)``
     is asked after each new token of a row and ends it when true (stop strings). Free slots
-    are refilled as :class:`GreedyEngine` says (``refill_min``), in :func:`waiting_order` (``group``). Raises :class:`EngineUnsupported` before yielding
-    anything when the model's cache is not a plain dynamic KV cache.
+    are refilled as :class:`GreedyEngine` says (``refill_min``), in :func:`waiting_order`
+    (``group``); ``speculate``: see :meth:`GreedyEngine._drafts`. Raises
+    :class:`EngineUnsupported` before yielding anything when the model's cache is not a plain
+    dynamic KV cache.
 
     A :class:`GreedyEngine` given every prompt up front, stepped until it is idle.
     """

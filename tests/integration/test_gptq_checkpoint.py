@@ -92,6 +92,14 @@ def test_quantize_writes_a_complete_checkpoint(quantized, tiny_chat_model_dir):
     assert record["qeval_version"] and record["packages"]["gptqmodel"] == "7.6.0"
     assert record["quantize_seconds"] > 0 and record["quantize_peak_bytes"] > 0
     assert record["cache"] == "miss" and record["source_model"]["path"] == str(tiny_chat_model_dir)
+    # calibrated at float32 on CPU, stored as a bf16 base would be: unquantized tensors in bf16,
+    # packed weights int32, scales fp16
+    assert record["calibration_dtype"] == "float32" and config["dtype"] == "bfloat16"
+    from safetensors import safe_open
+
+    with safe_open(str(ckpt / "model.safetensors"), framework="pt") as handle:
+        dtypes = {name.rsplit(".", 1)[-1]: handle.get_slice(name).get_dtype() for name in handle.keys()}
+    assert dtypes == {"weight": "BF16", "qweight": "I32", "qzeros": "I32", "g_idx": "I32", "scales": "F16"}
     # the tokenizer is the source model's, unchanged
     assert (ckpt / "tokenizer.json").read_bytes() == (tiny_chat_model_dir / "tokenizer.json").read_bytes()
     # assembled beside the target and renamed: nothing half-written is left behind

@@ -36,14 +36,10 @@ def _sweep(tmp_path, env, *args):
     return proc
 
 
-def test_gptq_sweep_on_the_bundled_model_then_a_cache_hit(tmp_path, monkeypatch):
+def test_gptq_sweep_on_the_bundled_model_then_a_cache_hit(tmp_path, cache_sharing_models):
     import os
 
-    env = dict(os.environ, QEVAL_CACHE=str(tmp_path / "cache"))
-    models = Path(os.environ.get("QEVAL_CACHE") or Path.home() / ".cache" / "qeval") / "models"
-    if models.is_dir():  # reuse the converted SmolLM2 instead of converting it again
-        (tmp_path / "cache").mkdir()
-        (tmp_path / "cache" / "models").symlink_to(models)
+    env = dict(os.environ)  # QEVAL_CACHE: empty but for the converted SmolLM2, so GPTQ must run
     first = _sweep(tmp_path / "first", env, "--precisions", "bf16,gptq-int4", "--limit", "4",
                    "--latency-samples", "1", "--warmup", "0")
     (run_dir,) = list((tmp_path / "first").iterdir())
@@ -54,6 +50,7 @@ def test_gptq_sweep_on_the_bundled_model_then_a_cache_hit(tmp_path, monkeypatch)
     gptq = cells["gptq-int4"]["precision_config"]
     assert gptq["cache"] == "miss" and gptq["group_size"] == 64 and gptq["layers_quantized"] == 30 * 7
     assert gptq["calibration"]["name"] == "generic" and gptq["calibration"]["samples"] == 8
+    assert gptq["details"]["calibration_dtype"] == "float32"
     assert gptq["calibration"]["content_hash"] == data["settings"]["calibration"]["content_hash"]
     assert gptq["details"]["calibration_tokens"]["tokens"] >= 576 * 2
     assert gptq["quantize_peak_bytes"] > cells["gptq-int4"]["memory"]["weights_bytes"]

@@ -48,6 +48,29 @@ def build_tiny_llama(**overrides):
     return LlamaForCausalLM(LlamaConfig(**{**TINY_LLAMA, **overrides})).eval()
 
 
+def shared_models_dir() -> Path:
+    """The converted built-in models of the user's qeval cache (``$QEVAL_CACHE`` or the real home's
+    ``~/.cache/qeval``: pytester points ``HOME`` at a scratch folder), created if missing."""
+    import os
+    import pwd
+
+    root = os.environ.get("QEVAL_CACHE") or Path(pwd.getpwuid(os.getuid()).pw_dir) / ".cache" / "qeval"
+    models = Path(root) / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    return models
+
+
+@pytest.fixture
+def cache_sharing_models(tmp_path, monkeypatch) -> Path:
+    """A fresh ``QEVAL_CACHE`` (nothing quantized, no cells) whose ``models`` folder is the shared
+    one: the bundled model is converted once per machine (~40 s), not once per test. Returns it."""
+    cache = tmp_path / "qeval-cache"
+    cache.mkdir()
+    (cache / "models").symlink_to(shared_models_dir())
+    monkeypatch.setenv("QEVAL_CACHE", str(cache))
+    return cache
+
+
 @pytest.fixture(scope="session")
 def tiny_llama_dir(request) -> Path:
     """Path of a saved tiny random Llama (fp32 safetensors + config.json)."""

@@ -68,7 +68,7 @@ def test_managed_vllm_sweep_side_by_side_with_in_process(vllm_venv, tmp_path, ca
         "sweep", "--target", "hf=smollm2-135m@fp32", "--target", "vllm=vllm:smollm2-135m@fp32",
         "--target", "vllm-gptq=vllm:smollm2-135m@gptq-int4", "--target", "bad=vllm:smollm2-135m@fp32",
         "--suites", f"{REPO}/suites/arithmetic,{REPO}/suites/medical", "--limit", "3", "--latency-samples", "2",
-        "--warmup", "0", "--calibration", "generic", "--calibration-samples", "16", "--device", "cpu",
+        "--warmup", "0", "--calibration", "generic", "--calibration-samples", "8", "--device", "cpu",
         "--out", str(tmp_path), *ENGINE_ARGS, "--engine-arg", "bad:no-such-engine-flag=1",
         cwd=tmp_path, venv=vllm_venv,
     )

@@ -117,7 +117,7 @@ def test_targets_from_pyproject(project):
     result.stdout.fnmatch_lines(["*mini::canary::accuracy_drop_vs(incumbent)<=0.3 PASSED*"])
 
 
-def test_a_managed_target_whose_engine_is_missing_is_skipped_with_the_install_line(project):
+def test_a_managed_target_whose_engine_is_missing_is_skipped_with_the_install_line(project, cache_sharing_models):
     result = run(
         project, "-v", "--qeval", "mini", *QUICK,
         "--qeval-target", "incumbent=fakemodel:right@fp32", "--qeval-target", "served=vllm:smollm2-135m@fp32",

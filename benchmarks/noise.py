@@ -10,10 +10,14 @@ runs, the first before it started). Paired ones agree as far as pairing can make
 on 2 cores (fp32 vs int8, 24 requests), TTFT p50 ratio 3.76 [3.68, 3.84] quiet, 3.33 [2.09, 4.09]
 paired under the hog, 13.3 [10.8, 17.3] unpaired; TPOT 1.00 [0.99, 1.01], 2.04 [1.85, 2.30] paired,
 5.90 [4.64, 7.64] unpaired. What is left of the TPOT shift is contention slowing int8's many
-small kernels more than fp32's, which no schedule cancels: those passes are marked busy, and
-no gate, comparison or recommendation takes them (paired or not) as evidence.
+small kernels more than fp32's at two intra-op threads (a kernel waits for its descheduled
+thread): those passes are marked busy, and no gate, comparison or recommendation takes them as
+evidence. At one thread (``--threads 1``, as ``OMP_NUM_THREADS=1`` gives a sweep) the paired
+ratios held: TTFT 4.89 [4.69, 5.09] quiet, 5.03 [4.75, 5.29] hog; TPOT 1.85 [1.76, 1.93], 1.78
+[1.73, 1.87]; so a busy pass's paired ratio is kept as evidence when both sides ran at one thread.
 
     .venv/bin/python benchmarks/noise.py                       # fp32 vs int8, arithmetic, 24 timed requests
+    .venv/bin/python benchmarks/noise.py --only paired --threads 1   # the one-thread pair
     .venv/bin/python benchmarks/noise.py --targets a=smollm2-135m@fp32,b=smollm2-135m@fp32  # ratios ~1
 """
 
@@ -107,11 +111,18 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=24)
     parser.add_argument("--hogs", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--only", choices=("paired", "unpaired"), default=None, help="run only these two of the four")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads for every run (default: torch's, one per core)")
     args = parser.parse_args()
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     targets = [t if "=" in t else f"{t}={args.model}@{t}" for t in args.targets.split(",")]
     names = [t.split("=", 1)[0] for t in targets]
     print(f"targets {targets}; suite {args.suite}; {args.samples} timed requests; hog: {args.hogs} busy loops "
-          f"started when {names[1]} begins; {os.cpu_count()} CPUs")
+          f"started when {names[1]} begins; {os.cpu_count()} CPUs; "
+          f"{args.threads or 'default'} intra-op threads")
     results = []
     for paired in (True, False):
         if args.only is not None and paired != (args.only == "paired"):

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qeval.background import BUSY_OTHER_SHARE, BUSY_STEAL_SHARE, CpuSample, between, parse_proc_stat, sample
+from qeval.background import BUSY_OTHER_SHARE, BUSY_STEAL_SHARE, CpuSample, between, parse_proc_stat, sample, watch
 from qeval.config import SweepConfig
 from qeval.gates import decide, parse_slo
 from qeval.measure import for_slo
@@ -96,20 +97,37 @@ def cpu_hog():
             p.wait()
 
 
-@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="background load is read from /proc/stat (Linux)")
-def test_a_planted_background_load_makes_latency_not_evidence(tmp_path, cpu_hog):
+@pytest.fixture
+def intra_op_threads():
+    """``intra_op_threads(n)`` sets torch's intra-op threads for the test; restored after it."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+def _hog_sweep(tmp_path):
     config = SweepConfig(model="fake", precisions=("fp32", "int4"), suites=(str(MINI),), device="cpu",
                          latency_samples=6, warmup_requests=1, batch_size=4, out_dir=str(tmp_path), run_id="hog")
     # the fake model sleeps per token (it uses no CPU), so nearly all the busy CPU is the hog's
-    record, path = run_sweep(config, source=FakeSource(responder=right_except_int4_on_odd, token_delay_s=0.01))
+    return run_sweep(config, source=FakeSource(responder=right_except_int4_on_odd, token_delay_s=0.01))
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="background load is read from /proc/stat (Linux)")
+def test_a_planted_background_load_makes_latency_not_evidence(tmp_path, cpu_hog, intra_op_threads):
+    intra_op_threads(2)
+    record, path = _hog_sweep(tmp_path)
     fp32, int4 = record.cells
     for cell in (fp32, int4):
         assert cell.latency is not None and cell.latency.background is not None
         assert cell.latency.background.busy and "other processes" in (cell.latency.background.reason or "")
+        assert cell.latency.background.intra_op_threads == 2
     rows = table_rows(record)
     assert all(row.ttft_p95_ms.endswith(BUSY_MARK) for row in rows)
     summary = (path / "summary.md").read_text()
     assert "## Machine load while timing" in summary and "busy: other processes used" in summary
+    assert "2 intra-op threads" in summary and "run with `OMP_NUM_THREADS=1`" in summary
 
     gate = parse_slo("p50_ttft_ms <= 100000")  # would pass on any machine: the interval is far below
     m = for_slo(gate, int4)
@@ -123,3 +141,49 @@ def test_a_planted_background_load_makes_latency_not_evidence(tmp_path, cpu_hog)
     assert "ABBA pairs" in ratio.method and ratio.value is not None
     assert ratio.unreliable is not None and "busy" in ratio.unreliable
     assert decide(gate, ratio.value, ratio.ci, ratio.n, ratio.min_n, ratio.unreliable).outcome == "inconclusive"
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="background load is read from /proc/stat (Linux)")
+def test_single_threaded_passes_keep_their_paired_ratio_on_a_busy_machine(tmp_path, cpu_hog, intra_op_threads):
+    intra_op_threads(1)
+    record, path = _hog_sweep(tmp_path)
+    fp32, int4 = record.cells
+    for cell in (fp32, int4):
+        assert cell.latency is not None and cell.latency.background is not None
+        assert cell.latency.background.busy and cell.latency.background.intra_op_threads == 1
+    # absolute figures are still not evidence ...
+    gate = parse_slo("p50_ttft_ms <= 100000")
+    m = for_slo(gate, int4)
+    assert decide(gate, m.value, m.ci, m.n, m.min_n, m.unreliable).outcome == "inconclusive"
+    # ... but the ratio from the pass paired with fp32 is: one thread a side, slowed alike
+    ratio = for_slo(parse_slo("p50_ttft_ratio_vs(fp32) <= 100"), int4, fp32)
+    assert ratio.unreliable is None and "one intra-op thread" in ratio.method and ratio.value is not None
+    assert decide(parse_slo("p50_ttft_ratio_vs(fp32) <= 100"), ratio.value, ratio.ci, ratio.n, ratio.min_n,
+                  ratio.unreliable).outcome == "pass"
+    # an unpaired ratio (against a cell of another run, say) is not evidence at any thread count
+    unpaired = for_slo(parse_slo("p50_ttft_ratio_vs(fp32) <= 100"), replace(int4, latency=replace(
+        int4.latency, paired=None)), fp32)
+    assert unpaired.unreliable is not None
+    summary = (path / "summary.md").read_text()
+    assert "1 intra-op thread" in summary and "run with `OMP_NUM_THREADS=1`" not in summary
+
+
+def test_one_side_with_several_threads_keeps_a_busy_paired_ratio_unreliable(tmp_path, cpu_hog, intra_op_threads):
+    intra_op_threads(1)
+    record, _ = _hog_sweep(tmp_path)
+    fp32, int4 = record.cells
+    assert int4.latency is not None and fp32.latency is not None and fp32.latency.background is not None
+    two = replace(fp32, latency=replace(fp32.latency, background=replace(fp32.latency.background, intra_op_threads=2)))
+    ratio = for_slo(parse_slo("p50_ttft_ratio_vs(fp32) <= 100"), int4, two)
+    assert "ABBA pairs" in ratio.method and ratio.unreliable is not None and "busy" in ratio.unreliable
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="background load is read from /proc/stat (Linux)")
+def test_threads_are_recorded_for_in_process_passes_only(intra_op_threads):
+    intra_op_threads(1)
+    with watch() as here:
+        pass
+    with watch(remote=True, probe_s=0.01) as served:  # a server's threads are not ours to know
+        pass
+    assert here.load is not None and here.load.intra_op_threads == 1
+    assert served.load is not None and served.load.intra_op_threads is None

@@ -11,7 +11,10 @@ So every timed pass records the machine's background load over its window:
 - **load average** (1 min) at the end: a lagging hint, recorded, not judged.
 
 The pass is judged :attr:`BackgroundLoad.busy` when others used at least
-:data:`BUSY_OTHER_SHARE` of the machine or steal reached :data:`BUSY_STEAL_SHARE`. An endpoint
+:data:`BUSY_OTHER_SHARE` of the machine or steal reached :data:`BUSY_STEAL_SHARE`; its absolute
+figures are then not evidence, nor is a ratio -- except a paired ratio between two in-process
+passes timed with one intra-op thread each (``OMP_NUM_THREADS=1``), see
+:data:`SINGLE_THREAD_PAIRS`. An endpoint
 served from this machine makes its server's CPU look like "others": for remote targets the
 window is therefore also probed while nothing is in flight (just before and after the pass),
 and the judgement uses those probes. Linux only; elsewhere nothing is recorded (``None``).
@@ -20,10 +23,11 @@ and the judgement uses those probes. Linux only; elsewhere nothing is recorded (
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 BUSY_OTHER_SHARE = 0.2
@@ -35,6 +39,13 @@ BUSY_SHARE_ENV = "QEVAL_BUSY_OTHER_SHARE"
 that is never quiet, to be said in the report, not for hiding load: the load is still recorded."""
 PROBE_S = 0.5
 """Length of each quiet probe around a remote target's pass."""
+SINGLE_THREAD_PAIRS = (
+    "at one intra-op thread per side, contention slows both sides of an ABBA pair alike: "
+    "benchmarks/noise.py (2 cores, a busy loop on each started halfway) measured int8/fp32 paired p50 "
+    "ratios of TTFT 4.89 quiet vs 5.03 under the hog, TPOT 1.85 vs 1.78, intervals overlapping; at two "
+    "threads TPOT went 1.00 -> 2.04, a straggling thread stalling each of int8's many small kernels"
+)
+"""Why a paired ratio between two single-threaded in-process passes is evidence on a busy machine."""
 
 _BUSY_FIELDS = (0, 1, 2, 5, 6)  # user nice system irq softirq (guest time is inside user)
 _STEAL_FIELD = 7
@@ -73,6 +84,9 @@ class BackgroundLoad:
     probed_share: float | None = None
     """Remote targets: others' share in the quiet probes around the pass (what was judged)."""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    intra_op_threads: int | None = None
+    """torch's intra-op threads while an in-process target was timed (``None``: an endpoint, or no
+    torch). At one thread a paired ratio survives a busy machine; see :data:`SINGLE_THREAD_PAIRS`."""
 
 
 def parse_proc_stat(text: str, ticks_per_s: float) -> tuple[float, float, float]:
@@ -148,6 +162,11 @@ def between(start: CpuSample, end: CpuSample, cpus: int, load_avg_1m: float | No
     )
 
 
+def _intra_op_threads() -> int | None:
+    torch = sys.modules.get("torch")  # an in-process target has imported it; never import it here
+    return int(torch.get_num_threads()) if torch is not None else None
+
+
 def _load_avg() -> float | None:
     try:
         return round(os.getloadavg()[0], 2)
@@ -188,4 +207,5 @@ def watch(remote: bool = False, probe_s: float = PROBE_S) -> Iterator[Meter]:
             meter.probe()
         if start is not None and end is not None:
             probed = max(meter._probes) if meter._probes else None
-            meter.load = between(start, end, _cpus(), _load_avg(), probed_share=probed)
+            load = between(start, end, _cpus(), _load_avg(), probed_share=probed)
+            meter.load = load if remote else replace(load, intra_op_threads=_intra_op_threads())

@@ -25,7 +25,10 @@ too. Pairing cancels load that *changes* between targets (the sweep that times f
 machine and int8 once a neighbour started); it does not cancel how heavy contention slows one
 kernel more than another. Measured with ``benchmarks/noise.py`` (2 cores, 2 busy loops started
 when int8 begins): paired TPOT p50 ratio int8/fp32 1.00 [0.99, 1.01] quiet, 2.04 [1.85, 2.30]
-under the hog; TTFT 3.76 [3.68, 3.84] and 3.33 [2.09, 4.09].
+under the hog; TTFT 3.76 [3.68, 3.84] and 3.33 [2.09, 4.09]. That unequal slowing comes from
+intra-op threads: with one thread per side (``OMP_NUM_THREADS=1``) the same benchmark kept both
+ratios (:data:`qeval.background.SINGLE_THREAD_PAIRS`), so a paired ratio between two in-process
+passes that each ran at one thread stays evidence on a busy machine; their absolute figures do not.
 """
 
 from __future__ import annotations
@@ -314,6 +317,11 @@ def busy(cell: CellResult) -> str | None:
     return f"{cell.precision}/{cell.suite}: the machine was busy while it was timed ({background.reason})"
 
 
+def _single_threaded(cell: CellResult) -> bool:
+    background = cell.latency.background if cell.latency else None
+    return background is not None and background.intra_op_threads == 1
+
+
 def _paired_ratio(reference: CellResult, current: CellResult, pct: int, kind: str) -> Measurement | None:
     """The ratio from ``current``'s pairs with ``reference`` (``None`` when it was not paired with it)."""
     paired = current.latency.paired if current.latency else None
@@ -325,9 +333,13 @@ def _paired_ratio(reference: CellResult, current: CellResult, pct: int, kind: st
     min_n = stats.min_samples_for_quantile(q)
     method = (f"ratio of the p{pct}s of {n} ABBA pairs timed together with {reference.precision} "
               "(percentile bootstrap over pairs)")
-    # busy: both sides of every pair shared the load, but contention slows kernels unequally
-    # (see the module doc), so a busy paired ratio is shown, not taken as evidence
+    # busy: both sides of every pair shared the load, but with several intra-op threads contention
+    # slows kernels unequally (see the module doc), so a busy paired ratio is shown, not taken as
+    # evidence -- unless both sides ran single-threaded (SINGLE_THREAD_PAIRS)
     unreliable = busy(current) or busy(reference)
+    if unreliable and _single_threaded(current) and _single_threaded(reference):
+        unreliable = None
+        method += "; the machine was busy, but both sides ran at one intra-op thread, which keeps the ratio"
     if n == 0 or not np.quantile(theirs, q) > 0:
         return Measurement(None, None, n, method, min_n=min_n, unreliable=unreliable)
 

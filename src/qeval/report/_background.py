@@ -18,6 +18,8 @@ def background_rows(record: RunRecord) -> list[tuple[str, str, str, str, str, st
         load = "—" if bg.load_avg_1m is None else f"{bg.load_avg_1m:g}"
         paired = cell.latency.paired if cell.latency else None
         verdict = f"busy: {bg.reason}" if bg.busy else "quiet"
+        if bg.intra_op_threads is not None:
+            verdict += f"; {bg.intra_op_threads} intra-op thread{'s' if bg.intra_op_threads != 1 else ''}"
         if paired is not None:
             verdict += f"; paired with {paired.reference} ({paired.pairs} pairs)"
         rows.append((cell.precision, cell.suite, others, steal, load, verdict))
@@ -35,6 +37,15 @@ def render_background(record: RunRecord) -> list[str]:
     lines += ["", f"A pass counts as busy when other processes used >= {busy_other_share():.0%} of the machine's CPU "
               f"or steal reached {BUSY_STEAL_SHARE:.0%}: its latency figures are marked `(busy!)` and no gate, "
               "comparison or recommendation takes them as evidence -- not even a ratio from a pass *paired* with "
-              "the reference (ABBA, same window): both sides shared the load, but heavy contention slows some "
-              "kernels more than others.", ""]
-    return lines
+              "the reference (ABBA, same window): both sides shared the load, but with several intra-op threads "
+              "heavy contention slows some kernels more than others. The exception is a paired ratio between two "
+              "in-process passes that each ran at one intra-op thread, which contention slows alike."]
+    if any(bg.busy and bg.intra_op_threads not in (None, 1) for bg in _loads(record)):
+        lines += ["", "On a machine that is not yours alone (a shared CI runner), run with `OMP_NUM_THREADS=1`: "
+                  "absolute latencies are still not evidence while it is busy, but ratios against a paired "
+                  "reference are (and describe one-thread serving)."]
+    return lines + [""]
+
+
+def _loads(record: RunRecord) -> list:
+    return [c.latency.background for c in record.cells if c.latency and c.latency.background]

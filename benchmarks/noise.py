@@ -14,7 +14,9 @@ small kernels more than fp32's at two intra-op threads (a kernel waits for its d
 thread): those passes are marked busy, and no gate, comparison or recommendation takes them as
 evidence. At one thread (``--threads 1``, as ``OMP_NUM_THREADS=1`` gives a sweep) the paired
 ratios held: TTFT 4.89 [4.69, 5.09] quiet, 5.03 [4.75, 5.29] hog; TPOT 1.85 [1.76, 1.93], 1.78
-[1.73, 1.87]; so a busy pass's paired ratio is kept as evidence when both sides ran at one thread.
+[1.73, 1.87] (again: 4.98 -> 5.11, 1.85 -> 1.87; at two threads the same day TPOT went 1.28 ->
+1.91, intervals apart); so a busy pass's paired ratio is kept as evidence when both sides ran at
+one thread.
 
     .venv/bin/python benchmarks/noise.py                       # fp32 vs int8, arithmetic, 24 timed requests
     .venv/bin/python benchmarks/noise.py --only paired --threads 1   # the one-thread pair

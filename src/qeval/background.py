@@ -14,7 +14,7 @@ The pass is judged :attr:`BackgroundLoad.busy` when others used at least
 :data:`BUSY_OTHER_SHARE` of the machine or steal reached :data:`BUSY_STEAL_SHARE`; its absolute
 figures are then not evidence, nor is a ratio -- except a paired ratio between two in-process
 passes timed with one intra-op thread each (``OMP_NUM_THREADS=1``), see
-:data:`SINGLE_THREAD_PAIRS`. An endpoint
+docs/metrics.md ("One intra-op thread keeps a paired ratio"). An endpoint
 served from this machine makes its server's CPU look like "others": for remote targets the
 window is therefore also probed while nothing is in flight (just before and after the pass),
 and the judgement uses those probes. Linux only; elsewhere nothing is recorded (``None``).
@@ -39,13 +39,6 @@ BUSY_SHARE_ENV = "QEVAL_BUSY_OTHER_SHARE"
 that is never quiet, to be said in the report, not for hiding load: the load is still recorded."""
 PROBE_S = 0.5
 """Length of each quiet probe around a remote target's pass."""
-SINGLE_THREAD_PAIRS = (
-    "at one intra-op thread per side, contention slows both sides of an ABBA pair alike: "
-    "benchmarks/noise.py (2 cores, a busy loop on each started halfway) measured int8/fp32 paired p50 "
-    "ratios of TTFT 4.89 quiet vs 5.03 under the hog, TPOT 1.85 vs 1.78, intervals overlapping; at two "
-    "threads TPOT went 1.00 -> 2.04, a straggling thread stalling each of int8's many small kernels"
-)
-"""Why a paired ratio between two single-threaded in-process passes is evidence on a busy machine."""
 
 _BUSY_FIELDS = (0, 1, 2, 5, 6)  # user nice system irq softirq (guest time is inside user)
 _STEAL_FIELD = 7
@@ -86,7 +79,7 @@ class BackgroundLoad:
     notes: tuple[str, ...] = field(default_factory=tuple)
     intra_op_threads: int | None = None
     """torch's intra-op threads while an in-process target was timed (``None``: an endpoint, or no
-    torch). At one thread a paired ratio survives a busy machine; see :data:`SINGLE_THREAD_PAIRS`."""
+    torch). At one thread a paired ratio survives a busy machine (docs/metrics.md)."""
 
 
 def parse_proc_stat(text: str, ticks_per_s: float) -> tuple[float, float, float]:

@@ -27,7 +27,7 @@ kernel more than another. Measured with ``benchmarks/noise.py`` (2 cores, 2 busy
 when int8 begins): paired TPOT p50 ratio int8/fp32 1.00 [0.99, 1.01] quiet, 2.04 [1.85, 2.30]
 under the hog; TTFT 3.76 [3.68, 3.84] and 3.33 [2.09, 4.09]. That unequal slowing comes from
 intra-op threads: with one thread per side (``OMP_NUM_THREADS=1``) the same benchmark kept both
-ratios (:data:`qeval.background.SINGLE_THREAD_PAIRS`), so a paired ratio between two in-process
+ratios (docs/metrics.md, "One intra-op thread keeps a paired ratio"), so a paired ratio between two in-process
 passes that each ran at one thread stays evidence on a busy machine; their absolute figures do not.
 """
 
@@ -335,7 +335,7 @@ def _paired_ratio(reference: CellResult, current: CellResult, pct: int, kind: st
               "(percentile bootstrap over pairs)")
     # busy: both sides of every pair shared the load, but with several intra-op threads contention
     # slows kernels unequally (see the module doc), so a busy paired ratio is shown, not taken as
-    # evidence -- unless both sides ran single-threaded (SINGLE_THREAD_PAIRS)
+    # evidence -- unless both sides ran single-threaded (the module doc)
     unreliable = busy(current) or busy(reference)
     if unreliable and _single_threaded(current) and _single_threaded(reference):
         unreliable = None

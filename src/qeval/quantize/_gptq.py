@@ -66,7 +66,7 @@ class GptqConfig:
     cpu_calibration_dtype: str = "float32"
     """The dtype of gptqmodel's calibration forwards on CPU (its own choice is bfloat16). CPUs without
     AVX512-BF16 or AMX emulate bf16 matmuls: SmolLM2-135M, 8 samples, 2 cores (AVX2) quantized in
-    117 s at float32 against 268 s at bfloat16. The Hessian is accumulated in float32 either way.
+    114 s at float32 against 268 s at bfloat16. The Hessian is accumulated in float32 either way.
     On CUDA gptqmodel chooses."""
 
 

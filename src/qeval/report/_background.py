@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qeval.background import BUSY_STEAL_SHARE, busy_other_share
+from qeval.background import BUSY_STEAL_SHARE, BackgroundLoad, busy_other_share
 from qeval.results import RunRecord
 
 
@@ -47,5 +47,5 @@ def render_background(record: RunRecord) -> list[str]:
     return lines + [""]
 
 
-def _loads(record: RunRecord) -> list:
+def _loads(record: RunRecord) -> list[BackgroundLoad]:
     return [c.latency.background for c in record.cells if c.latency and c.latency.background]

@@ -115,7 +115,7 @@ browser:
 # The environments are independent: built side by side (vLLM's download overlaps llama.cpp's compile).
 test:
 	$(MAKE) -j4 --no-print-directory $(STAMP) $(VLLM_STAMP) $(LLMC_STAMP) $(LLAMACPP_STAMP) browser typecheck
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q --durations=30
 
 # mypy beside the other environments' installs, as soon as .venv is there (~70 s without its cache)
 typecheck: $(STAMP)

@@ -72,6 +72,23 @@ def cache_sharing_models(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture(scope="session")
+def _session_cache(tmp_path_factory) -> Path:
+    cache = tmp_path_factory.mktemp("qeval-cache")
+    (cache / "models").symlink_to(shared_models_dir())
+    return cache
+
+
+@pytest.fixture
+def session_cache(_session_cache, monkeypatch) -> Path:
+    """One ``QEVAL_CACHE`` for the whole session (fresh each session, ``models`` shared as in
+    :func:`cache_sharing_models`): a GPTQ checkpoint one test made is a cache hit for the next. The
+    GPTQ test makes SmolLM2's; the managed vLLM sweep then serves it instead of quantizing again
+    (~110 s on 2 cores). One folder, not copies: the key holds the model's path. Returns it."""
+    monkeypatch.setenv("QEVAL_CACHE", str(_session_cache))
+    return _session_cache
+
+
+@pytest.fixture(scope="session")
 def tiny_llama_dir(request) -> Path:
     """Path of a saved tiny random Llama (fp32 safetensors + config.json)."""
     import shutil

@@ -52,5 +52,17 @@ def test_model_identity_sees_changed_weight_files(tmp_path):
     assert model_identity("dir", source) != before
 
 
+def test_model_identity_ignores_the_content_hash_qeval_remembers_beside_the_weights(tmp_path):
+    from qeval.engines._checkpoint import content_sha256
+
+    (tmp_path / "model.safetensors").write_bytes(b"1234")
+    source = FakeSource()
+    source.card = replace(source.card, path=str(tmp_path))
+    before = model_identity("dir", source)
+    content_sha256(tmp_path)  # writes .qeval-content.json into the folder (a served engine hashes it)
+    assert (tmp_path / ".qeval-content.json").is_file()
+    assert model_identity("dir", source) == before
+
+
 def test_code_identity_is_a_stable_hash():
     assert code_identity() == code_identity() and len(code_identity()) == 64

@@ -145,6 +145,9 @@ def write_checkpoint(job: QuantizeJob, source: Any = None, calibration: Any = No
         "written_by": "qeval quantize",
         "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "cache": applied.cache,
+        # which cached quantization this copies (its name is the key: model, scheme, calibration
+        # sample, library versions): a served copy is reused only while that key still matches
+        "quantized_key": cached.name,
         "source_model": {
             "spec": source.card.spec,
             "name": source.card.name,

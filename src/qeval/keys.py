@@ -16,6 +16,10 @@ from qeval.results import jsonable, to_dict
 CACHE_VERSION = 1
 """Bumped when a key's inputs change meaning: every earlier entry then misses."""
 
+CONTENT_MEMO = ".qeval-content.json"
+"""The remembered content hash qeval writes into a model folder (``engines._checkpoint``): qeval's
+bookkeeping, not the model, so no key may depend on whether it is there yet."""
+
 
 def model_identity(spec: str, source: Any) -> dict[str, Any]:
     """What identifies a model's weights without hashing gigabytes: the card, plus
@@ -28,7 +32,7 @@ def model_identity(spec: str, source: Any) -> dict[str, Any]:
     if path and Path(path).is_dir():
         identity["files"] = sorted(
             (str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns)
-            for p in Path(path).rglob("*") if p.is_file()
+            for p in Path(path).rglob("*") if p.is_file() and p.name != CONTENT_MEMO
         )
     if ":" in spec:
         module = sys.modules.get(spec.split(":", 1)[0])

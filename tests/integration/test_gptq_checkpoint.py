@@ -239,6 +239,27 @@ def test_force_replaces_out_reusing_the_cached_quantization(tiny_chat_model_dir,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
 
 
+def test_an_engine_checkpoint_is_reused_only_while_its_quantization_key_matches(tiny_chat_model_dir, cache):
+    from qeval.calibration import load_calibration
+    from qeval.engines._prepare import gptq_checkpoint
+
+    calibration = load_calibration("generic", samples=8, seed=0)
+    said: list[str] = []
+    first = gptq_checkpoint(str(tiny_chat_model_dir), "gptq-int4", calibration, said.append)
+    record_path = first.path / "qeval-gptq.json"
+    key = json.loads(record_path.read_text())["quantized_key"]
+    assert first.cache == "hit" and (cache / "quantized" / key).is_dir()  # the module's quantization, copied
+    again = gptq_checkpoint(str(tiny_chat_model_dir), "gptq-int4", calibration, said.append)
+    assert again.cache == "hit" and again.prepare_s == 0.0 and again.sha256 == first.sha256
+    # a served copy made from another quantization (other gptqmodel, other settings, an older qeval)
+    record = json.loads(record_path.read_text())
+    record_path.write_text(json.dumps({**record, "quantized_key": "gptq-int4-0123456789abcdef"}))
+    said.clear()
+    rewritten = gptq_checkpoint(str(tiny_chat_model_dir), "gptq-int4", calibration, said.append)
+    assert rewritten.prepare_s > 0 and json.loads(record_path.read_text())["quantized_key"] == key
+    assert any("other settings or library versions" in line for line in said), said
+
+
 @pytest.mark.parametrize("precision", ["int4", "as-is"])
 def test_quantize_names_the_checkpoint_precisions(tiny_chat_model_dir, tmp_path, precision):
     args = _quantize_args(tiny_chat_model_dir, tmp_path / "out")

@@ -36,10 +36,14 @@ def _sweep(tmp_path, env, *args):
     return proc
 
 
-def test_gptq_sweep_on_the_bundled_model_then_a_cache_hit(tmp_path, cache_sharing_models):
+def test_gptq_sweep_on_the_bundled_model_then_a_cache_hit(tmp_path, session_cache):
     import os
+    import shutil
 
-    env = dict(os.environ)  # QEVAL_CACHE: empty but for the converted SmolLM2, so GPTQ must run
+    # QEVAL_CACHE: the session's, so the managed vLLM sweep reuses this checkpoint. Emptied of
+    # quantized checkpoints whatever ran before, so GPTQ must run.
+    shutil.rmtree(session_cache / "quantized", ignore_errors=True)
+    env = dict(os.environ)
     first = _sweep(tmp_path / "first", env, "--precisions", "bf16,gptq-int4", "--limit", "4",
                    "--latency-samples", "1", "--warmup", "0")
     (run_dir,) = list((tmp_path / "first").iterdir())

@@ -63,7 +63,8 @@ def _left_behind(mark: str, served_only: bool = False) -> list[int]:
     return found
 
 
-def test_managed_vllm_sweep_side_by_side_with_in_process(vllm_venv, tmp_path, capsys):
+def test_managed_vllm_sweep_side_by_side_with_in_process(vllm_venv, tmp_path, capsys, session_cache):
+    # the session's QEVAL_CACHE: test_gptq_smollm2, when it ran before, made this GPTQ checkpoint
     proc = _qeval(
         "sweep", "--target", "hf=smollm2-135m@fp32", "--target", "vllm=vllm:smollm2-135m@fp32",
         "--target", "vllm-gptq=vllm:smollm2-135m@gptq-int4", "--target", "bad=vllm:smollm2-135m@fp32",

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from qeval.engines._base import Checkpoint
+from qeval.keys import CONTENT_MEMO as _MEMO
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
-_MEMO = ".qeval-content.json"
 
 
 def content_sha256(path: Path) -> str:

@@ -49,18 +49,39 @@ def gptq_checkpoint(model: str, precision: str, calibration: Any, say: Callable[
                          "arithmetic under calibration/) or a calibration.jsonl path.")
     from qeval.artifact_lock import artifact_lock
 
+    from qeval.quantize import get_precision
+
     source = hf_source(model)
     out = served_dir(source.path, precision, calibration)
+    artifact = source.artifact_dir(get_precision(precision), calibration)
+    key = artifact.name if artifact is not None else None
     with artifact_lock(out, say):  # one writer per checkpoint and machine; the next one reuses it
-        if quantization_config(out):
+        if quantization_config(out) and key is not None and _quantized_key(out) == key:
             return describe(out, prepared_by="qeval quantize (gptqmodel)", cache="hit")
+        if out.exists():  # made with other library versions or settings (or by an older qeval)
+            say(f"{out} was quantized with other settings or library versions: writing it again")
         say(f"writing the {precision} checkpoint for the engine (calibration {calibration.name}) to {out}")
         start = time.perf_counter()
         job = QuantizeJob(model=model, precision=precision, out=out, calibration=calibration.name,
-                          calibration_samples=calibration.samples, calibration_seed=calibration.seed, device="cpu")
+                          calibration_samples=calibration.samples, calibration_seed=calibration.seed, device="cpu",
+                          force=out.exists())
         written = write_checkpoint(job, source, calibration=calibration)
         return describe(out, prepared_by="qeval quantize (gptqmodel)", prepare_s=time.perf_counter() - start,
                         cache=written.cache)
+
+
+def _quantized_key(out: Path) -> str | None:
+    """The cached quantization a served checkpoint was copied from (``quantized_key`` of its
+    ``qeval-gptq.json``), or ``None`` when it does not say."""
+    import json
+
+    from qeval.models._gptq_checkpoint import QEVAL_RECORD
+
+    try:
+        value = json.loads((out / QEVAL_RECORD).read_text()).get("quantized_key")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 __all__ = ["gptq_checkpoint", "hf_source", "model_folder", "served_dir"]

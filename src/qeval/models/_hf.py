@@ -425,7 +425,7 @@ class HFSource:
 
         context = None
         if prec.needs_calibration:
-            context = QuantizeContext(tokenizer, calibration, self._artifact_dir(prec, calibration))
+            context = QuantizeContext(tokenizer, calibration, self.artifact_dir(prec, calibration))
         # a calibrated checkpoint is quantized by one process at a time (the next one reuses it); the
         # clock starts once the lock is held, so waiting for another's build is not quantize time
         with artifact_lock(context.artifact_dir if context is not None else None):
@@ -461,7 +461,7 @@ class HFSource:
             applied=AppliedPrecision.build(**{**applied, **details}),
         )
 
-    def _artifact_dir(self, precision: Any, calibration: Any) -> Path | None:
+    def artifact_dir(self, precision: Any, calibration: Any) -> Path | None:
         """Where a calibrated precision's checkpoint is cached: keyed by the model files,
         the precision's config, the calibration sample and the library versions."""
         if calibration is None:

@@ -25,11 +25,14 @@ def test_float32_tensors_become_bf16_and_packed_ones_stay(tmp_path):
     save_file(second, str(tmp_path / "model-00002-of-00002.safetensors"), metadata={"format": "pt"})
     (tmp_path / "config.json").write_text(json.dumps({"dtype": "float32", "hidden_size": 4}))
     (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"metadata": {"total_size": 1}, "weight_map": {}}))
+    untouched = (tmp_path / "model-00002-of-00002.safetensors").stat().st_mtime_ns
 
     _store_unquantized_as(tmp_path, "bfloat16")
 
     assert _dtypes(tmp_path / "model-00001-of-00002.safetensors") == {
         "model.embed_tokens.weight": torch.bfloat16, "model.norm.weight": torch.bfloat16}
+    # a shard without float32 is not rewritten (its dtypes come from the header, nothing is loaded)
+    assert (tmp_path / "model-00002-of-00002.safetensors").stat().st_mtime_ns == untouched
     assert _dtypes(tmp_path / "model-00002-of-00002.safetensors") == {
         "layers.0.q.qweight": torch.int32, "layers.0.q.scales": torch.float16}
     with safe_open(str(tmp_path / "model-00001-of-00002.safetensors"), framework="pt") as handle:

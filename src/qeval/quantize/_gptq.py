@@ -203,18 +203,28 @@ def _store_unquantized_as(folder: Path, dtype_name: str) -> None:
     dtype = torch_dtype(dtype_name)
     total_bytes = 0
     for path in sorted(folder.glob("*.safetensors")):
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata()
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
-        cast = {name: t.to(dtype) if t.dtype == torch.float32 else t for name, t in tensors.items()}
-        total_bytes += sum(t.numel() * t.element_size() for t in cast.values())
-        if any(t.dtype == torch.float32 for t in tensors.values()):
+        with safe_open(str(path), framework="pt") as handle:  # dtypes from the header: nothing loaded
+            has_f32 = any(handle.get_slice(name).get_dtype() == "F32" for name in handle.keys())
+            if has_f32:
+                metadata = handle.metadata()
+                tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+        if has_f32:
+            cast = {name: t.to(dtype) if t.dtype == torch.float32 else t for name, t in tensors.items()}
             save_file(cast, str(path), metadata=metadata)
+        total_bytes += _tensor_bytes(path)
     _edit_json(folder / "config.json", lambda config: config.update(
         {key: dtype_name for key in ("dtype", "torch_dtype") if key in config}))
     index = folder / "model.safetensors.index.json"  # a sharded checkpoint: its byte count changed too
     if index.is_file():
         _edit_json(index, lambda data: data.setdefault("metadata", {}).update(total_size=total_bytes))
+
+
+def _tensor_bytes(path: Path) -> int:
+    """Bytes of a safetensors file's tensor data (its size less the 8-byte length and the header):
+    what a sharded index's ``total_size`` sums."""
+    with open(path, "rb") as f:
+        header_bytes = int.from_bytes(f.read(8), "little")
+    return path.stat().st_size - 8 - header_bytes
 
 
 def _edit_json(path: Path, edit: Callable[[dict[str, Any]], Any]) -> None:

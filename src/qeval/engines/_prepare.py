@@ -48,15 +48,14 @@ def gptq_checkpoint(model: str, precision: str, calibration: Any, say: Callable[
         raise UsageError(f"{precision} needs calibration text: pass --calibration NAME (generic, medical, code, "
                          "arithmetic under calibration/) or a calibration.jsonl path.")
     from qeval.artifact_lock import artifact_lock
-
     from qeval.quantize import get_precision
 
     source = hf_source(model)
     out = served_dir(source.path, precision, calibration)
     artifact = source.artifact_dir(get_precision(precision), calibration)
-    key = artifact.name if artifact is not None else None
+    assert artifact is not None, "a calibrated precision always has a cached quantization"
     with artifact_lock(out, say):  # one writer per checkpoint and machine; the next one reuses it
-        if quantization_config(out) and key is not None and _quantized_key(out) == key:
+        if quantization_config(out) and _quantized_key(out) == artifact.name:
             return describe(out, prepared_by="qeval quantize (gptqmodel)", cache="hit")
         if out.exists():  # made with other library versions or settings (or by an older qeval)
             say(f"{out} was quantized with other settings or library versions: writing it again")

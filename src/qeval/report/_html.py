@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qeval.files import atomic_write_text
-from qeval.report._labels import annotate_points
+from qeval.report._labels import annotate_points, settle_layout
 from qeval.report._plots import LATENCY_LABEL, _collect, _finite, _plottable, _ttft_p95, _weights_mb, y_label
 from qeval.report._table import BUSY_MARK, COLUMNS, fmt_mb, metric_legend, ordered_cells, suite_scorings, table_rows
 from qeval.results import CellResult, RunRecord
@@ -196,7 +196,7 @@ def _draw_pareto(record: RunRecord):
     fig.suptitle("marker area ∝ weights MB; [node k]: timed on node k (see Nodes), latencies of different "
                  "nodes do not compare, so no frontier is drawn" if nodes else
                  "marker area ∝ weights MB; outlined, * = Pareto frontier", fontsize=9)
-    fig.canvas.draw()  # the layout is final: labels are placed on it
+    settle_layout(fig)  # the layout is final: labels are placed on it
     for ax, points, labels in labelled:
         annotate_points(ax, [p.x for p in points], [p.y for p in points], labels, drawn=True)
     return fig

@@ -67,16 +67,27 @@ def place_labels(
     return placed
 
 
+def settle_layout(fig) -> None:
+    """Lay ``fig`` out once, without rasterizing it, and freeze that layout.
+
+    Label placement needs the final layout (where points and axes fall in pixels). Laying out and
+    freezing, rather than drawing, means saving the figure afterwards renders it once and does not
+    lay it out again: half of a plot's cost, and labels (kept out of the layout) land where they were
+    placed."""
+    fig.draw_without_rendering()
+    fig.set_layout_engine("none")
+
+
 def annotate_points(
     ax, xs: Sequence[float], ys: Sequence[float], labels: Sequence[str], fontsize: float = 8, drawn: bool = False,
 ) -> list:
     """Label each point of ``ax`` without overlaps; returns the annotations.
 
     Call it once the figure's layout and the axes' limits are final: it reads where the points fall
-    from a drawn figure (it draws it, unless ``drawn`` says the caller just did)."""
+    from a laid-out figure (it runs :func:`settle_layout`, unless ``drawn`` says the caller did)."""
     fig = ax.figure
     if not drawn:
-        fig.canvas.draw()
+        settle_layout(fig)
     renderer = fig.canvas.get_renderer()
     anchors = [(float(px), float(py)) for px, py in ax.transData.transform(list(zip(xs, ys)))]
     sizes = []
@@ -100,4 +111,4 @@ def annotate_points(
     return texts
 
 
-__all__ = ["annotate_points", "place_labels"]
+__all__ = ["annotate_points", "place_labels", "settle_layout"]

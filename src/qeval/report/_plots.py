@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, TypeGuard
 
 from qeval.files import atomic_write_bytes
 from qeval.metric_specs import metric_value
-from qeval.report._labels import annotate_points
+from qeval.report._labels import annotate_points, settle_layout
 from qeval.report._table import BYTES_PER_MB, ordered_cells, suite_scorings
 from qeval.results import CellResult, RunRecord, SuiteScoring
 
@@ -167,7 +167,7 @@ def _draw(
         ax.set_visible(False)
     fig.suptitle(f"{title} — {record.model.name} — run {record.run_id}", fontsize=10)
     fig.supxlabel(_caption(left_out), fontsize=7, color="0.3")
-    fig.canvas.draw()  # the layout is final now: labels are placed on it
+    settle_layout(fig)  # the layout is final now: labels are placed on it
     for ax, points in labelled:
         annotate_points(ax, [p.x for p in points], [p.y for p in points], [p.precision for p in points], drawn=True)
     buffer = io.BytesIO()
@@ -405,7 +405,7 @@ def draw_perf_levels(perf: PerfRecord):
     _figure_legend(fig)
     if clipped:
         fig.supxlabel("dashed arrows: a p95 bound the samples cannot support (drawn clipped)", fontsize=7, color="0.3")
-    fig.canvas.draw()  # the layout is final: labels are placed on it
+    settle_layout(fig)  # the layout is final: labels are placed on it
     for ax, points in labelled:
         annotate_points(ax, [p.x for p in points], [p.y for p in points], [p.label for p in points], drawn=True)
     return fig

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import precision_recall_fscore_support
 
 from qeval.scorers import get_scorer
-from qeval.scorers._f1 import sklearn_prf
+from qeval.scorers._f1 import micro_prf
 from qeval.scorers._parse import extract_json_object, normalise_value
 
 _keys = st.text(alphabet="abcdefghijklmnop_", min_size=1, max_size=8)
@@ -77,7 +77,7 @@ def test_prf_matches_direct_sklearn_over_items(rows: list[tuple[int, int, int]])
         y_true += [1] * tp + [0] * fp + [1] * fn
         y_pred += [1] * tp + [1] * fp + [0] * fn
     tp, fp, fn = (list(c) for c in zip(*rows))
-    ours = sklearn_prf(tp, fp, fn)
+    ours = micro_prf(tp, fp, fn)
     if not y_true:
         assert ours == (1.0, 1.0, 1.0)
         return

@@ -52,7 +52,7 @@ def micro_prf(tp: Sequence[int], fp: Sequence[int], fn: Sequence[int]) -> tuple[
     counts = np.asarray(tp), np.asarray(fp), np.asarray(fn)
     if int(sum(c.sum() for c in counts)) == 0:
         return 1.0, 1.0, 1.0
-    return micro_precision(*counts), micro_recall(*counts), micro_f1(*counts)
+    return micro_precision(*counts), micro_recall(*counts), micro_f1(tp, fp, fn)
 
 
 def f1_specs(level: str, unparseable: str) -> tuple[MetricSpec, ...]:

@@ -93,6 +93,9 @@ def run(m: Any, prompts: list[str], ids: list[list[int]], generation: Any, varia
         engines.append(self)
 
     _engine._forward, _engine.GreedyEngine.__init__ = counted, kept  # type: ignore[method-assign]
+    from qeval.models._weight_first import WeightFirstLinears, weight_first_linears
+
+    weight_first = weight_first_linears(m.model) if "weightfirst" in variant.split("+") else WeightFirstLinears([])
     try:
         start = time.perf_counter()
         if variant == "static":
@@ -106,6 +109,7 @@ def run(m: Any, prompts: list[str], ids: list[list[int]], generation: Any, varia
                                            **m._engine_options(tuple(generation.stop)), **options))
         took = time.perf_counter() - start
     finally:
+        weight_first.restore()
         _engine._forward, _engine.GreedyEngine.__init__ = forward, init  # type: ignore[method-assign]
     if variant != "static":
         out = {i: m._count_and_decode(torch.tensor(v, dtype=torch.long))[0] for i, v in got.items()}

@@ -251,6 +251,7 @@ def test_hf_text_model_generate_matches_batch_one(tiny):
     settings = GenerationSettings(max_new_tokens=8, stop=stop, batch_size=3)
     got = hf.generate([_raw(p) for p in prompts], settings)
     assert getattr(hf, "_engine_unsupported", None) is None
+    assert not [m for m in tiny.modules() if "forward" in vars(m)]  # the weight-first product was undone
     for p, g in zip(prompts, got, strict=True):
         ref = hf._generate_static([p], settings)[0]
         assert cut_at_stop(g.text, stop) == cut_at_stop(ref.text, stop)

@@ -123,6 +123,9 @@ class SlotServer:
         if self.fallback_reason is None:
             from qeval.models._engine import GreedyEngine
 
+            restore = getattr(model, "_restore_linears", None)
+            if restore is not None:  # latency under load is the plain forward's, as for timed requests
+                restore()
             self._engine = GreedyEngine(model.model, slots=self.slots, refill_min=1,
                                         **model._engine_options(self._stop))
         self._steps_ok = 0

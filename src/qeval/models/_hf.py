@@ -25,6 +25,7 @@ Timed requests and in-process load levels do not speculate: their latency is the
 
 if TYPE_CHECKING:
     from qeval.models._gptq_checkpoint import GptqCheckpoint
+    from qeval.models._weight_first import WeightFirstLinears
 
 
 def _sync(device: str) -> None:
@@ -81,6 +82,8 @@ class HFTextModel:
         adds_bos = bos_id is not None and tokenizer("a").input_ids[:1] == [bos_id]
         self._bos_prefix = tokenizer.bos_token if adds_bos else ""
         self._stops: dict[tuple[str, ...], Any] = {}
+        self._weight_first: WeightFirstLinears | None = None
+        """Set while an accuracy stream runs (:mod:`qeval.models._weight_first`)."""
 
     def prepare(self, messages: Sequence[Message], *, chat: bool) -> Prompt:
         if not chat:
@@ -185,15 +188,29 @@ class HFTextModel:
         import torch
 
         from qeval.models._engine import check_generation_config, iter_greedy
+        from qeval.models._weight_first import weight_first_linears
 
         check_generation_config(self.model.generation_config)
         prompt_ids = self.tokenizer(list(prompts), add_special_tokens=False).input_ids
-        for i, ids in iter_greedy(
-            self.model, prompt_ids, slots=settings.batch_size, max_new_tokens=settings.max_new_tokens,
-            group=group, speculate=ACCURACY_DRAFT_TOKENS, **self._engine_options(tuple(settings.stop)),
-        ):
-            text, n = self._count_and_decode(torch.tensor(ids, dtype=torch.long))
-            yield i, Generation(text=text, output_tokens=n)
+        self._restore_linears()
+        self._weight_first = weight_first_linears(self.model)
+        try:
+            for i, ids in iter_greedy(
+                self.model, prompt_ids, slots=settings.batch_size, max_new_tokens=settings.max_new_tokens,
+                group=group, speculate=ACCURACY_DRAFT_TOKENS, **self._engine_options(tuple(settings.stop)),
+            ):
+                text, n = self._count_and_decode(torch.tensor(ids, dtype=torch.long))
+                yield i, Generation(text=text, output_tokens=n)
+        finally:
+            self._restore_linears()
+
+    def _restore_linears(self) -> None:
+        """Every linear layer's own forward back (see :mod:`qeval.models._weight_first`): the accuracy
+        stream does it when it ends; timed requests call it first, in case a stream was left
+        unfinished, so their latency is always the plain forward's."""
+        if self._weight_first is not None:
+            self._weight_first.restore()
+            self._weight_first = None
 
     def _engine_options(self, stop: tuple[str, ...]) -> dict[str, Any]:
         """How the engine ends this model's rows (``end_ids``, ``pad_id``, ``should_stop``), the
@@ -232,6 +249,7 @@ class HFTextModel:
     def generate_timed(self, prompt: Prompt, settings: GenerationSettings) -> TimedGeneration:
         import torch
 
+        self._restore_linears()
         _sync(self.device)
         t0 = time.perf_counter()
         enc = self.tokenizer([prompt.text], return_tensors="pt", add_special_tokens=False)
@@ -273,6 +291,7 @@ class HFTextModel:
         """
         import torch
 
+        self._restore_linears()
         _sync(self.device)
         t0 = time.perf_counter()
         enc = self.tokenizer([p.text for p in prompts], return_tensors="pt", padding=True, add_special_tokens=False)

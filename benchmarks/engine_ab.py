@@ -5,7 +5,8 @@ engine's choices rest on (``--curve``).
 
 Variants (comma-separated; ``+`` combines): ``plain`` (no speculation, as in-process load levels
 run), ``spec4`` (up to 4 prompt-lookup draft tokens a row, the accuracy pass's default),
-``min16`` (share a prefix only from 16 tokens, the old rule), ``static`` (``model.generate`` on
+``min16`` (share a prefix only from 16 tokens, the old rule), ``weightfirst`` (float32 linear
+layers compute ``(W @ xᵀ)ᵀ``, as the accuracy pass now does: ``qeval.models._weight_first``), ``static`` (``model.generate`` on
 static batches in suite order, the engine's fallback). Printed per run: seconds, forward passes,
 rows and tokens fed, time in forward, time in multi-token passes (prefills and draft checks),
 draft tokens checked and taken; then per variant the median, its speed-up over the first
@@ -24,6 +25,9 @@ completions identical in every run):
 | uneven (arithmetic) | plain → spec4 (fixed width 4) | 0.95x | 150 → 116 | |
 | uneven (arithmetic) | plain → spec4 (adaptive width) | 1.02x | 150 → 127 | 154 / 288 |
 | prefix (medical) | plain → spec4 (adaptive width) | 1.22x | 371 → 218 | 1195 / 1912 |
+| short (150 sums) | spec4 → spec4+weightfirst | 1.50x | 125 → 125 | |
+| uneven (arithmetic) | spec4 → spec4+weightfirst | 1.47x (round 1; round 2's spec4 ran beside a test) | 127 → 127 | 154 / 288 |
+| prefix (medical) | spec4 → spec4+weightfirst | 1.22x (one round) | 218 → 218 | 1195 / 1912 |
 
 Forward cost (``--curve``): one token a row with 40 cached, 1 row 93 ms, 8 rows 251 ms, 16 rows
 303 ms, 64 rows 565 ms; 8 rows x 5 tokens 343 ms, x 9 tokens 494 ms; a prefill of 8 x 18 tokens

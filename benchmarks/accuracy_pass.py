@@ -24,30 +24,38 @@ its load and generation, scoring and imports included, and qeval's excess over t
     .venv/bin/python benchmarks/accuracy_pass.py                         # all three, 3 rounds
     .venv/bin/python benchmarks/accuracy_pass.py --workloads short --short-items 300 --rounds 2
 
-Measured on the 2-core CPU machine, quiet, ``--rounds 2 --short-items 150`` (2026-12-07, after the
-engine's prompt-lookup drafts and short shared prefixes; medians; completions identical on all
-three sides in every round), speed-up of qeval's generation phase (its whole process):
+Measured on the 2-core CPU machine, quiet, ``--rounds 2 --short-items 150`` (2026-12-07, with the
+weight-first linear product of ``qeval.models._weight_first`` and a wrap-up that imports neither
+scipy.stats nor scikit-learn; medians; completions identical on all three sides in every round),
+speed-up of qeval's generation phase (its whole process):
 
 | workload | vs plain ``generate`` | vs lm-eval 0.4.13 hf | qeval's process outside load + generation, beyond plain's |
 |---|---|---|---|
-| short (150 sums, 4-6 tokens) | 1.38x (1.23x) | 1.30x (1.13x) | +3.36 s |
-| uneven (arithmetic, chat) | 1.65x (1.47x) | 1.46x (1.29x) | +2.68 s |
-| prefix (medical, two-shot) | 1.66x (1.54x) | 1.99x (1.80x) | +4.12 s |
+| short (150 sums, 4-6 tokens) | 1.58x (1.41x) | 1.58x (1.39x) | +1.52 s |
+| uneven (arithmetic, chat) | 1.83x (1.62x) | 1.90x (1.62x) | +1.57 s |
+| prefix (medical, two-shot) | 2.03x (1.89x) | 2.47x (2.26x) | +1.81 s |
 
-(Seconds, qeval / plain / lm-eval: short 30.8 / 42.5 / 39.9, uneven 38.3 / 63.2 / 55.8, prefix
-80.9 / 134.2 / 161.0.) This machine ran everything about twice as slowly as the one of the earlier
-table below, the fixed costs too, which is why the excess outside generation is larger here.
+(Seconds, qeval / plain / lm-eval: short 22.2 / 35.1 / 35.1, uneven 28.0 / 51.3 / 53.1, prefix
+66.5 / 134.8 / 164.6.) Every issue #18 target is met here: >= 1.0x plain everywhere, >= 1.5x plain
+on the uneven workloads, >= 1.5x lm-eval on all, and under ~2 s beyond load + generation.
+
+Before those two changes (the table this one replaces, from an earlier session on a 2-core machine
+of the same kind): short 1.38x (1.23x) / 1.30x (1.13x),
+uneven 1.65x (1.47x) / 1.46x (1.29x), prefix 1.66x (1.54x) / 1.99x (1.80x); outside generation
+beyond plain +3.36 / +2.68 / +4.12 s.
 
 Before (an earlier machine, ``--rounds 2``, 300 sums): short 1.09x (1.06x) vs plain and 0.93x
 (0.90x) vs lm-eval; uneven 1.39x (1.28x) and 1.39x (1.22x); prefix 1.34x (1.27x) and 1.58x (1.46x);
 outside generation beyond plain +1.51 / +1.32 / +1.92 s.
 
-Where the time goes: a forward pass is mostly reading the weights (``benchmarks/engine_ab.py
---curve``: 8 rows 251 ms, 64 rows 565 ms, 8 rows x 5 tokens 343 ms), so the engine wins by feeding
-each pass useful rows (refilling freed slots), by skipping prefill of a shared prefix, and by
-checking prompt-lookup drafts where the text copies from the prompt (medical: 62% of draft tokens
-taken). In-process A/Bs of each change are in ``benchmarks/engine_ab.py``. Between two processes of
-the same side the generation time varied by up to 20%: read a ratio near 1 as a tie.
+Where the time goes: a decode pass of a few rows was dominated by MKL repacking every weight
+for each skinny product (``benchmarks/engine_ab.py --curve``: 8 rows 236 ms against 91 ms for 1
+row; the output head's product over 8 rows took 48 ms on its own), which the weight-first product
+removes. Beyond that the
+engine wins by feeding each pass useful rows (refilling freed slots), by skipping prefill of a
+shared prefix, and by checking prompt-lookup drafts where the text copies from the prompt
+(medical: 62% of draft tokens taken). In-process A/Bs of each change are in
+``benchmarks/engine_ab.py``. Between two processes of the same side the generation time varied by up to 20%: read a ratio near 1 as a tie.
 """
 
 from __future__ import annotations

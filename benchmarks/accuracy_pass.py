@@ -40,22 +40,23 @@ speed-up of qeval's generation phase (its whole process):
 on the uneven workloads, >= 1.5x lm-eval on all, and under ~2 s beyond load + generation.
 
 Before those two changes (the table this one replaces, from an earlier session on a 2-core machine
-of the same kind): short 1.38x (1.23x) / 1.30x (1.13x),
-uneven 1.65x (1.47x) / 1.46x (1.29x), prefix 1.66x (1.54x) / 1.99x (1.80x); outside generation
-beyond plain +3.36 / +2.68 / +4.12 s.
+of the same kind), vs plain / vs lm-eval: short 1.38x (1.23x) / 1.30x (1.13x), uneven 1.65x
+(1.47x) / 1.46x (1.29x), prefix 1.66x (1.54x) / 1.99x (1.80x); outside generation beyond plain
++3.36 / +2.68 / +4.12 s.
 
 Before (an earlier machine, ``--rounds 2``, 300 sums): short 1.09x (1.06x) vs plain and 0.93x
 (0.90x) vs lm-eval; uneven 1.39x (1.28x) and 1.39x (1.22x); prefix 1.34x (1.27x) and 1.58x (1.46x);
 outside generation beyond plain +1.51 / +1.32 / +1.92 s.
 
-Where the time goes: a decode pass of a few rows was dominated by MKL repacking every weight
-for each skinny product (``benchmarks/engine_ab.py --curve``: 8 rows 236 ms against 91 ms for 1
-row; the output head's product over 8 rows took 48 ms on its own), which the weight-first product
-removes. Beyond that the
-engine wins by feeding each pass useful rows (refilling freed slots), by skipping prefill of a
-shared prefix, and by checking prompt-lookup drafts where the text copies from the prompt
-(medical: 62% of draft tokens taken). In-process A/Bs of each change are in
-``benchmarks/engine_ab.py``. Between two processes of the same side the generation time varied by up to 20%: read a ratio near 1 as a tie.
+Where the time goes: about half of a decode pass of a few rows was MKL copying every weight
+into its packed panels for a skinny product (``benchmarks/engine_ab.py short
+spec4,spec4+weightfirst --items 150``: decode passes 22.4 s -> 12.0 s; ``--curve``: 8 rows 236 ms
+against 91 ms for 1 row; the output head's product over 8 rows took 48 ms on its own). The
+weight-first product removes that. Beyond it, the engine wins by feeding each pass useful rows
+(refilling freed slots), by skipping prefill of a shared prefix, and by checking prompt-lookup
+drafts where the text copies from the prompt (medical: 62% of draft tokens taken). In-process A/Bs
+of each change are in ``benchmarks/engine_ab.py``. Between two processes of the same side the
+generation time varied by up to 20%: read a ratio near 1 as a tie.
 """
 
 from __future__ import annotations

@@ -48,8 +48,8 @@ Before (an earlier machine, ``--rounds 2``, 300 sums): short 1.09x (1.06x) vs pl
 (0.90x) vs lm-eval; uneven 1.39x (1.28x) and 1.39x (1.22x); prefix 1.34x (1.27x) and 1.58x (1.46x);
 outside generation beyond plain +1.51 / +1.32 / +1.92 s.
 
-Where the time goes: about half of a decode pass of a few rows was MKL copying every weight
-into its packed panels for a skinny product (``benchmarks/engine_ab.py short
+Where the time goes: about half of a decode pass of a few rows went to asking MKL's sgemm for
+``x @ Wᵀ`` rather than the weight-first ``(W @ xᵀ)ᵀ`` (``benchmarks/engine_ab.py short
 spec4,spec4+weightfirst --items 150``: decode passes 22.4 s -> 12.0 s; ``--curve``: 8 rows 236 ms
 against 91 ms for 1 row; the output head's product over 8 rows took 48 ms on its own). The
 weight-first product removes that. Beyond it, the engine wins by feeding each pass useful rows

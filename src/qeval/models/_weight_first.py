@@ -6,7 +6,8 @@ as ``W @ xᵀ``, with the weight first, sgemm runs it much faster when there are
 not a documented fact: sgemm copies its second operand into packed panels on every call, which is
 the whole weight one way and the few rows the other.) On the 2-core CPU of docs/metrics.md,
 SmolLM2-135M's output head (49152 x 576) over 8 rows took 48 ms one way and 13 ms the other, an
-MLP projection 0.55 and 0.36 ms, and 1 row or a long prefill costs the same either way (``benchmarks/engine_ab.py --curve`` prints the step; ``benchmarks/engine_ab.py short
+MLP projection 0.55 and 0.36 ms, and 1 row or a long prefill costs the same either way
+(``benchmarks/engine_ab.py --curve`` prints the step; ``benchmarks/engine_ab.py short
 spec4,spec4+weightfirst`` the pass).
 
 What. :func:`weight_first_linears` gives every eligible ``nn.Linear`` of a model that forward as an

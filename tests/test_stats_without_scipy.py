@@ -61,23 +61,18 @@ def _scipy_bootstrap(columns: list[list[float]], statistic, confidence: float, s
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
-def _f1(tp, fp, fn) -> float:
-    denominator = 2 * tp.sum() + fp.sum() + fn.sum()
-    return float(2 * tp.sum() / denominator) if denominator else 0.0
-
-
 @given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 3), st.integers(0, 3)), min_size=2, max_size=40),
        st.floats(0.5, 0.99), st.integers(0, 2**32))
 def test_the_bootstrap_interval_equals_scipys_draw_for_draw(cases, confidence: float, seed: int) -> None:
-    from qeval.stats import bootstrap_ci
+    from qeval.stats import bootstrap_ci, micro_f1
 
     columns = [list(map(float, c)) for c in zip(*cases, strict=True)]
-    got = bootstrap_ci(columns, _f1, confidence, n_resamples=300, seed=seed)
+    got = bootstrap_ci(columns, micro_f1, confidence, n_resamples=300, seed=seed)
     assert got is not None
     if all(len(set(c)) == 1 for c in columns):  # constant: the point, without resampling
         assert got[0] == got[1]
         return
-    expected = _scipy_bootstrap(columns, _f1, confidence, seed)
+    expected = _scipy_bootstrap(columns, micro_f1, confidence, seed)
     assert got == pytest.approx(expected, abs=1e-12)
 
 

@@ -197,18 +197,14 @@ def _store_unquantized_as(folder: Path, dtype_name: str) -> None:
     (embeddings, norms, an untied head) in ``dtype_name`` and says so in config.json, as one
     calibrated at the base's dtype would. Packed weights (int32) and scales (fp16) are untouched."""
     import torch
-    from safetensors import safe_open
     from safetensors.torch import save_file
 
     dtype = torch_dtype(dtype_name)
     total_bytes = 0
     for path in sorted(folder.glob("*.safetensors")):
-        with safe_open(str(path), framework="pt") as handle:  # dtypes from the header: nothing loaded
-            has_f32 = any(handle.get_slice(name).get_dtype() == "F32" for name in handle.keys())
-            if has_f32:
-                metadata = handle.metadata()
-                tensors = {name: handle.get_tensor(name) for name in handle.keys()}
-        if has_f32:
+        shard = _load_if_float32(path)
+        if shard is not None:
+            tensors, metadata = shard
             cast = {name: t.to(dtype) if t.dtype == torch.float32 else t for name, t in tensors.items()}
             save_file(cast, str(path), metadata=metadata)
         total_bytes += _tensor_bytes(path)
@@ -217,6 +213,17 @@ def _store_unquantized_as(folder: Path, dtype_name: str) -> None:
     index = folder / "model.safetensors.index.json"  # a sharded checkpoint: its byte count changed too
     if index.is_file():
         _edit_json(index, lambda data: data.setdefault("metadata", {}).update(total_size=total_bytes))
+
+
+def _load_if_float32(path: Path) -> tuple[dict[str, Any], dict[str, str] | None] | None:
+    """A safetensors shard's tensors and metadata when it holds a float32 tensor, else ``None``
+    (its dtypes are read from the header: nothing is loaded then)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        if not any(handle.get_slice(name).get_dtype() == "F32" for name in handle.keys()):
+            return None
+        return {name: handle.get_tensor(name) for name in handle.keys()}, handle.metadata()
 
 
 def _tensor_bytes(path: Path) -> int:
